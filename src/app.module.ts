@@ -1,0 +1,26 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
+import { ChallengeStoreModule } from './challenge-store';
+import { AppConfig, ConfigModule } from './config';
+import { HealthModule } from './health/health.module';
+import { InstanceManagerModule } from './instance-manager';
+import { JanitorModule } from './janitor';
+import { PoolerModule } from './pooler';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        ScheduleModule.forRoot(),
+        HealthModule,
+        ChallengeStoreModule,
+        InstanceManagerModule,
+        PoolerModule,
+        JanitorModule,
+      ],
+    };
+  }
+}

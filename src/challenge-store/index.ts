@@ -1,0 +1,1 @@
+export { ChallengeStoreModule } from './challenge-store.module';

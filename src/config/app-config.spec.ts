@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { AppConfig, ConfigError } from './app-config';
+
+describe('AppConfig', () => {
+  describe('fromEnv', () => {
+    it('should apply upstream defaults when nothing is set', () => {
+      const c = AppConfig.fromEnv({});
+      expect(c.port).toBe(8080);
+      expect(c.logLevel).toBe('info');
+      expect(c.swagger).toBe(false);
+      expect(c.dir.endsWith('chall-manager')).toBe(true);
+      expect(c.etcd.endpoint).toBe('');
+      expect(Object.isFrozen(c)).toBe(true);
+    });
+
+    it('should parse values when they are valid', () => {
+      const c = AppConfig.fromEnv({
+        PORT: '9090',
+        DIR: '/srv/cm',
+        LOG_LEVEL: 'debug',
+        SWAGGER: 'true',
+        OCI_INSECURE: '1',
+        ETCD_ENDPOINT: '127.0.0.1:2379',
+        ETCD_USERNAME: 'u',
+      });
+      expect(c.port).toBe(9090);
+      expect(c.dir).toBe('/srv/cm');
+      expect(c.logLevel).toBe('debug');
+      expect(c.swagger).toBe(true);
+      expect(c.oci.insecure).toBe(true);
+      expect(c.etcd).toEqual({ endpoint: '127.0.0.1:2379', username: 'u', password: '' });
+    });
+
+    it.each([
+      [{ PORT: 'eighty' }, 'PORT'],
+      [{ PORT: '70000' }, 'PORT'],
+      [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL'],
+      [{ SWAGGER: 'yes please' }, 'SWAGGER'],
+      [{ ETCD_USERNAME: 'root' }, 'ETCD_USERNAME'],
+      [{ ETCD_ENDPOINT: 'not a host' }, 'ETCD_ENDPOINT'],
+    ])('should name the variable when %o is invalid', (env, name) => {
+      expect(() => AppConfig.fromEnv(env)).toThrow(ConfigError);
+      expect(() => AppConfig.fromEnv(env)).toThrow(name);
+    });
+  });
+});

@@ -1,0 +1,138 @@
+import { homedir, tmpdir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+
+/** Log levels accepted by upstream (zap names); `dpanic`, `panic` and `fatal` all mean "errors only". */
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'dpanic', 'panic', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * Booleans as Go's strconv.ParseBool reads them (upstream parses its flags that way), so an
+ * operator's existing `SWAGGER=1` or `OCI_INSECURE=True` keeps working.
+ */
+const goBool = z
+  .string()
+  .trim()
+  .transform((raw, ctx) => {
+    if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(raw)) return true;
+    if (['', '0', 'f', 'F', 'FALSE', 'false', 'False'].includes(raw)) return false;
+    ctx.addIssue({ code: 'custom', message: `"${raw}" is not a boolean (use true or false)` });
+    return z.NEVER;
+  });
+
+const port = z
+  .string()
+  .trim()
+  .regex(/^\d+$/, 'must be a port number')
+  .transform(Number)
+  .pipe(
+    z
+      .number()
+      .int()
+      .min(1, 'must be between 1 and 65535')
+      .max(65535, 'must be between 1 and 65535'),
+  );
+
+const directory = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .transform((p) => (isAbsolute(p) ? p : resolve(p)));
+
+/**
+ * Every setting of the service, by its environment variable. Names and defaults are upstream's
+ * (chall-manager v0.6.6 `cmd/chall-manager/main.go`); new settings are named in the same style.
+ */
+const envSchema = z.object({
+  /** Port serving gRPC (HTTP/2) and REST (HTTP/1.1). */
+  PORT: port.default(8080),
+  /** Data directory (challenges, instances, Pulumi state). Share it between replicas. */
+  DIR: directory.default(join(tmpdir(), 'chall-manager')),
+  /** Scenario cache (pulled OCI artifacts, compiled programs). Only saves time; never authoritative. */
+  CACHE: directory.default(join(homedir(), '.cache', 'chall-manager')),
+  /** Minimum level of the logs written to stdout. */
+  LOG_LEVEL: z
+    .enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` })
+    .default('info'),
+  /** Serve the Swagger UI at /swagger/ and the OpenAPI document at /swagger/swagger.json. */
+  SWAGGER: goBool.default(false),
+  /** etcd endpoint (host:port). When set, locks are distributed through etcd. */
+  ETCD_ENDPOINT: z.string().trim().default(''),
+  ETCD_USERNAME: z.string().default(''),
+  ETCD_PASSWORD: z.string().default(''),
+  /** Talk plain HTTP to registries. */
+  OCI_INSECURE: goBool.default(false),
+  /** Basic credentials for registries; used only when both are set. */
+  OCI_USERNAME: z.string().default(''),
+  OCI_PASSWORD: z.string().default(''),
+});
+
+export type RawEnv = Record<string, string | undefined>;
+
+/** A configuration value that cannot be used; the message names the variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * The service's configuration, parsed and validated once at boot, then frozen. The class is the
+ * DI token; nothing else in the code reads the environment.
+ */
+export class AppConfig {
+  readonly port: number;
+  readonly dir: string;
+  readonly cache: string;
+  readonly logLevel: LogLevel;
+  readonly swagger: boolean;
+  readonly etcd: Readonly<{ endpoint: string; username: string; password: string }>;
+  readonly oci: Readonly<{ insecure: boolean; username: string; password: string }>;
+
+  private constructor(env: z.output<typeof envSchema>) {
+    this.port = env.PORT;
+    this.dir = env.DIR;
+    this.cache = env.CACHE;
+    this.logLevel = env.LOG_LEVEL;
+    this.swagger = env.SWAGGER;
+    this.etcd = Object.freeze({
+      endpoint: env.ETCD_ENDPOINT,
+      username: env.ETCD_USERNAME,
+      password: env.ETCD_PASSWORD,
+    });
+    this.oci = Object.freeze({
+      insecure: env.OCI_INSECURE,
+      username: env.OCI_USERNAME,
+      password: env.OCI_PASSWORD,
+    });
+    Object.freeze(this);
+  }
+
+  /** Parses the environment; throws a {@link ConfigError} naming every bad variable. */
+  static fromEnv(raw: RawEnv): AppConfig {
+    // Unset and empty mean the same to an operator writing a compose file or a manifest.
+    const present = Object.fromEntries(
+      Object.keys(envSchema.shape)
+        .filter((k) => raw[k] !== undefined && raw[k] !== '')
+        .map((k) => [k, raw[k]]),
+    );
+    const parsed = envSchema.safeParse(present);
+    if (!parsed.success) {
+      throw new ConfigError(
+        parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`),
+      );
+    }
+    const env = parsed.data;
+    const problems: string[] = [];
+    // upstream: cmd/chall-manager/main.go refuses etcd credentials without an endpoint.
+    if (!env.ETCD_ENDPOINT && (env.ETCD_USERNAME || env.ETCD_PASSWORD)) {
+      problems.push('ETCD_USERNAME/ETCD_PASSWORD: set ETCD_ENDPOINT too, or unset them');
+    }
+    if (env.ETCD_ENDPOINT && !/^[^\s/]+:\d+$/.test(env.ETCD_ENDPOINT.replace(/^https?:\/\//, ''))) {
+      problems.push(`ETCD_ENDPOINT: "${env.ETCD_ENDPOINT}" is not host:port`);
+    }
+    if (problems.length > 0) throw new ConfigError(problems);
+    return new AppConfig(env);
+  }
+}

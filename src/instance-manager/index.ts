@@ -1,0 +1,1 @@
+export { InstanceManagerModule } from './instance-manager.module';

@@ -1,0 +1,1 @@
+export { JanitorModule } from './janitor.module';

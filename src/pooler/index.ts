@@ -1,0 +1,1 @@
+export { PoolerModule } from './pooler.module';

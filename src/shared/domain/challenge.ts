@@ -1,0 +1,44 @@
+/**
+ * A challenge: a scenario (OCI reference of a Pulumi program) and the rules of its instances.
+ * `timeoutMs` and `until` drive expiry; `min`/`max` drive the pool (0 = no pool / no maximum).
+ */
+export interface Challenge {
+  id: string;
+  scenario: string;
+  /** Lifetime granted on creation and on each renewal; absent = no renewal, no timeout. */
+  timeoutMs?: number;
+  /** Hard end of the challenge; absent = never. */
+  until?: Date;
+  additional: Record<string, string>;
+  min: number;
+  max: number;
+}
+
+/**
+ * When an instance created or renewed at `now` expires.
+ * upstream: ctfer-io/chall-manager pkg/fs/instance.go ComputeUntil
+ *
+ * | until | timeout | result                     |
+ * | ----- | ------- | -------------------------- |
+ * | -     | -       | never (undefined)          |
+ * | -     | set     | now + timeout              |
+ * | set   | -       | until                      |
+ * | set   | set     | min(now + timeout, until)  |
+ */
+export function computeUntil(
+  challenge: Pick<Challenge, 'until' | 'timeoutMs'>,
+  now: Date,
+): Date | undefined {
+  const byTimeout =
+    challenge.timeoutMs === undefined ? undefined : new Date(now.getTime() + challenge.timeoutMs);
+  if (challenge.until === undefined) return byTimeout;
+  if (byTimeout === undefined) return new Date(challenge.until.getTime());
+  return byTimeout.getTime() < challenge.until.getTime()
+    ? byTimeout
+    : new Date(challenge.until.getTime());
+}
+
+/** A challenge whose `until` has passed accepts no new instances and keeps no pool. */
+export function isChallengeExpired(challenge: Pick<Challenge, 'until'>, now: Date): boolean {
+  return challenge.until !== undefined && now.getTime() > challenge.until.getTime();
+}

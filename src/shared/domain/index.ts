@@ -1,0 +1,3 @@
+export * from './challenge';
+export * from './instance';
+export * from './lock-keys';

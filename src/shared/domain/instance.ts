@@ -1,0 +1,32 @@
+/**
+ * An instance: one deployed stack of a challenge's scenario, known by its random identity.
+ * Claimed by a source (player or team), or pooled (no source yet) waiting to be claimed.
+ */
+export interface Instance {
+  challengeId: string;
+  /** 16 lowercase hex characters; names the stack. Never shown to players. */
+  identity: string;
+  /** Absent while pooled. */
+  sourceId?: string;
+  since: Date;
+  lastRenew: Date;
+  /** Absent = never expires. */
+  until?: Date;
+  connectionInfo: string;
+  flags: string[];
+  /** The instance-level additional only (not merged with the challenge's). */
+  additional: Record<string, string>;
+}
+
+/** An identity is 16 lowercase hex characters (upstream: sha256 of random bytes, first 16). */
+export const IDENTITY_PATTERN = /^[0-9a-f]{16}$/;
+
+/** upstream: the deprecated `flag` is set only when there is exactly one flag. */
+export function singleFlag(instance: Pick<Instance, 'flags'>): string | undefined {
+  return instance.flags.length === 1 ? instance.flags[0] : undefined;
+}
+
+/** Whether the janitor may delete the instance at `now`. */
+export function isInstanceExpired(instance: Pick<Instance, 'until'>, now: Date): boolean {
+  return instance.until !== undefined && now.getTime() > instance.until.getTime();
+}

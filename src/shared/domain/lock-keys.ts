@@ -1,0 +1,17 @@
+import { createHash } from 'node:crypto';
+
+/** A key of the distributed lock; built only here so every replica derives the same names. */
+export type LockKey = string & { readonly __lockKey: unique symbol };
+
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+
+// upstream: ctfer-io/chall-manager pkg/fs and pkg/lock (md5 of ids keep keys path-safe).
+export const lockKeys = {
+  challenge: (challengeId: string) => `chall/${md5(challengeId)}` as LockKey,
+  /** Serialises the work of one source on one challenge (create/delete/renew of its instance). */
+  source: (challengeId: string, sourceId: string) =>
+    `chall/${md5(challengeId)}/src/${md5(sourceId)}` as LockKey,
+  instance: (challengeId: string, identity: string) =>
+    `chall/${md5(challengeId)}/inst/${md5(identity)}` as LockKey,
+  janitor: () => 'janitor' as LockKey,
+};

@@ -1,0 +1,5 @@
+export * from './clock.port';
+export * from './distributed-lock.port';
+export * from './iac-engine.port';
+export * from './oci-registry.port';
+export * from './state-store.port';

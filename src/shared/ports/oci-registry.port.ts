@@ -1,0 +1,23 @@
+/** A scenario pulled from a registry and unpacked in the cache. */
+export interface FetchedScenario {
+  /** The reference as the challenge stores it. */
+  reference: string;
+  /** `sha256:<hex>` of the manifest the reference resolved to. */
+  digest: string;
+  /** Read-only directory holding the scenario's files (root has `Pulumi.yaml`). */
+  directory: string;
+}
+
+/**
+ * Resolves scenario references and fetches their files into the cache (upstream `CACHE`).
+ *
+ * - `resolve` asks the registry every time (a re-pushed tag is seen at once).
+ * - `fetchScenario` is idempotent per digest; concurrent calls for one digest share one pull, and
+ *   a failed pull leaves no cache entry.
+ * - Errors: OciReferenceMalformedError, OciReferenceNotFoundError, OciInteractionError.
+ * - Aborting `signal` abandons the pull; nothing half-written is left.
+ */
+export abstract class OciRegistry {
+  abstract resolve(reference: string, signal?: AbortSignal): Promise<string>;
+  abstract fetchScenario(reference: string, signal?: AbortSignal): Promise<FetchedScenario>;
+}

@@ -1,0 +1,55 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/services';
+
+const MAIN = resolve(__dirname, '..', '..', 'dist', 'main.js');
+
+/** The built service, started as an operator starts it: `node dist/main.js` plus environment. */
+describe('node dist/main.js', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'cm-boot-'));
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it('should answer GET /healthcheck when started with defaults and a port', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [MAIN], {
+      env: {
+        ...process.env,
+        PORT: String(port),
+        DIR: join(scratch, 'data'),
+        CACHE: join(scratch, 'cache'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let body: Record<string, unknown> | undefined;
+      for (let i = 0; i < 200 && body === undefined; i++) {
+        const res = await fetch(`http://127.0.0.1:${port}/healthcheck`).catch(() => undefined);
+        if (res) {
+          expect(res.status).toBe(200);
+          body = (await res.json()) as Record<string, unknown>;
+        } else await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(body).toMatchObject({ status: 'OK', component: { name: 'chall-manager' } });
+      expect(typeof body?.timestamp).toBe('string');
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
+  it.each([
+    ['PORT', 'http'],
+    ['LOG_LEVEL', 'loud'],
+    ['SWAGGER', 'maybe'],
+  ])('should refuse to start and name %s when it is invalid', (name, value) => {
+    const res = spawnSync(process.execPath, [MAIN], {
+      env: { ...process.env, [name]: value },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain(name);
+  });
+});

@@ -1,0 +1,35 @@
+import type { TestProject } from 'vitest/node';
+import { startEtcd, startRegistry, type RunningService } from '../../support/services';
+import { assertToolchain, toolVersion, useToolchainPath } from '../../support/toolchain';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** host:port of the test etcd. */
+    etcdEndpoint: string;
+    /** host:port of the test registry (plain HTTP, anonymous). */
+    registry: string;
+  }
+}
+
+/**
+ * Starts etcd and the registry on free 127.0.0.1 ports with temporary data, unless
+ * CM_TEST_ETCD_ENDPOINT / CM_TEST_REGISTRY point at running ones; stops what it started.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  useToolchainPath();
+  assertToolchain();
+  console.log(
+    `[e2e] ${toolVersion('pulumi')} | ${toolVersion('oras')} | ${toolVersion('etcd', ['--version'])} | ${toolVersion('docker-registry', ['--version'])}`,
+  );
+  const started: RunningService[] = [];
+  const etcd =
+    process.env.CM_TEST_ETCD_ENDPOINT ?? started[started.push(await startEtcd()) - 1]!.endpoint;
+  const registry =
+    process.env.CM_TEST_REGISTRY ?? started[started.push(await startRegistry()) - 1]!.endpoint;
+  project.provide('etcdEndpoint', etcd);
+  project.provide('registry', registry);
+  console.log(`[e2e] etcd at ${etcd}, registry at ${registry}`);
+  return async () => {
+    await Promise.all(started.map((s) => s.stop()));
+  };
+}

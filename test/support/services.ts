@@ -1,0 +1,132 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A process started for the tests, with its scratch directory. */
+export interface RunningService {
+  /** host:port */
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() =>
+        typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  logFile: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(
+    `${what} did not become ready in ${timeoutMs} ms; its log:\n${readFileSync(logFile, 'utf8').slice(-3000)}`,
+  );
+}
+
+function startProcess(
+  cmd: string,
+  args: string[],
+  dir: string,
+): { child: ChildProcess; log: string } {
+  const log = join(dir, 'service.log');
+  const fd = openSync(log, 'a');
+  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], detached: false });
+  closeSync(fd);
+  return { child, log };
+}
+
+function stopper(child: ChildProcess, dir: string): () => Promise<void> {
+  return async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
+
+/** A single-member etcd on 127.0.0.1 with a temporary data dir. */
+export async function startEtcd(): Promise<RunningService> {
+  const dir = mkdtempSync(join(tmpdir(), 'cm-etcd-'));
+  const [client, peer] = [await freePort(), await freePort()];
+  const { child, log } = startProcess(
+    'etcd',
+    [
+      '--name',
+      'test',
+      '--data-dir',
+      join(dir, 'data'),
+      '--logger=zap',
+      '--log-level=warn',
+      '--listen-client-urls',
+      `http://127.0.0.1:${client}`,
+      '--advertise-client-urls',
+      `http://127.0.0.1:${client}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-cluster',
+      `test=http://127.0.0.1:${peer}`,
+    ],
+    dir,
+  );
+  await waitFor(
+    'etcd',
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${client}/health`);
+      return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+    },
+    log,
+  );
+  return { endpoint: `127.0.0.1:${client}`, stop: stopper(child, dir) };
+}
+
+export interface RegistryOptions {
+  /** htpasswd file content (bcrypt entries) to require basic auth. */
+  htpasswd?: string;
+}
+
+/** CNCF distribution (Debian's docker-registry) on 127.0.0.1 with temporary storage. */
+export async function startRegistry(opts: RegistryOptions = {}): Promise<RunningService> {
+  const dir = mkdtempSync(join(tmpdir(), 'cm-registry-'));
+  const port = await freePort();
+  const auth = opts.htpasswd
+    ? `auth:\n  htpasswd:\n    realm: test-realm\n    path: ${join(dir, 'htpasswd')}\n`
+    : '';
+  if (opts.htpasswd) writeFileSync(join(dir, 'htpasswd'), opts.htpasswd);
+  writeFileSync(
+    join(dir, 'config.yml'),
+    `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: test-secret\n${auth}`,
+  );
+  const { child, log } = startProcess('docker-registry', ['serve', join(dir, 'config.yml')], dir);
+  await waitFor(
+    'registry',
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/v2/`);
+      return res.status === 200 || res.status === 401;
+    },
+    log,
+  );
+  return { endpoint: `127.0.0.1:${port}`, stop: stopper(child, dir) };
+}
