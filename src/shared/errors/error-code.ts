@@ -1,0 +1,23 @@
+/**
+ * ErrorInfo reasons, verbatim from upstream (ctfer-io/chall-manager pkg/errors, api/v1/common).
+ * `INVALID_ARGUMENT` is ours: a request that fails validation before any work starts.
+ */
+export const ERROR_REASONS = [
+  'CHALLENGE_ALREADY_EXISTS',
+  'CHALLENGE_NOT_FOUND',
+  'CHALLENGE_EXPIRED',
+  'CHALLENGE_NO_RENEWAL',
+  'CHALLENGE_POOLER_OUT_OF_BOUNDS',
+  'CHALLENGE_INVALID_UPDATE_MASK',
+  'INSTANCE_ALREADY_EXISTS',
+  'INSTANCE_NOT_FOUND',
+  'INSTANCE_EXPIRED',
+  'OCI_REFERENCE_MALFORMED',
+  'OCI_REFERENCE_NOT_FOUND',
+  'OCI_INTERACTION',
+  'SCENARIO_NON_MATCHING_SPECIFICATION',
+  'SCENARIO_PREPROCESSING',
+  'INVALID_ARGUMENT',
+  'INTERNAL_ERROR',
+] as const;
+export type ErrorReason = (typeof ERROR_REASONS)[number];

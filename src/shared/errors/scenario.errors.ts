@@ -1,0 +1,44 @@
+import { DomainError } from './domain-error';
+
+/**
+ * The scenario is not a valid one: no Pulumi.yaml, unsupported runtime, missing binary, failing
+ * preview, missing `connection_info` output. `problem` is shown to the client: it is the scenario
+ * author's own output, never the service's internals.
+ */
+export class ScenarioInvalidError extends DomainError {
+  readonly reason = 'SCENARIO_NON_MATCHING_SPECIFICATION';
+  constructor(
+    readonly reference: string,
+    readonly problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super('Scenario does not match specification.', { reference }, options);
+  }
+}
+
+/** Preparing the scenario failed on our side (for example compiling its Go program). */
+export class ScenarioPreprocessError extends DomainError {
+  readonly reason = 'SCENARIO_PREPROCESSING';
+  constructor(
+    readonly reference: string,
+    options?: { cause?: unknown },
+  ) {
+    // upstream sends the server-side directory as metadata; we do not leak paths.
+    super('Scenario pre-processing failed.', { reference }, options);
+  }
+}
+
+/**
+ * A deployment (`up`, `destroy`) failed for a reason that is not the scenario's shape: provider
+ * error, timeout, program crash. Clients see INTERNAL_ERROR; the cause goes to the logs.
+ */
+export class IacOperationError extends DomainError {
+  readonly reason = 'INTERNAL_ERROR';
+  constructor(
+    readonly operation: 'up' | 'destroy' | 'preview',
+    readonly stackName: string,
+    options?: { cause?: unknown },
+  ) {
+    super('An internal error occurred.', {}, options);
+  }
+}
