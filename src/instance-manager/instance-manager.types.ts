@@ -1,0 +1,5 @@
+export interface CreateInstanceInput {
+  challengeId: string;
+  sourceId: string;
+  additional: Record<string, string>;
+}
