@@ -1,0 +1,39 @@
+/** Media types and annotations of the scenario artifact (upstream §5.3, ORAS conventions). */
+export const MEDIA_TYPE = {
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  empty: 'application/vnd.oci.empty.v1+json',
+  scenarioArtifact: 'application/vnd.ctfer-io.scenario',
+  scenarioFile: 'application/vnd.ctfer-io.file',
+} as const;
+
+/**
+ * Sent on every manifest request. distribution answers 404 MANIFEST_UNKNOWN to a GET without the
+ * OCI types even when the manifest exists (infra notes §2.3).
+ */
+export const MANIFEST_ACCEPT = [
+  MEDIA_TYPE.ociManifest,
+  MEDIA_TYPE.ociIndex,
+  MEDIA_TYPE.dockerManifest,
+  MEDIA_TYPE.dockerManifestList,
+].join(', ');
+
+export const ANNOTATION = {
+  title: 'org.opencontainers.image.title',
+  created: 'org.opencontainers.image.created',
+  /** ORAS marks directory layers (tar+gzip) with it; we do not unpack those. */
+  orasUnpack: 'io.deis.oras.content.unpack',
+} as const;
+
+/** The empty JSON config `{}` of OCI 1.1 artifacts; the registry needs this blob pushed. */
+export const EMPTY_CONFIG = {
+  bytes: Buffer.from('{}'),
+  digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a',
+  size: 2,
+  data: 'e30=',
+} as const;
+
+/** distribution refuses manifests over 4 MiB; we refuse to read more than that. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
