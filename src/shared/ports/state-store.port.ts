@@ -7,20 +7,37 @@ import type { Instance } from '../domain/instance';
  * - Every write is atomic: a reader sees the old record or the new one, never a torn one.
  * - `claim` is atomic: of concurrent claims of one pooled instance, exactly one succeeds.
  * - Loads of missing records return `undefined`; deletes of missing records succeed.
+ * - Records are copies: mutating a returned or saved object never changes what is stored.
+ * - Instance methods throw a plain Error when `identity` does not match `IDENTITY_PATTERN`
+ *   (identities name directories; nothing may escape the store).
+ * - No locking beyond `claim`: callers serialise writers of one record with `DistributedLock`.
  */
 export abstract class StateStore {
   abstract loadChallenge(id: string): Promise<Challenge | undefined>;
+  /** Creates or replaces the challenge record. */
   abstract saveChallenge(challenge: Challenge): Promise<void>;
+  /** Removes the challenge record and every instance record of the challenge. */
   abstract deleteChallenge(id: string): Promise<void>;
+  /** Every readable challenge, in no promised order; unreadable entries are skipped. */
   abstract listChallenges(): Promise<Challenge[]>;
 
+  /** `sourceId` is set when the instance is claimed, absent while pooled. */
   abstract loadInstance(challengeId: string, identity: string): Promise<Instance | undefined>;
+  /**
+   * Creates or replaces the instance record. A set `sourceId` records the claim; an absent
+   * `sourceId` never removes an existing claim (only `deleteInstance` does), so a stale pooled
+   * copy saved after a concurrent `claim` cannot hand the instance to a second source.
+   */
   abstract saveInstance(instance: Instance): Promise<void>;
   abstract deleteInstance(challengeId: string, identity: string): Promise<void>;
-  /** Claimed and pooled instances of a challenge. */
+  /** Claimed and pooled instances of a challenge, in no promised order; [] if none. */
   abstract listInstances(challengeId: string): Promise<Instance[]>;
   /** The instance claimed by `sourceId`, if any. */
   abstract findClaimed(challengeId: string, sourceId: string): Promise<Instance | undefined>;
-  /** Gives pooled instance `identity` to `sourceId`; false if someone claimed it first. */
+  /**
+   * Gives pooled instance `identity` to `sourceId`; false if someone claimed it first or the
+   * instance does not exist. Does not check that `sourceId` has no other instance (the
+   * caller's job, under the source lock).
+   */
   abstract claim(challengeId: string, identity: string, sourceId: string): Promise<boolean>;
 }

@@ -1,0 +1,296 @@
+import { Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { stateStoreContract } from '../../../test/contract/state-store.contract';
+import {
+  aChallenge,
+  anIdentity,
+  anInstance,
+  aPooledInstance,
+} from '../../../test/support/builders';
+import { FsStateStore } from './fs-state-store.adapter';
+
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+
+async function makeStore(): Promise<{
+  store: FsStateStore;
+  dir: string;
+  cleanup: () => Promise<void>;
+}> {
+  const dir = await mkdtemp(join(tmpdir(), 'cm-fs-state-'));
+  const store = new FsStateStore({ dir });
+  await store.onModuleInit();
+  return { store, dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+stateStoreContract('FsStateStore', makeStore);
+
+describe('FsStateStore', () => {
+  let store: FsStateStore;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  const challDir = (id: string): string => join(dir, 'chall', md5(id));
+  const instDir = (id: string, identity: string): string =>
+    join(challDir(id), 'instance', identity);
+
+  beforeEach(async () => {
+    ({ store, dir, cleanup } = await makeStore());
+    // Skipped entries are logged as warnings; keep the test output quiet but observable.
+    vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  });
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await cleanup();
+  });
+
+  describe('onModuleInit', () => {
+    it('should create <dir>/chall when the directory does not exist yet', async () => {
+      const fresh = join(dir, 'nested', 'state');
+      await new FsStateStore({ dir: fresh }).onModuleInit();
+      expect((await stat(join(fresh, 'chall'))).isDirectory()).toBe(true);
+    });
+
+    it('should remove stale temp files and tombstones and keep fresh ones when started', async () => {
+      await store.saveInstance(anInstance());
+      const old = new Date(Date.now() - 60 * 60_000);
+      const staleTemp = join(instDir('chall-1', anIdentity(1)), '.info.json.tmp-1-dead');
+      const freshTemp = join(instDir('chall-1', anIdentity(1)), '.claim.tmp-2-beef');
+      const staleTombstone = join(dir, 'chall', `.deleted-${md5('gone')}-1-dead`);
+      await writeFile(staleTemp, '{"torn');
+      await writeFile(freshTemp, 'x');
+      await mkdir(join(staleTombstone, 'instance'), { recursive: true });
+      await utimes(staleTemp, old, old);
+      await utimes(staleTombstone, old, old);
+
+      await new FsStateStore({ dir }).onModuleInit();
+
+      expect(existsSync(staleTemp)).toBe(false);
+      expect(existsSync(staleTombstone)).toBe(false);
+      expect(existsSync(freshTemp)).toBe(true);
+      expect(await store.loadInstance('chall-1', anIdentity(1))).toStrictEqual(anInstance());
+    });
+  });
+
+  describe('saveChallenge', () => {
+    it("should write upstream's info.json under chall/<md5(id)> when a challenge is saved", async () => {
+      await store.saveChallenge(
+        aChallenge({
+          id: 'my/chall',
+          timeoutMs: 600_000,
+          until: new Date('2026-03-04T05:06:07.120Z'),
+          additional: { k: 'v' },
+          min: 1,
+          max: 3,
+        }),
+      );
+      const text = await readFile(join(challDir('my/chall'), 'info.json'), 'utf8');
+      expect(text.endsWith('\n')).toBe(true);
+      expect(JSON.parse(text)).toStrictEqual({
+        id: 'my/chall',
+        scenario: 'localhost:5000/scenarios/chall-1:v1',
+        until: '2026-03-04T05:06:07.12Z',
+        timeout: 600_000_000_000,
+        additional: { k: 'v' },
+        min: 1,
+        max: 3,
+      });
+      expect((await stat(join(challDir('my/chall'), 'instance'))).isDirectory()).toBe(true);
+    });
+
+    it('should omit until, timeout and additional when they are unset or empty', async () => {
+      await store.saveChallenge(aChallenge());
+      const doc: unknown = JSON.parse(
+        await readFile(join(challDir('chall-1'), 'info.json'), 'utf8'),
+      );
+      expect(doc).toStrictEqual({
+        id: 'chall-1',
+        scenario: 'localhost:5000/scenarios/chall-1:v1',
+        min: 0,
+        max: 0,
+      });
+    });
+
+    it('should leave no temp file behind when a write completes', async () => {
+      await store.saveChallenge(aChallenge());
+      await store.saveChallenge(aChallenge({ min: 1, max: 1 }));
+      expect((await readdir(challDir('chall-1'))).sort()).toEqual(['info.json', 'instance']);
+    });
+  });
+
+  describe('loadChallenge', () => {
+    it('should read a record written by upstream when it has nanoseconds and an offset', async () => {
+      await mkdir(challDir('legacy'), { recursive: true });
+      await writeFile(
+        join(challDir('legacy'), 'info.json'),
+        '{"id":"legacy","scenario":"registry:5000/s:v1","until":"2026-03-04T07:06:07.123456789+02:00",' +
+          '"timeout":1500000000,"min":0,"max":0,"unknown":true}\n',
+      );
+      expect(await store.loadChallenge('legacy')).toStrictEqual({
+        id: 'legacy',
+        scenario: 'registry:5000/s:v1',
+        until: new Date('2026-03-04T05:06:07.123Z'),
+        timeoutMs: 1_500,
+        additional: {},
+        min: 0,
+        max: 0,
+      });
+    });
+
+    it('should throw when the info.json is garbage', async () => {
+      await mkdir(challDir('broken'), { recursive: true });
+      await writeFile(join(challDir('broken'), 'info.json'), '{"id":"bro');
+      await expect(store.loadChallenge('broken')).rejects.toThrow();
+    });
+  });
+
+  describe('listChallenges', () => {
+    it('should skip and warn about broken entries when others are fine', async () => {
+      const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      await store.saveChallenge(aChallenge({ id: 'good' }));
+      // Torn write, half-created directory, wrong shape, directory name not matching the id.
+      await mkdir(challDir('torn'), { recursive: true });
+      await writeFile(join(challDir('torn'), 'info.json'), '{"id":"torn","scen');
+      await mkdir(challDir('half'), { recursive: true });
+      await mkdir(challDir('shape'), { recursive: true });
+      await writeFile(join(challDir('shape'), 'info.json'), '{"id":42}');
+      await mkdir(join(dir, 'chall', 'not-a-hash'), { recursive: true });
+      await writeFile(
+        join(dir, 'chall', 'not-a-hash', 'info.json'),
+        JSON.stringify({ id: 'x', scenario: 's', min: 0, max: 0 }),
+      );
+      await writeFile(join(dir, 'chall', 'stray-file'), 'x');
+
+      expect((await store.listChallenges()).map((c) => c.id)).toEqual(['good']);
+      expect(warn).toHaveBeenCalledTimes(5);
+    });
+
+    it('should ignore a leftover temp file when a crash interrupted a write', async () => {
+      await store.saveChallenge(aChallenge());
+      await writeFile(join(challDir('chall-1'), '.info.json.tmp-99-abcdef'), '{"id":"chall-1","sc');
+      await writeFile(join(dir, 'chall', '.deleted-x-1-2'), '');
+      expect(await store.listChallenges()).toStrictEqual([aChallenge()]);
+      expect(await store.loadChallenge('chall-1')).toStrictEqual(aChallenge());
+    });
+  });
+
+  describe('saveInstance', () => {
+    it("should write upstream's instance info.json and claim file when a claimed instance is saved", async () => {
+      const instance = anInstance({
+        until: new Date('2026-01-01T01:00:00Z'),
+        flags: ['CTF{a}', 'CTF{b}'],
+        additional: { k: 'v' },
+      });
+      await store.saveInstance(instance);
+      const d = instDir('chall-1', instance.identity);
+      expect(JSON.parse(await readFile(join(d, 'info.json'), 'utf8'))).toStrictEqual({
+        identity: anIdentity(1),
+        challenge_id: 'chall-1',
+        since: '2026-01-01T00:00:00Z',
+        last_renew: '2026-01-01T00:00:00Z',
+        until: '2026-01-01T01:00:00Z',
+        connection_info: 'nc 127.0.0.1 1337',
+        flags: ['CTF{a}', 'CTF{b}'],
+        additional: { k: 'v' },
+      });
+      expect(await readFile(join(d, 'claim'), 'utf8')).toBe('source-1');
+      expect((await stat(join(d, 'claim'))).mode & 0o777).toBe(0o600);
+    });
+
+    it('should write no claim file and omit empty fields when a bare pooled instance is saved', async () => {
+      await store.saveInstance(aPooledInstance({ flags: [] }));
+      const d = instDir('chall-1', anIdentity(1));
+      expect(await readdir(d)).toEqual(['info.json']);
+      expect(
+        Object.keys(JSON.parse(await readFile(join(d, 'info.json'), 'utf8')) as object),
+      ).toEqual(['identity', 'challenge_id', 'since', 'last_renew', 'connection_info']);
+    });
+
+    it('should refuse an identity like ../x and touch nothing outside <dir>', async () => {
+      const before = await readdir(join(dir, '..'));
+      await expect(store.saveInstance(anInstance({ identity: '../x' }))).rejects.toThrow(
+        /invalid instance identity/,
+      );
+      await expect(store.claim('chall-1', '../../../x', 's')).rejects.toThrow();
+      expect(await readdir(join(dir, '..'))).toEqual(before);
+      expect(await readdir(join(dir, 'chall'))).toEqual([]);
+    });
+  });
+
+  describe('claim', () => {
+    it('should write the raw source id with mode 0600 when the claim wins', async () => {
+      await store.saveInstance(aPooledInstance());
+      expect(await store.claim('chall-1', anIdentity(1), 'team ünïcode')).toBe(true);
+      const claim = join(instDir('chall-1', anIdentity(1)), 'claim');
+      expect(await readFile(claim)).toEqual(Buffer.from('team ünïcode', 'utf8'));
+      expect((await stat(claim)).mode & 0o777).toBe(0o600);
+      expect((await readdir(instDir('chall-1', anIdentity(1)))).sort()).toEqual([
+        'claim',
+        'info.json',
+      ]);
+    });
+
+    it('should let exactly one claim win when two stores share the directory', async () => {
+      const other = new FsStateStore({ dir });
+      await other.onModuleInit();
+      for (let n = 1; n <= 10; n++)
+        await store.saveInstance(aPooledInstance({ identity: anIdentity(n) }));
+      for (let n = 1; n <= 10; n++) {
+        const results = await Promise.all([
+          store.claim('chall-1', anIdentity(n), `a-${n}`),
+          other.claim('chall-1', anIdentity(n), `b-${n}`),
+          store.claim('chall-1', anIdentity(n), `c-${n}`),
+          other.claim('chall-1', anIdentity(n), `d-${n}`),
+        ]);
+        expect(results.filter(Boolean)).toHaveLength(1);
+      }
+      const claimed = await other.listInstances('chall-1');
+      expect(claimed.every((i) => i.sourceId !== undefined)).toBe(true);
+    });
+
+    it('should read a claim file written by upstream as the source id', async () => {
+      await store.saveInstance(aPooledInstance());
+      await writeFile(join(instDir('chall-1', anIdentity(1)), 'claim'), 'legacy-team', {
+        mode: 0o600,
+      });
+      expect((await store.findClaimed('chall-1', 'legacy-team'))?.identity).toBe(anIdentity(1));
+      expect(await store.claim('chall-1', anIdentity(1), 'new-team')).toBe(false);
+    });
+  });
+
+  describe('listInstances', () => {
+    it('should skip temp files, tombstones, half-created and broken instances', async () => {
+      await store.saveInstance(anInstance());
+      const instances = join(challDir('chall-1'), 'instance');
+      await writeFile(join(instDir('chall-1', anIdentity(1)), '.info.json.tmp-1-2'), '{');
+      await mkdir(join(instances, `.deleted-${anIdentity(7)}-1-2`));
+      await mkdir(join(instances, anIdentity(8)));
+      await mkdir(join(instances, anIdentity(9)));
+      await writeFile(join(instances, anIdentity(9), 'info.json'), 'garbage');
+      await mkdir(join(instances, 'NOT-AN-IDENTITY'));
+
+      expect(await store.listInstances('chall-1')).toStrictEqual([anInstance()]);
+      expect(await store.findClaimed('chall-1', 'source-1')).toStrictEqual(anInstance());
+    });
+  });
+
+  describe('deleteInstance', () => {
+    it('should remove the instance directory and leave no tombstone when it completes', async () => {
+      await store.saveInstance(anInstance());
+      await store.deleteInstance('chall-1', anIdentity(1));
+      expect(await readdir(join(challDir('chall-1'), 'instance'))).toEqual([]);
+    });
+  });
+
+  describe('deleteChallenge', () => {
+    it('should remove chall/<md5(id)> and leave no tombstone when it completes', async () => {
+      await store.saveChallenge(aChallenge());
+      await store.saveInstance(anInstance());
+      await store.deleteChallenge('chall-1');
+      expect(await readdir(join(dir, 'chall'))).toEqual([]);
+    });
+  });
+});

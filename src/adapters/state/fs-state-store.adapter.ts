@@ -1,0 +1,543 @@
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  link,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
+import { z } from 'zod';
+import type { Challenge } from '../../shared/domain/challenge';
+import { IDENTITY_PATTERN, type Instance } from '../../shared/domain/instance';
+import { StateStore } from '../../shared/ports/state-store.port';
+
+/** Options of {@link FsStateStore}. */
+export interface FsStateStoreOptions {
+  /** Upstream's `DIR`: records live under `<dir>/chall`. */
+  dir: string;
+  /**
+   * Temp files and tombstones older than this are removed on startup (default 5 minutes).
+   * Younger ones may belong to another replica's in-flight write and are left alone.
+   */
+  staleAfterMs?: number;
+}
+
+// upstream: ctfer-io/chall-manager pkg/fs (challSubdir, instanceSubdir, infoFile, claim).
+const CHALL_SUBDIR = 'chall';
+const INSTANCE_SUBDIR = 'instance';
+const INFO_FILE = 'info.json';
+const CLAIM_FILE = 'claim';
+/** Our temp files and tombstones start with a dot so no listing can mistake them for records. */
+const TEMP_MARK = '.tmp-';
+const TOMBSTONE_PREFIX = '.deleted-';
+const DEFAULT_STALE_AFTER_MS = 5 * 60_000;
+const NS_PER_MS = 1_000_000n;
+/** Bounds open file descriptors when scanning claim files of a large challenge. */
+const SCAN_CONCURRENCY = 64;
+
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+
+/** Go's time.Time JSON text, parsed by Date (nanoseconds are truncated to milliseconds). */
+const goTime = z.string().transform((s, ctx) => {
+  const d = new Date(s);
+  if (Number.isNaN(d.getTime())) {
+    ctx.addIssue({ code: 'custom', message: `not an RFC 3339 time: ${s}` });
+    return z.NEVER;
+  }
+  return d;
+});
+/** Go's `map[string]string` with omitempty: absent, null or an object. */
+const goStringMap = z
+  .record(z.string(), z.string())
+  .nullish()
+  .transform((m) => ({ ...(m ?? {}) }));
+
+// upstream: ctfer-io/chall-manager pkg/fs/challenge.go Challenge (JSON tags); unknown keys ignored.
+const challengeRecord = z.object({
+  id: z.string(),
+  scenario: z.string(),
+  until: goTime.nullish(),
+  // Not z.int(): Go's int64 ns exceed 2^53 from 104 days on, and JSON.parse gives a close float.
+  timeout: z.number().nonnegative().refine(Number.isInteger, 'integer nanoseconds').nullish(),
+  additional: goStringMap,
+  min: z.number().int(),
+  max: z.number().int(),
+});
+
+// upstream: ctfer-io/chall-manager pkg/fs/instance.go Instance (JSON tags); `state` is not ours.
+const instanceRecord = z.object({
+  identity: z.string(),
+  challenge_id: z.string(),
+  since: goTime,
+  last_renew: goTime,
+  until: goTime.nullish(),
+  connection_info: z.string(),
+  flags: z.array(z.string()).nullish(),
+  additional: goStringMap,
+});
+
+/**
+ * Go's RFC3339Nano text: fraction trimmed of trailing zeros, omitted when zero, so our files
+ * look like the ones upstream writes.
+ */
+function formatGoTime(d: Date): string {
+  if (Number.isNaN(d.getTime())) throw new Error('cannot store an invalid Date');
+  return d
+    .toISOString()
+    .replace(/\.(\d*?)0+Z$/, '.$1Z')
+    .replace(/\.Z$/, 'Z');
+}
+
+/** Exact integer nanoseconds, even past 2^53 (Go's time.Duration is an int64 of ns). */
+function msToNs(ms: number): bigint {
+  if (!Number.isFinite(ms)) throw new Error('cannot store a non-finite timeout');
+  return Number.isInteger(ms) ? BigInt(ms) * NS_PER_MS : BigInt(Math.round(ms * 1e6));
+}
+
+function nsToMs(ns: number): number {
+  const ms = ns / 1e6;
+  // Past 2^53 the parsed ns are approximate anyway; whole ms is the precision we promise.
+  return Number.isSafeInteger(ns) ? ms : Math.round(ms);
+}
+
+/** One `"key":value` JSON member; the key order mirrors upstream's struct field order. */
+const member = (key: string, value: unknown): string =>
+  `${JSON.stringify(key)}:${JSON.stringify(value)}`;
+
+function serializeChallenge(c: Challenge): string {
+  const parts = [member('id', c.id), member('scenario', c.scenario)];
+  if (c.until !== undefined) parts.push(member('until', formatGoTime(c.until)));
+  // Built by hand: JSON.stringify cannot write a bigint, and a Number loses ns past 104 days.
+  if (c.timeoutMs !== undefined) parts.push(`"timeout":${msToNs(c.timeoutMs).toString()}`);
+  if (Object.keys(c.additional).length > 0) parts.push(member('additional', c.additional));
+  parts.push(member('min', c.min), member('max', c.max));
+  // Go's json.Encoder ends every value with a newline.
+  return `{${parts.join(',')}}\n`;
+}
+
+function serializeInstance(i: Instance): string {
+  const doc: Record<string, unknown> = {
+    identity: i.identity,
+    challenge_id: i.challengeId,
+    since: formatGoTime(i.since),
+    last_renew: formatGoTime(i.lastRenew),
+  };
+  if (i.until !== undefined) doc.until = formatGoTime(i.until);
+  doc.connection_info = i.connectionInfo;
+  if (i.flags.length > 0) doc.flags = i.flags;
+  if (Object.keys(i.additional).length > 0) doc.additional = i.additional;
+  return `${JSON.stringify(doc)}\n`;
+}
+
+function parseChallenge(text: string): Challenge {
+  const r = challengeRecord.parse(JSON.parse(text));
+  const c: Challenge = {
+    id: r.id,
+    scenario: r.scenario,
+    additional: r.additional,
+    min: r.min,
+    max: r.max,
+  };
+  if (r.timeout !== undefined && r.timeout !== null) c.timeoutMs = nsToMs(r.timeout);
+  if (r.until !== undefined && r.until !== null) c.until = r.until;
+  return c;
+}
+
+function parseInstance(text: string, sourceId: string | undefined): Instance {
+  const r = instanceRecord.parse(JSON.parse(text));
+  const i: Instance = {
+    challengeId: r.challenge_id,
+    identity: r.identity,
+    since: r.since,
+    lastRenew: r.last_renew,
+    connectionInfo: r.connection_info,
+    flags: [...(r.flags ?? [])],
+    additional: r.additional,
+  };
+  if (sourceId !== undefined) i.sourceId = sourceId;
+  if (r.until !== undefined && r.until !== null) i.until = r.until;
+  return i;
+}
+
+function errnoCode(err: unknown): string | undefined {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string'
+    ? err.code
+    : undefined;
+}
+
+const isNotFound = (err: unknown): boolean => {
+  const code = errnoCode(err);
+  return code === 'ENOENT' || code === 'ENOTDIR';
+};
+
+/** The file's text, or undefined when it does not exist. */
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+async function readdirIfExists(path: string): Promise<string[]> {
+  try {
+    return await readdir(path);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+async function mapLimit<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += limit) {
+    out.push(...(await Promise.all(items.slice(i, i + limit).map(fn))));
+  }
+  return out;
+}
+
+const isOurScratch = (name: string): boolean =>
+  name.startsWith('.') && (name.includes(TEMP_MARK) || name.startsWith(TOMBSTONE_PREFIX));
+
+const scratchSuffix = (): string => `${process.pid}-${randomBytes(6).toString('hex')}`;
+
+/**
+ * Records on the local (or shared RWX) filesystem, in upstream's layout so operators' recovery
+ * habits keep working (upstream issue #1046: delete `chall/md5(A)`, or the instance directory
+ * whose `claim` holds the source id):
+ *
+ * ```
+ * <dir>/chall/<md5_hex(challenge_id)>/info.json
+ * <dir>/chall/<md5_hex(challenge_id)>/instance/<identity>/info.json
+ * <dir>/chall/<md5_hex(challenge_id)>/instance/<identity>/claim   (source id bytes, 0600)
+ * ```
+ *
+ * Unlike upstream (plain overwrite), every write is a temp file + fsync + rename + directory
+ * fsync, deletes rename the directory to a tombstone first (so a crash never leaves a claimed
+ * instance without its claim, which would make it look pooled), and claims are `link(2)`s,
+ * which exactly one of several processes sharing the directory wins.
+ */
+@Injectable()
+export class FsStateStore implements StateStore, OnModuleInit {
+  private readonly logger = new Logger(FsStateStore.name);
+  private readonly root: string;
+  private readonly staleAfterMs: number;
+
+  constructor(options: FsStateStoreOptions) {
+    this.root = resolve(options.dir, CHALL_SUBDIR);
+    this.staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  }
+
+  /** Creates `<dir>/chall` and removes stale temp files and tombstones left by crashes. */
+  async onModuleInit(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await this.removeStaleScratch();
+  }
+
+  /** See {@link StateStore}. */
+  async loadChallenge(id: string): Promise<Challenge | undefined> {
+    const text = await readIfExists(join(this.challengeDir(id), INFO_FILE));
+    if (text === undefined) return undefined;
+    const challenge = parseChallenge(text);
+    if (challenge.id !== id) {
+      throw new Error(`challenge record ${md5(id)} holds id ${JSON.stringify(challenge.id)}`);
+    }
+    return challenge;
+  }
+
+  /** See {@link StateStore}. */
+  async saveChallenge(challenge: Challenge): Promise<void> {
+    const dir = this.challengeDir(challenge.id);
+    // upstream creates instance/ with the challenge; pool spin-ups expect it.
+    await this.ensureDir(join(dir, INSTANCE_SUBDIR));
+    await this.writeAtomic(join(dir, INFO_FILE), serializeChallenge(challenge), 0o666);
+  }
+
+  /** Removes the challenge's instance records too (upstream: the whole directory). */
+  async deleteChallenge(id: string): Promise<void> {
+    await this.removeDirDurably(this.challengeDir(id));
+  }
+
+  /**
+   * Directories without a readable, valid info.json (half-created, hand-edited)
+   * are skipped with a warning instead of failing the whole listing as upstream does.
+   */
+  async listChallenges(): Promise<Challenge[]> {
+    const names = (await readdirIfExists(this.root)).filter((n) => !n.startsWith('.')).sort();
+    const found = await mapLimit(names, SCAN_CONCURRENCY, async (name) => {
+      const path = join(this.root, name, INFO_FILE);
+      try {
+        const text = await readFile(path, 'utf8');
+        const challenge = parseChallenge(text);
+        if (md5(challenge.id) !== name) {
+          this.logger.warn(`skipping ${path}: its id does not hash to its directory name`);
+          return undefined;
+        }
+        return challenge;
+      } catch (err) {
+        this.logger.warn(`skipping challenge directory ${name}: ${messageOf(err)}`);
+        return undefined;
+      }
+    });
+    return found.filter((c): c is Challenge => c !== undefined);
+  }
+
+  /** Throws a plain Error when `identity` is not 16 lowercase hex characters. */
+  async loadInstance(challengeId: string, identity: string): Promise<Instance | undefined> {
+    const dir = this.instanceDir(challengeId, identity);
+    const text = await readIfExists(join(dir, INFO_FILE));
+    if (text === undefined) return undefined;
+    const instance = parseInstance(text, await readIfExists(join(dir, CLAIM_FILE)));
+    if (instance.identity !== identity || instance.challengeId !== challengeId) {
+      throw new Error(`instance record ${relative(this.root, dir)} holds other ids`);
+    }
+    return instance;
+  }
+
+  /**
+   * Writes info.json, then the claim file when `sourceId` is set. A record without
+   * `sourceId` never removes an existing claim.
+   */
+  async saveInstance(instance: Instance): Promise<void> {
+    const dir = this.instanceDir(instance.challengeId, instance.identity);
+    await this.ensureDir(dir);
+    // info.json first: a crash in between leaves a visible pooled instance, not an invisible one.
+    await this.writeAtomic(join(dir, INFO_FILE), serializeInstance(instance), 0o666);
+    if (instance.sourceId !== undefined) {
+      await this.writeAtomic(join(dir, CLAIM_FILE), instance.sourceId, 0o600);
+    }
+  }
+
+  /** See {@link StateStore}. */
+  async deleteInstance(challengeId: string, identity: string): Promise<void> {
+    await this.removeDirDurably(this.instanceDir(challengeId, identity));
+  }
+
+  /** Instances whose info.json is missing (being created) or invalid are skipped. */
+  async listInstances(challengeId: string): Promise<Instance[]> {
+    const found = await mapLimit(
+      await this.identitiesOf(challengeId),
+      SCAN_CONCURRENCY,
+      (identity) => this.loadInstanceTolerantly(challengeId, identity),
+    );
+    return found.filter((i): i is Instance => i !== undefined);
+  }
+
+  /** A linear scan of claim files, as upstream's FindInstance. */
+  async findClaimed(challengeId: string, sourceId: string): Promise<Instance | undefined> {
+    const identities = await this.identitiesOf(challengeId);
+    const claimants = await mapLimit(identities, SCAN_CONCURRENCY, (identity) =>
+      readIfExists(join(this.instanceDir(challengeId, identity), CLAIM_FILE)),
+    );
+    for (const [index, claimant] of claimants.entries()) {
+      const identity = identities[index];
+      if (claimant !== sourceId || identity === undefined) continue;
+      const instance = await this.loadInstanceTolerantly(challengeId, identity);
+      if (instance !== undefined) return instance;
+    }
+    return undefined;
+  }
+
+  /**
+   * The claim file is written to a temp file, fsynced, then hard-linked into place:
+   * `link(2)` fails with EEXIST when the claim exists, so of concurrent claimers, in this
+   * process or another sharing the directory, exactly one wins, and a reader never sees a
+   * half-written claim. False when the instance does not exist or is already claimed.
+   */
+  async claim(challengeId: string, identity: string, sourceId: string): Promise<boolean> {
+    const dir = this.instanceDir(challengeId, identity);
+    try {
+      await stat(join(dir, INFO_FILE));
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+    const claimPath = join(dir, CLAIM_FILE);
+    const tmp = join(dir, `.${CLAIM_FILE}${TEMP_MARK}${scratchSuffix()}`);
+    try {
+      await this.writeAndSync(tmp, sourceId, 0o600);
+    } catch (err) {
+      // The instance directory vanished under us (deleted): nothing to claim.
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+    try {
+      await link(tmp, claimPath);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'EEXIST' || isNotFound(err)) return false;
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS' || code === 'EOPNOTSUPP') {
+        // Filesystems without hard links: O_EXCL creation is still exclusive.
+        return this.claimExclusively(claimPath, sourceId);
+      }
+      throw err;
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
+    await fsyncDir(dir);
+    return true;
+  }
+
+  private async claimExclusively(claimPath: string, sourceId: string): Promise<boolean> {
+    try {
+      await this.writeAndSync(claimPath, sourceId, 0o600);
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST' || isNotFound(err)) return false;
+      throw err;
+    }
+    await fsyncDir(dirname(claimPath));
+    return true;
+  }
+
+  private challengeDir(challengeId: string): string {
+    // Hashing makes any id (slashes, dots, unicode) a safe single path part.
+    return join(this.root, md5(challengeId));
+  }
+
+  private instanceDir(challengeId: string, identity: string): string {
+    if (!IDENTITY_PATTERN.test(identity)) {
+      throw new Error(`invalid instance identity ${JSON.stringify(identity)}`);
+    }
+    const dir = join(this.challengeDir(challengeId), INSTANCE_SUBDIR, identity);
+    // Belt and braces: the pattern already forbids separators and dots.
+    const rel = relative(this.root, dir);
+    if (rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).length !== 3) {
+      throw new Error(`instance path escapes the state directory: ${identity}`);
+    }
+    return dir;
+  }
+
+  /** Identities (directory names) of a challenge's instances, scratch entries excluded. */
+  private async identitiesOf(challengeId: string): Promise<string[]> {
+    const names = await readdirIfExists(join(this.challengeDir(challengeId), INSTANCE_SUBDIR));
+    return names.filter((n) => IDENTITY_PATTERN.test(n)).sort();
+  }
+
+  private async loadInstanceTolerantly(
+    challengeId: string,
+    identity: string,
+  ): Promise<Instance | undefined> {
+    try {
+      return await this.loadInstance(challengeId, identity);
+    } catch (err) {
+      this.logger.warn(
+        `skipping instance ${identity} of challenge ${md5(challengeId)}: ${messageOf(err)}`,
+      );
+      return undefined;
+    }
+  }
+
+  /** Temp file in the same directory, fsync, rename over the target, fsync the directory. */
+  private async writeAtomic(path: string, data: string, mode: number): Promise<void> {
+    const tmp = join(dirname(path), `.${basename(path)}${TEMP_MARK}${scratchSuffix()}`);
+    try {
+      await this.writeAndSync(tmp, data, mode);
+      await rename(tmp, path);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await fsyncDir(dirname(path));
+  }
+
+  /** Creates `path` exclusively (O_EXCL), writes `data` and fsyncs it. */
+  private async writeAndSync(path: string, data: string, mode: number): Promise<void> {
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(path, 'wx', mode);
+      await handle.writeFile(data, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  /** mkdir -p, then fsync the parents of what was created so the new entries survive a crash. */
+  private async ensureDir(path: string): Promise<void> {
+    const first = await mkdir(path, { recursive: true });
+    if (first === undefined) return;
+    for (let dir = path; ; dir = dirname(dir)) {
+      await fsyncDir(dirname(dir));
+      if (dir === first || dirname(dir) === dir) break;
+    }
+  }
+
+  /**
+   * Renames the directory to a tombstone (atomic), then removes the tombstone. A crash midway
+   * leaves only a tombstone, which no listing reads and startup removes.
+   */
+  private async removeDirDurably(dir: string): Promise<void> {
+    const tombstone = join(dirname(dir), `${TOMBSTONE_PREFIX}${basename(dir)}-${scratchSuffix()}`);
+    try {
+      await rename(dir, tombstone);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    await fsyncDir(dirname(dir));
+    await rm(tombstone, { recursive: true, force: true, maxRetries: 3 });
+  }
+
+  /** Our scratch entries older than `staleAfterMs`, at every level of the layout. */
+  private async removeStaleScratch(): Promise<void> {
+    const now = Date.now();
+    const sweep = async (dir: string): Promise<string[]> => {
+      const names = await readdirIfExists(dir);
+      const kept: string[] = [];
+      for (const name of names) {
+        const path = join(dir, name);
+        if (!isOurScratch(name)) {
+          kept.push(path);
+          continue;
+        }
+        try {
+          const st = await stat(path);
+          if (now - st.mtimeMs < this.staleAfterMs) continue;
+          await rm(path, { recursive: true, force: true, maxRetries: 3 });
+          this.logger.warn(`removed stale leftover ${relative(this.root, path)}`);
+        } catch (err) {
+          // Another replica may be removing it at the same time.
+          if (!isNotFound(err)) throw err;
+        }
+      }
+      return kept;
+    };
+    for (const challDir of await sweep(this.root)) {
+      await sweep(challDir);
+      for (const instDir of await sweep(join(challDir, INSTANCE_SUBDIR))) {
+        await sweep(instDir);
+      }
+    }
+  }
+}
+
+/** fsync a directory so a rename or new entry in it is durable. */
+async function fsyncDir(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (err) {
+    // Some filesystems (and platforms) cannot fsync a directory; the rename is still atomic.
+    const code = errnoCode(err);
+    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw err;
+  } finally {
+    await handle?.close();
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

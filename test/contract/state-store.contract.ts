@@ -1,0 +1,349 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Challenge } from '../../src/shared/domain/challenge';
+import type { Instance } from '../../src/shared/domain/instance';
+import type { StateStore } from '../../src/shared/ports/state-store.port';
+import { aChallenge, anIdentity, anInstance, aPooledInstance } from '../support/builders';
+
+/** A store under test and how to dispose of it after each test. */
+export interface StoreUnderTest {
+  store: StateStore;
+  cleanup: () => Promise<void>;
+}
+
+const byId = (a: Challenge, b: Challenge): number => a.id.localeCompare(b.id);
+const byIdentity = (a: Instance, b: Instance): number => a.identity.localeCompare(b.identity);
+
+/**
+ * The promised behaviour of {@link StateStore}, for every adapter (FsStateStore, and the
+ * InMemoryStateStore double, which must behave the same for service tests to mean anything).
+ */
+export function stateStoreContract(name: string, makeStore: () => Promise<StoreUnderTest>): void {
+  describe(`${name} (StateStore contract)`, () => {
+    let subject: StoreUnderTest;
+    let store: StateStore;
+
+    beforeEach(async () => {
+      subject = await makeStore();
+      store = subject.store;
+    });
+    afterEach(async () => {
+      await subject.cleanup();
+    });
+
+    describe('saveChallenge', () => {
+      it('should round-trip every field when all are set', async () => {
+        const challenge = aChallenge({
+          timeoutMs: 600_000,
+          until: new Date('2026-03-04T05:06:07.089Z'),
+          additional: { region: 'eu', 'a.b': 'c d' },
+          min: 2,
+          max: 10,
+        });
+        await store.saveChallenge(challenge);
+        expect(await store.loadChallenge(challenge.id)).toStrictEqual(challenge);
+      });
+
+      it('should keep absent optional fields absent when none are set', async () => {
+        const challenge = aChallenge();
+        await store.saveChallenge(challenge);
+        const loaded = await store.loadChallenge(challenge.id);
+        expect(loaded).toStrictEqual(challenge);
+        expect(loaded).not.toHaveProperty('timeoutMs');
+        expect(loaded).not.toHaveProperty('until');
+      });
+
+      it('should keep millisecond precision when until has milliseconds', async () => {
+        const until = new Date('2026-12-31T23:59:59.001Z');
+        await store.saveChallenge(aChallenge({ until }));
+        expect((await store.loadChallenge('chall-1'))?.until?.getTime()).toBe(until.getTime());
+      });
+
+      it('should keep a timeout longer than 2^53 nanoseconds when it is whole milliseconds', async () => {
+        const timeoutMs = 365 * 24 * 3_600_000;
+        await store.saveChallenge(aChallenge({ timeoutMs }));
+        expect((await store.loadChallenge('chall-1'))?.timeoutMs).toBe(timeoutMs);
+      });
+
+      it('should replace the record when saved again', async () => {
+        await store.saveChallenge(aChallenge({ timeoutMs: 1_000, min: 1, max: 2 }));
+        const updated = aChallenge({ scenario: 'localhost:5000/other:v2', min: 0, max: 0 });
+        await store.saveChallenge(updated);
+        expect(await store.loadChallenge('chall-1')).toStrictEqual(updated);
+      });
+
+      it('should round-trip ids that are not path-safe when ids hold slashes and dots', async () => {
+        const ids = ['../../etc/passwd', 'a/b', '.', 'é 🚩', ''];
+        for (const id of ids) await store.saveChallenge(aChallenge({ id }));
+        for (const id of ids) expect((await store.loadChallenge(id))?.id).toBe(id);
+        expect((await store.listChallenges()).map((c) => c.id).sort()).toEqual([...ids].sort());
+      });
+
+      it('should not be changed when the caller mutates the saved or loaded object', async () => {
+        const challenge = aChallenge({ additional: { k: 'v' }, until: new Date(0) });
+        await store.saveChallenge(challenge);
+        challenge.additional.k = 'mutated';
+        challenge.until?.setTime(1);
+        const loaded = await store.loadChallenge('chall-1');
+        expect(loaded?.additional).toEqual({ k: 'v' });
+        expect(loaded?.until?.getTime()).toBe(0);
+        if (loaded) loaded.additional.k = 'mutated again';
+        expect((await store.loadChallenge('chall-1'))?.additional).toEqual({ k: 'v' });
+      });
+    });
+
+    describe('loadChallenge', () => {
+      it('should return undefined when the challenge does not exist', async () => {
+        expect(await store.loadChallenge('missing')).toBeUndefined();
+      });
+    });
+
+    describe('deleteChallenge', () => {
+      it('should remove the challenge when it exists', async () => {
+        await store.saveChallenge(aChallenge());
+        await store.deleteChallenge('chall-1');
+        expect(await store.loadChallenge('chall-1')).toBeUndefined();
+        expect(await store.listChallenges()).toEqual([]);
+      });
+
+      it('should succeed when the challenge does not exist or is deleted twice', async () => {
+        await expect(store.deleteChallenge('missing')).resolves.toBeUndefined();
+        await store.saveChallenge(aChallenge());
+        await store.deleteChallenge('chall-1');
+        await expect(store.deleteChallenge('chall-1')).resolves.toBeUndefined();
+      });
+
+      it('should remove the instances of the challenge when it has some', async () => {
+        await store.saveChallenge(aChallenge());
+        await store.saveInstance(anInstance());
+        await store.saveInstance(aPooledInstance({ identity: anIdentity(2) }));
+        await store.deleteChallenge('chall-1');
+        expect(await store.listInstances('chall-1')).toEqual([]);
+        expect(await store.findClaimed('chall-1', 'source-1')).toBeUndefined();
+      });
+
+      it('should leave other challenges alone when one is deleted', async () => {
+        await store.saveChallenge(aChallenge({ id: 'a' }));
+        await store.saveChallenge(aChallenge({ id: 'b' }));
+        await store.saveInstance(anInstance({ challengeId: 'b' }));
+        await store.deleteChallenge('a');
+        expect((await store.listChallenges()).map((c) => c.id)).toEqual(['b']);
+        expect(await store.listInstances('b')).toHaveLength(1);
+      });
+    });
+
+    describe('listChallenges', () => {
+      it('should return an empty list when there is no challenge', async () => {
+        expect(await store.listChallenges()).toEqual([]);
+      });
+
+      it('should return every saved challenge when there are several', async () => {
+        const challenges = [
+          aChallenge({ id: 'a' }),
+          aChallenge({ id: 'b', timeoutMs: 5_000 }),
+          aChallenge({ id: 'c', until: new Date('2027-01-01T00:00:00Z'), min: 1, max: 3 }),
+        ];
+        for (const c of challenges) await store.saveChallenge(c);
+        expect((await store.listChallenges()).sort(byId)).toStrictEqual(challenges);
+      });
+    });
+
+    describe('saveInstance', () => {
+      it('should round-trip every field when the instance is claimed', async () => {
+        const instance = anInstance({
+          since: new Date('2026-01-02T03:04:05.678Z'),
+          lastRenew: new Date('2026-01-02T04:04:05.999Z'),
+          until: new Date('2026-01-02T05:04:05.001Z'),
+          flags: ['CTF{a}', 'CTF{b}'],
+          additional: { k: 'v' },
+          connectionInfo: 'https://x.example:8443',
+        });
+        await store.saveInstance(instance);
+        expect(await store.loadInstance(instance.challengeId, instance.identity)).toStrictEqual(
+          instance,
+        );
+      });
+
+      it('should keep sourceId, until, flags and additional empty when the instance is pooled and bare', async () => {
+        const pooled = aPooledInstance({ flags: [], additional: {} });
+        await store.saveInstance(pooled);
+        const loaded = await store.loadInstance(pooled.challengeId, pooled.identity);
+        expect(loaded).toStrictEqual(pooled);
+        expect(loaded).not.toHaveProperty('sourceId');
+        expect(loaded).not.toHaveProperty('until');
+      });
+
+      it('should replace the record when saved again', async () => {
+        await store.saveInstance(anInstance());
+        const renewed = anInstance({
+          lastRenew: new Date('2026-01-01T01:00:00Z'),
+          until: new Date('2026-01-01T02:00:00Z'),
+          connectionInfo: 'changed',
+        });
+        await store.saveInstance(renewed);
+        expect(await store.loadInstance('chall-1', renewed.identity)).toStrictEqual(renewed);
+      });
+
+      it('should keep an existing claim when a record without sourceId is saved', async () => {
+        await store.saveInstance(aPooledInstance());
+        expect(await store.claim('chall-1', anIdentity(1), 'player')).toBe(true);
+        // A stale pooled copy written after the claim (for example by a pool update).
+        await store.saveInstance(aPooledInstance({ connectionInfo: 'updated' }));
+        const loaded = await store.loadInstance('chall-1', anIdentity(1));
+        expect(loaded?.sourceId).toBe('player');
+        expect(loaded?.connectionInfo).toBe('updated');
+      });
+
+      it('should not be changed when the caller mutates the saved or loaded object', async () => {
+        const instance = anInstance({ flags: ['f'], additional: { k: 'v' } });
+        await store.saveInstance(instance);
+        instance.flags.push('mutated');
+        instance.additional.k = 'mutated';
+        instance.since.setTime(0);
+        const loaded = await store.loadInstance('chall-1', instance.identity);
+        expect(loaded).toStrictEqual(anInstance({ flags: ['f'], additional: { k: 'v' } }));
+        loaded?.flags.push('again');
+        expect((await store.loadInstance('chall-1', instance.identity))?.flags).toEqual(['f']);
+      });
+
+      it('should reject when the identity is not 16 lowercase hex characters', async () => {
+        for (const identity of ['../x', '../../../../tmp/x', 'ABCDEF0123456789', '0123', '']) {
+          await expect(store.saveInstance(anInstance({ identity }))).rejects.toThrow();
+        }
+      });
+    });
+
+    describe('loadInstance', () => {
+      it('should return undefined when the instance or its challenge does not exist', async () => {
+        expect(await store.loadInstance('missing', anIdentity(1))).toBeUndefined();
+        await store.saveInstance(anInstance());
+        expect(await store.loadInstance('chall-1', anIdentity(2))).toBeUndefined();
+        expect(await store.loadInstance('chall-2', anIdentity(1))).toBeUndefined();
+      });
+
+      it('should reject when the identity would escape the store', async () => {
+        await expect(store.loadInstance('chall-1', '../x')).rejects.toThrow();
+      });
+    });
+
+    describe('deleteInstance', () => {
+      it('should remove the instance and its claim when it exists', async () => {
+        await store.saveInstance(anInstance());
+        await store.deleteInstance('chall-1', anIdentity(1));
+        expect(await store.loadInstance('chall-1', anIdentity(1))).toBeUndefined();
+        expect(await store.findClaimed('chall-1', 'source-1')).toBeUndefined();
+        expect(await store.listInstances('chall-1')).toEqual([]);
+      });
+
+      it('should succeed when the instance does not exist or is deleted twice', async () => {
+        await expect(store.deleteInstance('missing', anIdentity(1))).resolves.toBeUndefined();
+        await store.saveInstance(anInstance());
+        await store.deleteInstance('chall-1', anIdentity(1));
+        await expect(store.deleteInstance('chall-1', anIdentity(1))).resolves.toBeUndefined();
+      });
+
+      it('should keep the challenge and the other instances when one instance is deleted', async () => {
+        await store.saveChallenge(aChallenge());
+        await store.saveInstance(anInstance());
+        await store.saveInstance(aPooledInstance({ identity: anIdentity(2) }));
+        await store.deleteInstance('chall-1', anIdentity(1));
+        expect(await store.loadChallenge('chall-1')).toBeDefined();
+        expect((await store.listInstances('chall-1')).map((i) => i.identity)).toEqual([
+          anIdentity(2),
+        ]);
+      });
+
+      it('should reject when the identity would escape the store', async () => {
+        await expect(store.deleteInstance('chall-1', '../x')).rejects.toThrow();
+      });
+    });
+
+    describe('listInstances', () => {
+      it('should return an empty list when the challenge has no instance or does not exist', async () => {
+        expect(await store.listInstances('missing')).toEqual([]);
+        await store.saveChallenge(aChallenge());
+        expect(await store.listInstances('chall-1')).toEqual([]);
+      });
+
+      it('should return claimed and pooled instances of that challenge only', async () => {
+        const claimed = anInstance();
+        const pooled = aPooledInstance({ identity: anIdentity(2) });
+        await store.saveInstance(claimed);
+        await store.saveInstance(pooled);
+        await store.saveInstance(anInstance({ challengeId: 'other', identity: anIdentity(3) }));
+        expect((await store.listInstances('chall-1')).sort(byIdentity)).toStrictEqual([
+          claimed,
+          pooled,
+        ]);
+      });
+    });
+
+    describe('findClaimed', () => {
+      it('should return the instance of the source when the source has claimed one', async () => {
+        await store.saveInstance(aPooledInstance({ identity: anIdentity(1) }));
+        await store.saveInstance(anInstance({ identity: anIdentity(2), sourceId: 'alice' }));
+        await store.saveInstance(anInstance({ identity: anIdentity(3), sourceId: 'bob' }));
+        expect((await store.findClaimed('chall-1', 'bob'))?.identity).toBe(anIdentity(3));
+        expect(await store.findClaimed('chall-1', 'alice')).toStrictEqual(
+          anInstance({ identity: anIdentity(2), sourceId: 'alice' }),
+        );
+      });
+
+      it('should return undefined when the source has no instance of that challenge', async () => {
+        await store.saveInstance(aPooledInstance());
+        await store.saveInstance(anInstance({ challengeId: 'other', sourceId: 'alice' }));
+        expect(await store.findClaimed('chall-1', 'alice')).toBeUndefined();
+        expect(await store.findClaimed('missing', 'alice')).toBeUndefined();
+      });
+
+      it('should match the source id exactly when ids differ only by case or whitespace', async () => {
+        await store.saveInstance(anInstance({ sourceId: 'Team 1' }));
+        expect(await store.findClaimed('chall-1', 'team 1')).toBeUndefined();
+        expect(await store.findClaimed('chall-1', 'Team 1 ')).toBeUndefined();
+        expect((await store.findClaimed('chall-1', 'Team 1'))?.sourceId).toBe('Team 1');
+      });
+    });
+
+    describe('claim', () => {
+      it('should give a pooled instance to the source when nobody claimed it', async () => {
+        await store.saveInstance(aPooledInstance());
+        expect(await store.claim('chall-1', anIdentity(1), 'alice')).toBe(true);
+        expect((await store.loadInstance('chall-1', anIdentity(1)))?.sourceId).toBe('alice');
+        expect((await store.findClaimed('chall-1', 'alice'))?.identity).toBe(anIdentity(1));
+      });
+
+      it('should return false and keep the first claimant when the instance is already claimed', async () => {
+        await store.saveInstance(aPooledInstance());
+        expect(await store.claim('chall-1', anIdentity(1), 'alice')).toBe(true);
+        expect(await store.claim('chall-1', anIdentity(1), 'bob')).toBe(false);
+        expect(await store.claim('chall-1', anIdentity(1), 'alice')).toBe(false);
+        expect((await store.loadInstance('chall-1', anIdentity(1)))?.sourceId).toBe('alice');
+        expect(await store.findClaimed('chall-1', 'bob')).toBeUndefined();
+      });
+
+      it('should return false when the instance was saved claimed', async () => {
+        await store.saveInstance(anInstance({ sourceId: 'alice' }));
+        expect(await store.claim('chall-1', anIdentity(1), 'bob')).toBe(false);
+      });
+
+      it('should return false when the instance does not exist', async () => {
+        expect(await store.claim('chall-1', anIdentity(9), 'alice')).toBe(false);
+        expect(await store.loadInstance('chall-1', anIdentity(9))).toBeUndefined();
+      });
+
+      it('should let exactly one of 20 concurrent claims win when they race for one instance', async () => {
+        await store.saveInstance(aPooledInstance());
+        const sources = Array.from({ length: 20 }, (_, i) => `source-${i}`);
+        const results = await Promise.all(
+          sources.map((s) => store.claim('chall-1', anIdentity(1), s)),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        const winner = sources[results.indexOf(true)];
+        expect((await store.loadInstance('chall-1', anIdentity(1)))?.sourceId).toBe(winner);
+      });
+
+      it('should reject when the identity would escape the store', async () => {
+        await expect(store.claim('chall-1', '../x', 'alice')).rejects.toThrow();
+      });
+    });
+  });
+}
