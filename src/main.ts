@@ -1,16 +1,22 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module';
 import { ConfigError, loadConfigFromProcessEnv, type AppConfig } from './config';
 import { createLogger } from './shared/logging';
+import { API_APP_OPTIONS, startApiServer } from './shared/transport';
 
 async function bootstrap(config: AppConfig): Promise<void> {
   const logger = createLogger(config.logLevel);
-  const app = await NestFactory.create(AppModule.forRoot(config), { logger });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    ...API_APP_OPTIONS,
+    logger,
+  });
+  // SIGTERM/SIGINT close the app: the public port, the gRPC server, then the providers.
   app.enableShutdownHooks();
-  await app.init();
-  await app.listen(config.port);
-  logger.log(`chall-manager listening on port ${config.port}`, 'Bootstrap');
+  // gRPC and REST on one port (single-port.ts), gRPC sharing the app's filter.
+  await startApiServer(app, config.port);
+  logger.log(`chall-manager listening on port ${config.port} (gRPC and REST)`, 'Bootstrap');
 }
 
 function main(): void {

@@ -1,0 +1,63 @@
+import {
+  All,
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  MethodNotAllowedException,
+  Param,
+  Patch,
+  Post,
+  Res,
+} from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
+import { writeNdjsonStream } from '../../shared/transport/ndjson';
+import { ChallengeStoreService } from '../challenge-store.service';
+import {
+  challengeIdFromPath,
+  challengeToJson,
+  createChallengeFromJson,
+  updateChallengeFromJson,
+  type ChallengeJson,
+} from './challenge.wire';
+
+/** api.v1.challenge.ChallengeStore over REST, at upstream's grpc-gateway paths and shapes. */
+@Controller('api/v1/challenge')
+export class ChallengeStoreHttpController {
+  constructor(private readonly store: ChallengeStoreService) {}
+
+  @Post()
+  @HttpCode(200)
+  async create(@Body() body: unknown): Promise<ChallengeJson> {
+    return challengeToJson(await this.store.create(createChallengeFromJson(body)));
+  }
+
+  @Get(':id')
+  async retrieve(@Param('id') id: string): Promise<ChallengeJson> {
+    return challengeToJson(await this.store.retrieve(challengeIdFromPath(id)));
+  }
+
+  /** Server-streaming QueryChallenge: NDJSON `{"result": …}` lines. */
+  @Get()
+  query(@Res() res: ServerResponse): Promise<void> {
+    return writeNdjsonStream(res, this.store.query(), challengeToJson);
+  }
+
+  @Patch(':id')
+  async update(@Param('id') id: string, @Body() body: unknown): Promise<ChallengeJson> {
+    return challengeToJson(await this.store.update(updateChallengeFromJson(id, body)));
+  }
+
+  @Delete(':id')
+  async delete(@Param('id') id: string): Promise<Record<string, never>> {
+    await this.store.delete(challengeIdFromPath(id));
+    return {};
+  }
+
+  /** A known path with another method: the gateway's 501 "Method Not Allowed". Keep last. */
+  @All(['', ':id'])
+  methodNotAllowed(): never {
+    throw new MethodNotAllowedException();
+  }
+}

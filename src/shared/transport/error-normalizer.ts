@@ -1,0 +1,80 @@
+import { HttpException, HttpStatus, type LoggerService } from '@nestjs/common';
+import { inspect } from 'node:util';
+import { DomainError } from '../errors/domain-error';
+import {
+  GrpcCode,
+  internalErrorStatus,
+  statusOfDomainError,
+  type RpcStatus,
+} from '../errors/error-status';
+import { InvalidArgumentError } from '../errors/validation.errors';
+import { MAX_BODY_BYTES } from './protojson';
+
+/**
+ * Turns anything thrown into the google.rpc.Status a client sees (style §7). Domain errors use
+ * the table; the few errors from routing and body parsing get upstream's gateway answers; the
+ * rest is logged with its stack and hidden behind INTERNAL_ERROR (decisions §2.9).
+ */
+export function toRpcStatus(error: unknown, logger: LoggerService): RpcStatus {
+  if (error instanceof DomainError) {
+    if (error.reason === 'INTERNAL_ERROR') logUnexpected(error, logger);
+    return statusOfDomainError(error);
+  }
+  if (error instanceof HttpException) return statusOfHttpException(error, logger);
+  const bodyProblem = bodyParserProblem(error);
+  if (bodyProblem !== undefined) {
+    return statusOfDomainError(new InvalidArgumentError('body', bodyProblem));
+  }
+  if (error instanceof Error && error.name === 'AbortError') {
+    // The caller went away; upstream answers CANCELLED with an empty message.
+    return { code: GrpcCode.CANCELLED, message: '', details: [] };
+  }
+  logUnexpected(error, logger);
+  return internalErrorStatus();
+}
+
+/** Exceptions Nest raises itself: unknown routes, our method fallbacks, body parsing. */
+function statusOfHttpException(error: HttpException, logger: LoggerService): RpcStatus {
+  switch (error.getStatus() as HttpStatus) {
+    // grpc-gateway's answers for an unknown route and a known path with another method.
+    case HttpStatus.NOT_FOUND:
+      return { code: GrpcCode.NOT_FOUND, message: 'Not Found', details: [] };
+    case HttpStatus.METHOD_NOT_ALLOWED:
+      return { code: GrpcCode.UNIMPLEMENTED, message: 'Method Not Allowed', details: [] };
+    case HttpStatus.BAD_REQUEST: {
+      // Nest maps body-parser's SyntaxError and express's URIError to BadRequestException with
+      // the parser's message, which is about the client's own input.
+      const field = error.message.startsWith('Failed to decode param') ? 'path' : 'body';
+      const problem = field === 'body' ? `malformed JSON: ${error.message}` : error.message;
+      return statusOfDomainError(new InvalidArgumentError(field, problem));
+    }
+    case HttpStatus.PAYLOAD_TOO_LARGE:
+      return statusOfDomainError(new InvalidArgumentError('body', tooLarge()));
+    default:
+      logUnexpected(error, logger);
+      return internalErrorStatus();
+  }
+}
+
+/** body-parser's errors (http-errors with a `type` such as `entity.too.large`), else undefined. */
+function bodyParserProblem(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { type, status, expose } = error as { type?: unknown; status?: unknown; expose?: unknown };
+  if (typeof type !== 'string' || typeof status !== 'number' || status < 400 || status > 499) {
+    return undefined;
+  }
+  if (type === 'entity.too.large') return tooLarge();
+  // Exposed http-errors messages are written for clients ("unsupported charset", ...).
+  return expose === true && error instanceof Error ? error.message : 'cannot be read';
+}
+
+const tooLarge = (): string => `must not exceed ${MAX_BODY_BYTES} bytes`;
+
+/** Logs with the stack and the cause chain, which never reach the client. */
+function logUnexpected(error: unknown, logger: LoggerService): void {
+  const describe = (e: unknown): string =>
+    e instanceof Error ? (e.stack ?? e.message) : inspect(e);
+  const cause = error instanceof DomainError ? error.cause : undefined;
+  const causeText = cause === undefined ? '' : `\ncaused by: ${describe(cause)}`;
+  logger.error(`request failed: ${describe(error)}${causeText}`);
+}

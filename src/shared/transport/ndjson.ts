@@ -1,0 +1,47 @@
+import { Logger } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
+import { HTTP_FROM_GRPC } from '../errors/error-status';
+import { toRpcStatus } from './error-normalizer';
+import { rpcStatusToJson } from './rpc-status';
+
+const logger = new Logger('Transport');
+
+/**
+ * Writes a server-streaming RPC the way grpc-gateway does over REST (spec §3.7): chunked
+ * `application/json`, one `{"result": …}` line per message, flushed as it comes. A failure before
+ * the first message answers the mapped status with one `{"error": …}` line; after it, status 200
+ * stays and a final `{"error": …}` line is written. No message at all is 200 with an empty body.
+ * Stops reading the source when the client goes away. Never rejects.
+ */
+export async function writeNdjsonStream<T>(
+  res: ServerResponse,
+  source: AsyncIterable<T>,
+  encode: (item: T) => unknown,
+): Promise<void> {
+  let gone = false;
+  res.once('close', () => {
+    gone = true;
+  });
+  const line = async (value: unknown): Promise<void> => {
+    if (!res.headersSent) res.setHeader('Content-Type', 'application/json');
+    if (!res.write(`${JSON.stringify(value)}\n`)) {
+      await new Promise<void>((resolve) => {
+        res.once('drain', resolve);
+        res.once('close', resolve);
+      });
+    }
+  };
+  try {
+    for await (const item of source) {
+      if (gone) break;
+      await line({ result: encode(item) });
+    }
+  } catch (error) {
+    const status = toRpcStatus(error, logger);
+    if (!gone) {
+      if (!res.headersSent) res.statusCode = HTTP_FROM_GRPC[status.code];
+      await line({ error: rpcStatusToJson(status) });
+    }
+  }
+  if (!gone) res.end();
+}
