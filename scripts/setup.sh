@@ -100,7 +100,11 @@ if [ "$pulumi_ok" = false ]; then
   mkdir -p "$CM_TOOLCHAIN_BIN"
   ln -sfn "$CM_TOOLCHAIN_DIR/pulumi-$cli_v/pulumi" "$CM_TOOLCHAIN_BIN/pulumi"
   ln -sfn "$CM_TOOLCHAIN_DIR/pulumi-language-nodejs-$node_v/pulumi-language-nodejs" "$CM_TOOLCHAIN_BIN/pulumi-language-nodejs"
-  ln -sfn "$CM_TOOLCHAIN_DIR/pulumi-language-go-$go_v/pulumi-language-go" "$CM_TOOLCHAIN_BIN/pulumi-language-go"
+  # The Go host goes behind a small wrapper that hands it the `binary` option (see the wrapper).
+  rm -f "$CM_TOOLCHAIN_BIN/pulumi-language-go"
+  sed "s#@REAL_HOST@#$CM_TOOLCHAIN_DIR/pulumi-language-go-$go_v/pulumi-language-go#" \
+    "$ROOT/tools/pulumi-language-go/wrapper.sh" >"$CM_TOOLCHAIN_BIN/pulumi-language-go"
+  chmod 0755 "$CM_TOOLCHAIN_BIN/pulumi-language-go"
 fi
 
 # --- ORAS CLI -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import { HealthModule } from './health/health.module';
 import { InstanceManagerModule } from './instance-manager';
 import { JanitorModule } from './janitor';
 import { PoolerModule } from './pooler';
+import { TransportModule } from './shared/transport';
 
 @Module({})
 export class AppModule {
@@ -15,6 +16,7 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(config),
         ScheduleModule.forRoot(),
+        TransportModule,
         HealthModule,
         ChallengeStoreModule,
         InstanceManagerModule,

@@ -1,4 +1,6 @@
-import type { Challenge, Instance } from '../shared/domain';
+import type { Challenge, Instance, UpdateStrategy } from '../shared/domain';
+
+export type { UpdateStrategy };
 
 /** A challenge as the API returns it: the record plus its claimed instances (pooled ones hidden). */
 export interface ChallengeView extends Challenge {
@@ -7,11 +9,15 @@ export interface ChallengeView extends Challenge {
 
 export type CreateChallengeInput = Challenge;
 
-/** How existing instances follow a changed scenario or additional (upstream §5.8). */
-export type UpdateStrategy = 'update_in_place' | 'blue_green' | 'recreate';
-
 /** Fields of a challenge an update mask may name (JSON names, as in the wire mask). */
-export const UPDATABLE_PATHS = ['scenario', 'timeout', 'until', 'additional', 'min', 'max'] as const;
+export const UPDATABLE_PATHS = [
+  'scenario',
+  'timeout',
+  'until',
+  'additional',
+  'min',
+  'max',
+] as const;
 export type UpdatablePath = (typeof UPDATABLE_PATHS)[number];
 
 export interface UpdateChallengeInput {

@@ -1,1 +1,3 @@
 export { ChallengeStoreModule } from './challenge-store.module';
+export { ChallengeStoreService } from './challenge-store.service';
+export type * from './challenge-store.types';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AppConfig, ConfigError } from './app-config';
+import { AppConfig, ConfigError, parseGoDuration } from './app-config';
 
 describe('AppConfig', () => {
   describe('fromEnv', () => {
@@ -42,5 +42,40 @@ describe('AppConfig', () => {
       expect(() => AppConfig.fromEnv(env)).toThrow(ConfigError);
       expect(() => AppConfig.fromEnv(env)).toThrow(name);
     });
+  });
+});
+
+describe('parseGoDuration', () => {
+  it.each([
+    ['30s', 30_000],
+    ['10m', 600_000],
+    ['1h30m', 5_400_000],
+    ['500ms', 500],
+    ['1.5s', 1500],
+  ])('should read %s as %d ms', (raw, ms) => {
+    expect(parseGoDuration(raw)).toBe(ms);
+  });
+
+  it.each(['', '10', 'ten minutes', '-5s', '5d'])('should refuse %j', (raw) => {
+    expect(parseGoDuration(raw)).toBeUndefined();
+  });
+});
+
+describe('AppConfig scenario environment', () => {
+  it('should blank the service credentials when building the programs environment', () => {
+    const c = AppConfig.fromEnv({
+      OCI_PASSWORD: 's3cret',
+      KUBECONFIG: '/k',
+      PULUMI_CONFIG_PASSPHRASE: 'p',
+    });
+    expect(c.iac.programEnv.OCI_PASSWORD).toBe('');
+    expect(c.iac.programEnv.PULUMI_CONFIG_PASSPHRASE).toBe('');
+    expect(c.iac.programEnv.KUBECONFIG).toBe('/k');
+    expect(c.iac.passphrase).toBe('p');
+  });
+
+  it('should name the variable when a size or duration is invalid', () => {
+    expect(() => AppConfig.fromEnv({ OCI_MAX_LAYER_SIZE: 'huge' })).toThrow('OCI_MAX_LAYER_SIZE');
+    expect(() => AppConfig.fromEnv({ IAC_TIMEOUT: '0s' })).toThrow('IAC_TIMEOUT');
   });
 });

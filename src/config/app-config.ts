@@ -33,6 +33,56 @@ const port = z
       .max(65535, 'must be between 1 and 65535'),
   );
 
+/**
+ * Durations written as Go's time.ParseDuration reads them (`90s`, `10m`, `1h30m`, `500ms`), the
+ * style of upstream's janitor `TICKER`; must be positive.
+ */
+const goDuration = z
+  .string()
+  .trim()
+  .transform((raw, ctx) => {
+    const ms = parseGoDuration(raw);
+    if (ms === undefined || ms <= 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${raw}" is not a positive duration (e.g. 30s, 10m, 1h)`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Milliseconds of a Go-style duration, or undefined if it does not parse. */
+export function parseGoDuration(raw: string): number | undefined {
+  if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(raw)) return undefined;
+  let total = 0;
+  for (const [, n, , unit] of raw.matchAll(/(\d+(\.\d+)?)(ms|s|m|h)/g))
+    total += Number(n) * UNIT_MS[unit!]!;
+  return total;
+}
+
+const byteSize = z
+  .string()
+  .trim()
+  .transform((raw, ctx) => {
+    const m = /^(\d+)\s*(B|KiB|MiB|GiB)?$/.exec(raw);
+    if (!m || Number(m[1]) <= 0) {
+      ctx.addIssue({ code: 'custom', message: `"${raw}" is not a positive size (e.g. 64MiB)` });
+      return z.NEVER;
+    }
+    const unit = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[m[2] ?? 'B'] ?? 1;
+    return Number(m[1]) * unit;
+  });
+
+const positiveInt = z
+  .string()
+  .trim()
+  .regex(/^\d+$/, 'must be a positive integer')
+  .transform(Number)
+  .pipe(z.number().int().min(1, 'must be a positive integer'));
+
 const directory = z
   .string()
   .trim()
@@ -65,7 +115,36 @@ const envSchema = z.object({
   /** Basic credentials for registries; used only when both are set. */
   OCI_USERNAME: z.string().default(''),
   OCI_PASSWORD: z.string().default(''),
+  /** Largest file of a scenario artifact. */
+  OCI_MAX_LAYER_SIZE: byteSize.default(64 * 1024 ** 2),
+  /** Most files in a scenario artifact. */
+  OCI_MAX_LAYERS: positiveInt.default(256),
+  /** Largest scenario artifact (sum of its files). */
+  OCI_MAX_TOTAL_SIZE: byteSize.default(256 * 1024 ** 2),
+  /** Bound of one registry request (headers, then between two chunks). */
+  OCI_TIMEOUT: goDuration.default(30_000),
+  /** Passphrase encrypting the secrets of the stacks' state (Pulumi's own variable name). */
+  PULUMI_CONFIG_PASSPHRASE: z.string().default(''),
+  /** Bound of one `pulumi up`, preview or destroy; past it the operation is cancelled and cleaned up. */
+  IAC_TIMEOUT: goDuration.default(10 * 60_000),
+  /** After a cancel, how long Pulumi gets to stop before its processes are killed. */
+  IAC_CANCEL_GRACE: goDuration.default(30_000),
+  /** Bound of compiling a Go scenario. */
+  IAC_COMPILE_TIMEOUT: goDuration.default(5 * 60_000),
 });
+
+/**
+ * Variables a scenario program does not see (blanked in its environment): the service's own
+ * credentials. Everything else of the service's environment is passed through, as upstream does
+ * (KUBECONFIG, cloud credentials, proxies...).
+ */
+export const HIDDEN_FROM_SCENARIOS = [
+  'OCI_USERNAME',
+  'OCI_PASSWORD',
+  'ETCD_USERNAME',
+  'ETCD_PASSWORD',
+  'PULUMI_CONFIG_PASSPHRASE',
+];
 
 export type RawEnv = Record<string, string | undefined>;
 
@@ -88,9 +167,25 @@ export class AppConfig {
   readonly logLevel: LogLevel;
   readonly swagger: boolean;
   readonly etcd: Readonly<{ endpoint: string; username: string; password: string }>;
-  readonly oci: Readonly<{ insecure: boolean; username: string; password: string }>;
+  readonly oci: Readonly<{
+    insecure: boolean;
+    username: string;
+    password: string;
+    maxLayerBytes: number;
+    maxLayers: number;
+    maxTotalBytes: number;
+    requestTimeoutMs: number;
+  }>;
+  readonly iac: Readonly<{
+    passphrase: string;
+    operationTimeoutMs: number;
+    cancelGraceMs: number;
+    compileTimeoutMs: number;
+    /** Environment of the Pulumi CLI and scenario programs (see HIDDEN_FROM_SCENARIOS). */
+    programEnv: Readonly<Record<string, string>>;
+  }>;
 
-  private constructor(env: z.output<typeof envSchema>) {
+  private constructor(env: z.output<typeof envSchema>, raw: RawEnv) {
     this.port = env.PORT;
     this.dir = env.DIR;
     this.cache = env.CACHE;
@@ -105,6 +200,20 @@ export class AppConfig {
       insecure: env.OCI_INSECURE,
       username: env.OCI_USERNAME,
       password: env.OCI_PASSWORD,
+      maxLayerBytes: env.OCI_MAX_LAYER_SIZE,
+      maxLayers: env.OCI_MAX_LAYERS,
+      maxTotalBytes: env.OCI_MAX_TOTAL_SIZE,
+      requestTimeoutMs: env.OCI_TIMEOUT,
+    });
+    const programEnv: Record<string, string> = {};
+    for (const [k, v] of Object.entries(raw)) if (v !== undefined) programEnv[k] = v;
+    for (const k of HIDDEN_FROM_SCENARIOS) programEnv[k] = '';
+    this.iac = Object.freeze({
+      passphrase: env.PULUMI_CONFIG_PASSPHRASE,
+      operationTimeoutMs: env.IAC_TIMEOUT,
+      cancelGraceMs: env.IAC_CANCEL_GRACE,
+      compileTimeoutMs: env.IAC_COMPILE_TIMEOUT,
+      programEnv: Object.freeze(programEnv),
     });
     Object.freeze(this);
   }
@@ -133,6 +242,6 @@ export class AppConfig {
       problems.push(`ETCD_ENDPOINT: "${env.ETCD_ENDPOINT}" is not host:port`);
     }
     if (problems.length > 0) throw new ConfigError(problems);
-    return new AppConfig(env);
+    return new AppConfig(env, raw);
   }
 }

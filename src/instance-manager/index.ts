@@ -1,1 +1,3 @@
 export { InstanceManagerModule } from './instance-manager.module';
+export { InstanceManagerService } from './instance-manager.service';
+export type * from './instance-manager.types';

@@ -1,1 +1,4 @@
+export { DeployerService, mergedAdditional, newIdentity } from './deployer.service';
+export { poolDelta } from './pool-delta';
 export { PoolerModule } from './pooler.module';
+export { PoolerService } from './pooler.service';

@@ -42,3 +42,6 @@ export function computeUntil(
 export function isChallengeExpired(challenge: Pick<Challenge, 'until'>, now: Date): boolean {
   return challenge.until !== undefined && now.getTime() > challenge.until.getTime();
 }
+
+/** How existing instances follow a changed scenario or additional (upstream §5.8). */
+export type UpdateStrategy = 'update_in_place' | 'blue_green' | 'recreate';

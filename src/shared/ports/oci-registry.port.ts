@@ -18,6 +18,8 @@ export interface FetchedScenario {
  * - Aborting `signal` abandons the pull; nothing half-written is left.
  */
 export abstract class OciRegistry {
+  /** Throws OciReferenceMalformedError when `reference` does not parse; touches no network. */
+  abstract checkReference(reference: string): void;
   abstract resolve(reference: string, signal?: AbortSignal): Promise<string>;
   abstract fetchScenario(reference: string, signal?: AbortSignal): Promise<FetchedScenario>;
 }

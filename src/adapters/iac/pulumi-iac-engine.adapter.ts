@@ -1,0 +1,405 @@
+import { Injectable, Logger } from '@nestjs/common';
+import {
+  LocalWorkspace,
+  PulumiCommand,
+  type EngineEvent,
+  type OutputMap,
+  type Stack,
+  StackNotFoundError,
+} from '@pulumi/pulumi/automation';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  copyFile,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
+import { join } from 'node:path';
+import { IacOperationError, ScenarioInvalidError } from '../../shared/errors';
+import type {
+  FetchedScenario,
+  IacEngine,
+  StackOutputs,
+  StackRef,
+  UpRequest,
+} from '../../shared/ports';
+import { OperationGuard } from './operation-guard';
+import { ScenarioPreparer, type PreparedScenario } from './scenario-preparer';
+
+export interface PulumiIacEngineOptions {
+  /** The service's DIR: stacks' state and config live under `<dataDir>/pulumi`. */
+  dataDir: string;
+  /** The service's CACHE: prepared (compiled) scenarios go under `<cacheDir>/prepared`. */
+  cacheDir: string;
+  /** Encrypts stack secrets (Pulumi passphrase secrets provider). */
+  passphrase: string;
+  /** Bound of one up/preview/destroy; past it the operation is cancelled and cleaned up. */
+  operationTimeoutMs: number;
+  /** After a cancel, how long Pulumi gets to stop gracefully before its processes are killed. */
+  cancelGraceMs: number;
+  /** Bound of compiling a Go scenario. */
+  compileTimeoutMs: number;
+  /**
+   * Environment of the Pulumi CLI and the scenario programs, already filtered by the config
+   * (service credentials blanked). The engine adds its own variables on top.
+   */
+  programEnv: Record<string, string>;
+  /** node_modules holding the @pulumi/pulumi the service provides to nodejs scenarios. */
+  nodeModulesDir: string;
+  /** Absolute path of the `pulumi` binary; default: `pulumi` on PATH. */
+  pulumiBinary?: string;
+}
+
+/** What the engine remembers of a stack beside Pulumi's own state. */
+interface StackMeta {
+  project: string;
+  digest: string;
+}
+
+const STACK_FILES = new Set(['Pulumi.yaml', 'Pulumi.yml', '.prepared.json', 'stack.json', '.cm-go-binary']);
+
+/**
+ * The IaC engine: the real Pulumi CLI driven through the Automation API.
+ *
+ * Layout under DIR (shared by replicas, so any replica can update or destroy any stack):
+ * - `pulumi/backend/`: the file backend (Pulumi's checkpoints, history, locks);
+ * - `pulumi/stacks/<md5(challenge id)>/<identity>/`: the stack's project directory: its
+ *   `Pulumi.yaml`, its `Pulumi.<identity>.yaml` (config and secrets salt), `stack.json`, and
+ *   links to the prepared scenario files (re-made from this replica's cache before each run).
+ */
+@Injectable()
+export class PulumiIacEngine implements IacEngine {
+  private readonly logger = new Logger(PulumiIacEngine.name);
+  private readonly preparer: ScenarioPreparer;
+  private command: Promise<PulumiCommand> | undefined;
+
+  constructor(private readonly opts: PulumiIacEngineOptions) {
+    this.preparer = new ScenarioPreparer({
+      cacheDir: join(opts.cacheDir, 'prepared'),
+      env: opts.programEnv,
+      compileTimeoutMs: opts.compileTimeoutMs,
+    });
+  }
+
+  async validate(scenario: FetchedScenario, additional: Record<string, string>): Promise<void> {
+    const prepared = await this.preparer.prepare(scenario);
+    const identity = randomBytes(8).toString('hex');
+    // A throw-away project directory: nothing of the preview is kept (upstream leaked these).
+    const workDir = join(this.opts.dataDir, 'pulumi', 'previews', identity);
+    const problems: string[] = [];
+    const guard = this.guard();
+    try {
+      const stack = await this.openStack(prepared, workDir, identity, additional, guard);
+      try {
+        await stack.preview({
+          signal: guard.signal,
+          onEvent: (e) => collectDiagnostics(e, problems),
+        });
+      } catch (err) {
+        this.logger.warn(`preview of ${scenario.reference} failed: ${String(err)}`);
+        throw new ScenarioInvalidError(
+          scenario.reference,
+          problems.length > 0 ? problems.join('\n') : 'the scenario preview failed',
+          { cause: err },
+        );
+      } finally {
+        await this.removeStack(stack, prepared.project, identity, guard.aborted);
+      }
+    } finally {
+      guard.dispose();
+      await rm(workDir, { recursive: true, force: true });
+    }
+  }
+
+  async up(request: UpRequest, signal?: AbortSignal): Promise<StackOutputs> {
+    const prepared = await this.preparer.prepare(request.scenario);
+    const workDir = this.stackDir(request);
+    const fresh = (await this.readMeta(workDir)) === undefined;
+    const name = stackName(prepared.project, request.identity);
+    const guard = this.guard(signal);
+    try {
+      await this.moveProjectIfRenamed(workDir, prepared, request.identity);
+      const stack = await this.openStack(
+        prepared,
+        workDir,
+        request.identity,
+        request.additional,
+        guard,
+      );
+      await this.writeMeta(workDir, { project: prepared.project, digest: prepared.digest });
+      const result = await stack
+        .up({ signal: guard.signal, onEvent: (e) => this.logEvent(name, e) })
+        .catch((err: unknown) => {
+          throw new IacOperationError('up', name, { cause: err });
+        });
+      return readOutputs(request.scenario.reference, result.outputs);
+    } catch (err) {
+      guard.dispose();
+      if (guard.aborted) await this.dropLocks(prepared.project, request.identity);
+      // No orphans: a fresh stack that failed is destroyed and removed before we answer.
+      if (fresh) {
+        await this.destroy(request).catch((cleanup: unknown) =>
+          this.logger.error(`cleanup of failed stack ${name} failed: ${String(cleanup)}`),
+        );
+      }
+      throw err;
+    } finally {
+      guard.dispose();
+    }
+  }
+
+  async destroy(ref: StackRef, signal?: AbortSignal): Promise<void> {
+    const workDir = this.stackDir(ref);
+    const meta = await this.readMeta(workDir);
+    if (meta === undefined) {
+      await rm(workDir, { recursive: true, force: true });
+      return;
+    }
+    const name = stackName(meta.project, ref.identity);
+    // Destroy needs no program (providers keep what they need in the state), so links to a
+    // scenario this replica has not fetched are dropped rather than re-made.
+    await dropDanglingLinks(workDir);
+    const guard = this.guard(signal);
+    try {
+      const stack = await LocalWorkspace.selectStack(
+        { stackName: name, workDir },
+        await this.workspaceOptions(meta.project, guard),
+      ).catch((err: unknown) => {
+        if (err instanceof StackNotFoundError) return undefined;
+        throw new IacOperationError('destroy', name, { cause: err });
+      });
+      if (stack) {
+        await stack
+          .destroy({ signal: guard.signal, onEvent: (e) => this.logEvent(name, e) })
+          .catch(async (err: unknown) => {
+            guard.dispose();
+            if (guard.aborted) await this.dropLocks(meta.project, ref.identity);
+            throw new IacOperationError('destroy', name, { cause: err });
+          });
+        await this.removeStack(stack, meta.project, ref.identity, false);
+      }
+    } finally {
+      guard.dispose();
+    }
+    await rm(workDir, { recursive: true, force: true });
+  }
+
+  /** Project directory of a stack: the scenario's files linked, its own Pulumi.yaml copied. */
+  private async openStack(
+    prepared: PreparedScenario,
+    workDir: string,
+    identity: string,
+    additional: Record<string, string>,
+    guard: OperationGuard,
+  ): Promise<Stack> {
+    await mkdir(workDir, { recursive: true });
+    await linkScenario(prepared.directory, workDir);
+    if (prepared.binary !== undefined) {
+      // Read by the Go language host wrapper (tools/pulumi-language-go/wrapper.sh): the program
+      // always runs from its prepared binary, never compiled again at run time.
+      await writeFile(join(workDir, '.cm-go-binary'), prepared.binary);
+    }
+    const stack = await LocalWorkspace.createOrSelectStack(
+      { stackName: stackName(prepared.project, identity), workDir },
+      await this.workspaceOptions(prepared.project, guard),
+    );
+    // upstream contract (§5.5): config `identity` and `additional` (JSON) in the project namespace.
+    await stack.setAllConfig({
+      identity: { value: identity },
+      additional: { value: JSON.stringify(additional) },
+    });
+    return stack;
+  }
+
+  /**
+   * A new scenario version may rename its Pulumi project; the stack (and its resources) then
+   * moves to the new project instead of being orphaned (upstream lost track of it).
+   */
+  private async moveProjectIfRenamed(
+    workDir: string,
+    prepared: PreparedScenario,
+    identity: string,
+  ): Promise<void> {
+    const meta = await this.readMeta(workDir);
+    if (meta === undefined || meta.project === prepared.project) return;
+    const from = stackName(meta.project, identity);
+    const to = stackName(prepared.project, identity);
+    this.logger.log(`moving stack ${from} to ${to}`);
+    const old = await LocalWorkspace.selectStack(
+      { stackName: from, workDir },
+      await this.workspaceOptions(),
+    );
+    const state = await old.exportStack();
+    await old.workspace.removeStack(from, { force: true });
+    await rm(join(workDir, 'Pulumi.yaml'), { force: true });
+    await linkScenario(prepared.directory, workDir);
+    const moved = await LocalWorkspace.createOrSelectStack(
+      { stackName: to, workDir },
+      await this.workspaceOptions(),
+    );
+    await moved.importStack(state);
+  }
+
+  private stackDir(ref: StackRef): string {
+    return join(this.opts.dataDir, 'pulumi', 'stacks', md5(ref.challengeId), ref.identity);
+  }
+
+  private async readMeta(workDir: string): Promise<StackMeta | undefined> {
+    const raw = await readFile(join(workDir, 'stack.json'), 'utf8').catch(() => undefined);
+    return raw === undefined ? undefined : (JSON.parse(raw) as StackMeta);
+  }
+
+  private async writeMeta(workDir: string, meta: StackMeta): Promise<void> {
+    await writeFile(join(workDir, 'stack.json'), JSON.stringify(meta));
+  }
+
+  private async workspaceOptions(
+    project?: string,
+    guard?: OperationGuard,
+  ): Promise<{
+    pulumiCommand: PulumiCommand;
+    envVars: Record<string, string>;
+  }> {
+    const backend = join(this.opts.dataDir, 'pulumi', 'backend');
+    await mkdir(backend, { recursive: true });
+    this.command ??= this.opts.pulumiBinary
+      ? PulumiCommand.get({
+          root: join(this.opts.pulumiBinary, '..', '..'),
+          skipVersionCheck: false,
+        })
+      : PulumiCommand.get({ skipVersionCheck: false });
+    return {
+      pulumiCommand: await this.command,
+      envVars: {
+        ...this.opts.programEnv,
+        PULUMI_BACKEND_URL: `file://${backend}`,
+        PULUMI_CONFIG_PASSPHRASE: this.opts.passphrase,
+        PULUMI_SKIP_UPDATE_CHECK: 'true',
+        // nodejs scenarios need not ship node_modules: the service's @pulumi/pulumi is found here.
+        NODE_PATH: this.opts.nodeModulesDir,
+        ...(project === undefined ? {} : { CM_PROJECT: project }),
+        ...guard?.env,
+      },
+    };
+  }
+
+  private guard(signal?: AbortSignal): OperationGuard {
+    return new OperationGuard(this.opts.operationTimeoutMs, this.opts.cancelGraceMs, signal);
+  }
+
+  /**
+   * Removes a stack with everything Pulumi keeps of it (backups, history), so a destroyed
+   * instance leaves nothing under DIR. `force` also drops a stack that still lists resources
+   * (a preview's, which never has real ones).
+   */
+  private async removeStack(
+    stack: Stack,
+    project: string,
+    identity: string,
+    force: boolean,
+  ): Promise<void> {
+    if (force) await this.dropLocks(project, identity);
+    await stack.workspace.removeStack(stack.name, { force: true }).catch((err: unknown) => {
+      if (!(err instanceof StackNotFoundError)) throw err;
+    });
+    const pulumiDir = join(this.opts.dataDir, 'pulumi', 'backend', '.pulumi');
+    await Promise.all([
+      rm(join(pulumiDir, 'stacks', project, `${identity}.json.bak`), { force: true }),
+      rm(join(pulumiDir, 'stacks', project, `${identity}.json.bak.attrs`), { force: true }),
+      rm(join(pulumiDir, 'history', project, identity), { recursive: true, force: true }),
+    ]);
+  }
+
+  /**
+   * A killed CLI leaves its lock in the file backend; the service's own locks guarantee no other
+   * operation was running on this stack, so the lock is stale.
+   */
+  private async dropLocks(project: string, identity: string): Promise<void> {
+    await rm(
+      join(
+        this.opts.dataDir,
+        'pulumi',
+        'backend',
+        '.pulumi',
+        'locks',
+        'organization',
+        project,
+        identity,
+      ),
+      {
+        recursive: true,
+        force: true,
+      },
+    );
+  }
+
+  private logEvent(stack: string, event: EngineEvent): void {
+    const diag = event.diagnosticEvent;
+    if (diag && (diag.severity as string) !== 'debug') {
+      this.logger.debug(`${stack}: ${diag.severity}: ${diag.message.trim()}`);
+    }
+  }
+}
+
+const stackName = (project: string, identity: string): string =>
+  `organization/${project}/${identity}`;
+
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+
+function collectDiagnostics(event: EngineEvent, into: string[]): void {
+  const diag = event.diagnosticEvent;
+  if (diag && diag.severity === 'error') into.push(diag.message.trim());
+}
+
+/**
+ * upstream §5.5: `connection_info` (required string), `flag` (deprecated, first of the flags),
+ * `flags` (array of strings).
+ */
+function readOutputs(reference: string, outputs: OutputMap): StackOutputs {
+  const info: unknown = outputs.connection_info?.value;
+  if (typeof info !== 'string') {
+    throw new ScenarioInvalidError(reference, 'the program exported no connection_info string');
+  }
+  const flags: string[] = [];
+  const flag: unknown = outputs.flag?.value;
+  if (typeof flag === 'string') flags.push(flag);
+  const many: unknown = outputs.flags?.value;
+  if (Array.isArray(many)) {
+    for (const f of many as unknown[]) {
+      if (typeof f !== 'string')
+        throw new ScenarioInvalidError(reference, 'the flags output holds a non-string');
+      flags.push(f);
+    }
+  }
+  return { connectionInfo: info, flags };
+}
+
+/** Re-links the scenario's entries into the stack's project directory (replacing older links). */
+async function linkScenario(source: string, workDir: string): Promise<void> {
+  for (const entry of await readdir(workDir)) {
+    const path = join(workDir, entry);
+    if ((await lstat(path)).isSymbolicLink()) await unlink(path);
+  }
+  for (const entry of await readdir(source)) {
+    if (STACK_FILES.has(entry) || /^Pulumi\..+\.ya?ml$/.test(entry)) continue;
+    await symlink(join(source, entry), join(workDir, entry));
+  }
+  const project = (await stat(join(source, 'Pulumi.yaml')).catch(() => undefined))
+    ? 'Pulumi.yaml'
+    : 'Pulumi.yml';
+  await copyFile(join(source, project), join(workDir, 'Pulumi.yaml'));
+}
+
+async function dropDanglingLinks(workDir: string): Promise<void> {
+  for (const entry of await readdir(workDir)) {
+    const path = join(workDir, entry);
+    if ((await lstat(path)).isSymbolicLink() && !(await stat(path).catch(() => undefined)))
+      await unlink(path);
+  }
+}

@@ -1,0 +1,249 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { DeployerService, PoolerService, poolDelta } from '../pooler';
+import {
+  computeUntil,
+  isChallengeExpired,
+  lockKeys,
+  type Challenge,
+  type Instance,
+} from '../shared/domain';
+import {
+  ChallengeAlreadyExistsError,
+  ChallengeNotFoundError,
+  IacOperationError,
+  PoolerOutOfBoundsError,
+  type PoolerViolation,
+} from '../shared/errors';
+import { Clock, DistributedLock, IacEngine, OciRegistry, StateStore } from '../shared/ports';
+import type {
+  ChallengeView,
+  CreateChallengeInput,
+  UpdateChallengeInput,
+} from './challenge-store.types';
+
+/**
+ * upstream: api/v1/common/checks.go. Negative bounds are refused; the inversion is checked only
+ * when both bounds are in scope (`max` = 0 means no maximum).
+ */
+export function checkPoolerBounds(min: number | undefined, max: number | undefined): void {
+  const violations: PoolerViolation[] = [];
+  if (min !== undefined && min < 0) violations.push('MIN_NEGATIVE');
+  if (max !== undefined && max < 0) violations.push('MAX_NEGATIVE');
+  if (min !== undefined && max !== undefined && max > 0 && min > max)
+    violations.push('INVERTED_BOUNDARIES');
+  if (violations.length > 0) throw new PoolerOutOfBoundsError(violations, { min, max });
+}
+
+const sameMap = (a: Record<string, string>, b: Record<string, string>): boolean =>
+  Object.keys(a).length === Object.keys(b).length &&
+  Object.entries(a).every(([k, v]) => b[k] === v);
+
+/**
+ * The ChallengeStore use cases (upstream api/v1/challenge). Writers of a challenge hold its
+ * write lock; reads take none (records are replaced atomically), so listing never stops the
+ * world.
+ */
+@Injectable()
+export class ChallengeStoreService {
+  private readonly logger = new Logger(ChallengeStoreService.name);
+
+  constructor(
+    private readonly state: StateStore,
+    private readonly lock: DistributedLock,
+    private readonly clock: Clock,
+    private readonly oci: OciRegistry,
+    private readonly iac: IacEngine,
+    private readonly pooler: PoolerService,
+    private readonly deployer: DeployerService,
+  ) {}
+
+  async create(input: CreateChallengeInput, signal?: AbortSignal): Promise<ChallengeView> {
+    // Everything a request can get wrong is refused before any lock or IaC work.
+    checkPoolerBounds(input.min, input.max);
+    this.oci.checkReference(input.scenario);
+    const challenge: Challenge = { ...input, additional: { ...input.additional } };
+    await this.lock.withWriteLock(
+      lockKeys.challenge(input.id),
+      async () => {
+        if (await this.state.loadChallenge(input.id))
+          throw new ChallengeAlreadyExistsError(input.id);
+        this.logger.log(`creating challenge ${input.id}`);
+        const scenario = await this.oci.fetchScenario(input.scenario, signal);
+        await this.iac.validate(scenario, challenge.additional);
+        await this.state.saveChallenge(challenge);
+      },
+      signal,
+    );
+    this.pooler.fill(challenge, 0, 0);
+    this.logger.log(`challenge ${input.id} created successfully`);
+    return { ...challenge, instances: [] };
+  }
+
+  async retrieve(id: string): Promise<ChallengeView> {
+    const challenge = await this.state.loadChallenge(id);
+    if (!challenge) throw new ChallengeNotFoundError(id);
+    return this.view(challenge);
+  }
+
+  async *query(): AsyncIterable<ChallengeView> {
+    for (const challenge of await this.state.listChallenges()) yield await this.view(challenge);
+  }
+
+  async update(input: UpdateChallengeInput, signal?: AbortSignal): Promise<ChallengeView> {
+    const mask = input.mask ?? new Set();
+    checkPoolerBounds(
+      mask.has('min') ? input.min : undefined,
+      mask.has('max') ? input.max : undefined,
+    );
+    if (mask.has('scenario')) this.oci.checkReference(input.scenario ?? '');
+
+    return this.lock.withWriteLock(
+      lockKeys.challenge(input.id),
+      async () => {
+        // upstream: api/v1/challenge/update.go
+        const old = await this.state.loadChallenge(input.id);
+        if (!old) throw new ChallengeNotFoundError(input.id);
+        const next: Challenge = { ...old, additional: { ...old.additional } };
+        let scenarioChanged = false;
+        if (mask.has('scenario') && input.scenario !== undefined) {
+          const [before, after] = await Promise.all([
+            this.oci.resolve(old.scenario, signal),
+            this.oci.resolve(input.scenario, signal),
+          ]);
+          // Same digest: the stored reference is kept, as upstream does.
+          scenarioChanged = before !== after;
+          if (scenarioChanged) next.scenario = input.scenario;
+        }
+        if (mask.has('timeout')) {
+          if (input.timeoutMs === undefined) delete next.timeoutMs;
+          else next.timeoutMs = input.timeoutMs;
+        }
+        if (mask.has('until')) {
+          if (input.until === undefined) delete next.until;
+          else next.until = input.until;
+        }
+        const additionalChanged =
+          mask.has('additional') && !sameMap(old.additional, input.additional);
+        if (additionalChanged) next.additional = { ...input.additional };
+        if (mask.has('min')) next.min = input.min;
+        if (mask.has('max')) next.max = input.max;
+        this.logger.log(
+          `updating challenge ${input.id} (scenario: ${scenarioChanged}, additional: ${additionalChanged})`,
+        );
+
+        if (scenarioChanged)
+          await this.iac.validate(
+            await this.oci.fetchScenario(next.scenario, signal),
+            next.additional,
+          );
+        await this.state.saveChallenge(next);
+
+        const instances = await this.state.listInstances(input.id);
+        const claimed = instances.filter((x) => x.sourceId !== undefined);
+        const pooled = instances.filter((x) => x.sourceId === undefined);
+        const redeploy = scenarioChanged || additionalChanged;
+        const failures: unknown[] = [];
+        const collect = (p: Promise<unknown>): Promise<void> =>
+          p.then(
+            () => undefined,
+            (err: unknown) => void failures.push(err),
+          );
+
+        // Every claimed instance follows: `until` recomputed (upstream renews them all), and a
+        // redeploy with the requested strategy when the scenario or additional changed.
+        const now = this.clock.now();
+        await Promise.all(
+          claimed.map((instance) =>
+            collect(
+              this.lock.withWriteLock(lockKeys.instance(input.id, instance.identity), async () => {
+                let updated: Instance = { ...instance };
+                const until = computeUntil(next, now);
+                if (until) updated.until = until;
+                else delete updated.until;
+                if (redeploy)
+                  updated = await this.deployer.update(next, updated, input.updateStrategy, signal);
+                await this.state.saveInstance(updated);
+              }),
+            ),
+          ),
+        );
+
+        // The pool follows the new bounds (upstream pkg/pool/delta.go), then the new scenario.
+        const delta = poolDelta(next.min, next.max, claimed.length, pooled.length);
+        const sortedPooled = [...pooled].sort((a, b) => a.identity.localeCompare(b.identity));
+        const toDelete = sortedPooled.slice(0, delta.delete);
+        const toKeep = sortedPooled.slice(delta.delete);
+        await Promise.all([
+          ...toDelete.map((instance) =>
+            collect(
+              this.lock.withWriteLock(lockKeys.instance(input.id, instance.identity), () =>
+                this.deployer.destroy(instance),
+              ),
+            ),
+          ),
+          ...(redeploy
+            ? toKeep.map((instance) =>
+                collect(
+                  this.lock.withWriteLock(
+                    lockKeys.instance(input.id, instance.identity),
+                    async () => {
+                      await this.state.saveInstance(
+                        await this.deployer.update(next, instance, input.updateStrategy, signal),
+                      );
+                    },
+                  ),
+                ),
+              )
+            : []),
+        ]);
+        if (!isChallengeExpired(next, now)) this.pooler.spinUp(next.id, delta.create);
+
+        if (failures.length > 0) {
+          for (const f of failures)
+            this.logger.error(`update of challenge ${input.id}: ${String(f)}`);
+          throw new IacOperationError('up', `challenge ${input.id}`, { cause: failures[0] });
+        }
+        return this.view(next);
+      },
+      signal,
+    );
+  }
+
+  async delete(id: string, signal?: AbortSignal): Promise<void> {
+    await this.lock.withWriteLock(
+      lockKeys.challenge(id),
+      async () => {
+        // upstream: api/v1/challenge/delete.go, without its leaks: a challenge is removed only once
+        // every instance (claimed and pooled) is destroyed; failed ones stay listed and retryable.
+        if (!(await this.state.loadChallenge(id))) throw new ChallengeNotFoundError(id);
+        const instances = await this.state.listInstances(id);
+        const results = await Promise.allSettled(
+          instances.map((instance) =>
+            this.lock.withWriteLock(lockKeys.instance(id, instance.identity), () =>
+              this.deployer.destroy(instance, signal),
+            ),
+          ),
+        );
+        const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed.length > 0) {
+          for (const f of failed)
+            this.logger.error(`delete of challenge ${id}: ${String(f.reason)}`);
+          throw new IacOperationError(
+            'destroy',
+            `challenge ${id} (${failed.length} of ${instances.length} instances)`,
+            {
+              cause: failed[0]?.reason,
+            },
+          );
+        }
+        await this.state.deleteChallenge(id);
+      },
+      signal,
+    );
+  }
+
+  private async view(challenge: Challenge): Promise<ChallengeView> {
+    const instances = await this.state.listInstances(challenge.id);
+    return { ...challenge, instances: instances.filter((x) => x.sourceId !== undefined) };
+  }
+}

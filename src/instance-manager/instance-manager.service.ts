@@ -1,0 +1,175 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { DeployerService, PoolerService } from '../pooler';
+import {
+  computeUntil,
+  isChallengeExpired,
+  isInstanceExpired,
+  lockKeys,
+  type Challenge,
+  type Instance,
+} from '../shared/domain';
+import {
+  ChallengeExpiredError,
+  ChallengeNoRenewalError,
+  ChallengeNotFoundError,
+  InstanceAlreadyExistsError,
+  InstanceExpiredError,
+  InstanceNotFoundError,
+} from '../shared/errors';
+import { Clock, DistributedLock, StateStore } from '../shared/ports';
+import type { CreateInstanceInput } from './instance-manager.types';
+
+/**
+ * The InstanceManager use cases (upstream api/v1/instance).
+ *
+ * Locks, always taken in this order: source (write) → challenge → instance.
+ * - The source lock makes "one instance per (challenge, source)" hold under concurrency.
+ * - The challenge lock is held only for short checks and record changes, never during `up`,
+ *   so a slow deployment for one source delays no other source (upstream held it throughout).
+ * - Reads take no lock at all: records are replaced atomically.
+ */
+@Injectable()
+export class InstanceManagerService {
+  private readonly logger = new Logger(InstanceManagerService.name);
+
+  constructor(
+    private readonly state: StateStore,
+    private readonly lock: DistributedLock,
+    private readonly clock: Clock,
+    private readonly pooler: PoolerService,
+    private readonly deployer: DeployerService,
+  ) {}
+
+  async create(input: CreateInstanceInput, signal?: AbortSignal): Promise<Instance> {
+    const { challengeId, sourceId } = input;
+    return this.lock.withWriteLock(
+      lockKeys.source(challengeId, sourceId),
+      async () => {
+        // upstream: api/v1/instance/create.go, checks then the pool path.
+        const { challenge, claimed } = await this.lock.withReadLock(
+          lockKeys.challenge(challengeId),
+          async () => {
+            const challenge = await this.requireChallenge(challengeId);
+            if (isChallengeExpired(challenge, this.clock.now()))
+              throw new ChallengeExpiredError(challengeId);
+            if (await this.findClaimed(challengeId, sourceId))
+              throw new InstanceAlreadyExistsError(challengeId, sourceId);
+            return { challenge, claimed: await this.pooler.claim(challenge, sourceId) };
+          },
+          signal,
+        );
+        if (claimed) {
+          this.logger.log(
+            `claiming instance ${claimed.identity} of challenge ${challengeId} from pool for source ${sourceId}`,
+          );
+          return this.pooler.finishClaim(challenge, claimed, input.additional, signal);
+        }
+        this.logger.log(`creating new instance of challenge ${challengeId} for source ${sourceId}`);
+        const created = await this.deployer.deploy(challengeId, {
+          sourceId,
+          additional: input.additional,
+          signal,
+          admit: (current) => Promise.resolve(!isChallengeExpired(current, this.clock.now())),
+        });
+        // Not admitted: the challenge was deleted or expired while deploying (the stack is gone).
+        if (!created) throw new ChallengeNotFoundError(challengeId);
+        return created;
+      },
+      signal,
+    );
+  }
+
+  /** upstream quirk kept: an unknown challenge answers INSTANCE_NOT_FOUND here. */
+  async retrieve(challengeId: string, sourceId: string): Promise<Instance> {
+    const instance = await this.findClaimed(challengeId, sourceId);
+    if (!instance) throw new InstanceNotFoundError(challengeId, sourceId);
+    return instance;
+  }
+
+  /** The instances of one source across challenges; no lock, no stop-the-world. */
+  async *query(sourceId: string): AsyncIterable<Instance> {
+    for (const challenge of await this.state.listChallenges()) {
+      const instance = await this.findClaimed(challenge.id, sourceId);
+      if (instance) yield instance;
+    }
+  }
+
+  async renew(challengeId: string, sourceId: string, signal?: AbortSignal): Promise<Instance> {
+    // upstream: api/v1/instance/renew.go
+    return this.lock.withReadLock(
+      lockKeys.challenge(challengeId),
+      async () => {
+        const challenge = await this.requireChallenge(challengeId);
+        const found = await this.requireClaimed(challengeId, sourceId);
+        return this.lock.withWriteLock(
+          lockKeys.instance(challengeId, found.identity),
+          async () => {
+            const instance = await this.requireClaimed(challengeId, sourceId);
+            if (challenge.timeoutMs === undefined) throw new ChallengeNoRenewalError(challengeId);
+            const now = this.clock.now();
+            if (isInstanceExpired(instance, now))
+              throw new InstanceExpiredError(challengeId, sourceId);
+            const renewed: Instance = { ...instance, lastRenew: now };
+            const until = computeUntil(challenge, now);
+            if (until) renewed.until = until;
+            else delete renewed.until;
+            await this.state.saveInstance(renewed);
+            return renewed;
+          },
+          signal,
+        );
+      },
+      signal,
+    );
+  }
+
+  async delete(challengeId: string, sourceId: string, signal?: AbortSignal): Promise<void> {
+    await this.lock.withWriteLock(
+      lockKeys.source(challengeId, sourceId),
+      async () => {
+        // upstream: api/v1/instance/delete.go
+        const { challenge, instance, pooled, total } = await this.lock.withReadLock(
+          lockKeys.challenge(challengeId),
+          async () => {
+            const challenge = await this.requireChallenge(challengeId);
+            const instance = await this.requireClaimed(challengeId, sourceId);
+            const all = await this.state.listInstances(challengeId);
+            return {
+              challenge,
+              instance,
+              pooled: all.filter((x) => x.sourceId === undefined).length,
+              total: all.length,
+            };
+          },
+          signal,
+        );
+        this.logger.log(
+          `deleting instance ${instance.identity} of challenge ${challengeId} for source ${sourceId}`,
+        );
+        await this.lock.withWriteLock(
+          lockKeys.instance(challengeId, instance.identity),
+          () => this.deployer.destroy(instance, signal),
+          signal,
+        );
+        this.pooler.refillAfterDelete(challenge, pooled, total);
+      },
+      signal,
+    );
+  }
+
+  private async requireChallenge(id: string): Promise<Challenge> {
+    const challenge = await this.state.loadChallenge(id);
+    if (!challenge) throw new ChallengeNotFoundError(id);
+    return challenge;
+  }
+
+  private async requireClaimed(challengeId: string, sourceId: string): Promise<Instance> {
+    const instance = await this.findClaimed(challengeId, sourceId);
+    if (!instance) throw new InstanceNotFoundError(challengeId, sourceId);
+    return instance;
+  }
+
+  private findClaimed(challengeId: string, sourceId: string): Promise<Instance | undefined> {
+    return this.state.findClaimed(challengeId, sourceId);
+  }
+}

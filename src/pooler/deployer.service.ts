@@ -1,0 +1,161 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import {
+  computeUntil,
+  lockKeys,
+  type Challenge,
+  type Instance,
+  type UpdateStrategy,
+} from '../shared/domain';
+import { ChallengeNotFoundError } from '../shared/errors';
+import { Clock, DistributedLock, IacEngine, OciRegistry, StateStore } from '../shared/ports';
+
+/** upstream: identity = first 16 hex characters of random bytes (pkg/identity). */
+export function newIdentity(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** The additional a program sees: the challenge's, overridden by the instance's (upstream §5.7). */
+export function mergedAdditional(
+  challenge: Challenge,
+  instance: Pick<Instance, 'additional'>,
+): Record<string, string> {
+  return { ...challenge.additional, ...instance.additional };
+}
+
+/**
+ * Deploys, updates and destroys the stacks of instances, and keeps their records in step.
+ * Callers hold the locks their use case needs; the rules here are about records and stacks:
+ * a record exists only for a stack that was deployed, and stays while its stack does.
+ */
+@Injectable()
+export class DeployerService {
+  private readonly logger = new Logger(DeployerService.name);
+
+  constructor(
+    private readonly state: StateStore,
+    private readonly lock: DistributedLock,
+    private readonly oci: OciRegistry,
+    private readonly iac: IacEngine,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Deploys a new instance of a challenge and records it, claimed by `sourceId` or pooled.
+   * The record is written only after `up` succeeded and only if `admit` (run under the challenge
+   * lock on the challenge as it is then) agrees; otherwise the stack is destroyed again. Returns
+   * undefined when not admitted.
+   */
+  async deploy(
+    challengeId: string,
+    opts: {
+      sourceId?: string;
+      additional: Record<string, string>;
+      signal?: AbortSignal;
+      admit: (challenge: Challenge) => Promise<boolean>;
+    },
+  ): Promise<Instance | undefined> {
+    const identity = newIdentity();
+    return this.lock.withWriteLock(lockKeys.instance(challengeId, identity), async () => {
+      const challenge = await this.state.loadChallenge(challengeId);
+      if (!challenge) throw new ChallengeNotFoundError(challengeId);
+      const scenario = await this.oci.fetchScenario(challenge.scenario, opts.signal);
+      const outputs = await this.iac.up(
+        {
+          challengeId,
+          identity,
+          scenario,
+          additional: { ...challenge.additional, ...opts.additional },
+        },
+        opts.signal,
+      );
+      const now = this.clock.now();
+      // The challenge may have changed (deleted, expired, pool filled) during `up`: decide again.
+      const recorded = await this.lock.withWriteLock(lockKeys.challenge(challengeId), async () => {
+        const current = await this.state.loadChallenge(challengeId);
+        if (!current || !(await opts.admit(current))) return undefined;
+        const instance: Instance = {
+          challengeId,
+          identity,
+          ...(opts.sourceId === undefined ? {} : { sourceId: opts.sourceId }),
+          since: now,
+          lastRenew: now,
+          ...(opts.sourceId === undefined ? {} : { until: computeUntil(current, now) }),
+          connectionInfo: outputs.connectionInfo,
+          flags: outputs.flags,
+          additional: { ...opts.additional },
+        };
+        if (instance.until === undefined) delete instance.until;
+        await this.state.saveInstance(instance);
+        return instance;
+      });
+      if (!recorded) {
+        this.logger.log(
+          `instance ${identity} of challenge ${challengeId} not admitted after up; destroying it`,
+        );
+        await this.iac.destroy({ challengeId, identity });
+      }
+      return recorded;
+    });
+  }
+
+  /**
+   * Brings an existing instance to the challenge's current scenario and additional with the
+   * given strategy (upstream §5.8). Returns the instance to record (its identity may change).
+   * The caller holds the instance's lock and saves the result.
+   */
+  async update(
+    challenge: Challenge,
+    instance: Instance,
+    strategy: UpdateStrategy,
+    signal?: AbortSignal,
+  ): Promise<Instance> {
+    const scenario = await this.oci.fetchScenario(challenge.scenario, signal);
+    const additional = mergedAdditional(challenge, instance);
+    const at = { challengeId: instance.challengeId };
+    switch (strategy) {
+      case 'update_in_place': {
+        const out = await this.iac.up(
+          { ...at, identity: instance.identity, scenario, additional },
+          signal,
+        );
+        return { ...instance, connectionInfo: out.connectionInfo, flags: out.flags };
+      }
+      case 'recreate': {
+        await this.iac.destroy({ ...at, identity: instance.identity }, signal);
+        const out = await this.iac.up(
+          { ...at, identity: instance.identity, scenario, additional },
+          signal,
+        );
+        return { ...instance, connectionInfo: out.connectionInfo, flags: out.flags };
+      }
+      case 'blue_green': {
+        const identity = newIdentity();
+        const out = await this.iac.up({ ...at, identity, scenario, additional }, signal);
+        const moved: Instance = {
+          ...instance,
+          identity,
+          connectionInfo: out.connectionInfo,
+          flags: out.flags,
+        };
+        // The new record first: a crash between the two steps leaves a duplicate, never a loss.
+        await this.state.saveInstance(moved);
+        await this.iac.destroy({ ...at, identity: instance.identity }, signal);
+        await this.state.deleteInstance(instance.challengeId, instance.identity);
+        return moved;
+      }
+    }
+  }
+
+  /** Destroys an instance's stack, then its record; a failed destroy keeps the record. */
+  async destroy(
+    instance: Pick<Instance, 'challengeId' | 'identity'>,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await this.iac.destroy(
+      { challengeId: instance.challengeId, identity: instance.identity },
+      signal,
+    );
+    await this.state.deleteInstance(instance.challengeId, instance.identity);
+  }
+}

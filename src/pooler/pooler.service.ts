@@ -1,0 +1,125 @@
+import { Injectable, Logger } from '@nestjs/common';
+import {
+  computeUntil,
+  isChallengeExpired,
+  lockKeys,
+  type Challenge,
+  type Instance,
+} from '../shared/domain';
+import { BackgroundTasks } from '../shared/background-tasks';
+import { Clock, DistributedLock, StateStore } from '../shared/ports';
+import { DeployerService } from './deployer.service';
+import { poolDelta, shouldRefillAfterClaim, shouldRefillAfterDelete } from './pool-delta';
+
+/**
+ * Pre-deployed (pooled) instances: spin-ups, claims and resizes (upstream §6).
+ * Pooled instances have no source, never appear in the API and never expire while pooled.
+ */
+@Injectable()
+export class PoolerService {
+  private readonly logger = new Logger(PoolerService.name);
+
+  constructor(
+    private readonly state: StateStore,
+    private readonly lock: DistributedLock,
+    private readonly clock: Clock,
+    private readonly tasks: BackgroundTasks,
+    private readonly deployer: DeployerService,
+  ) {}
+
+  /**
+   * Starts `count` spin-ups in the background. Each one is admitted only if, once deployed, the
+   * challenge still exists, has not expired, and the pool is still under its target: the pool
+   * never exceeds what the bounds allow, whatever the interleaving.
+   */
+  spinUp(challengeId: string, count: number): void {
+    for (let i = 0; i < count; i++) {
+      this.tasks.run(`pool spin-up of challenge ${challengeId}`, async (signal) => {
+        const instance = await this.deployer.deploy(challengeId, {
+          additional: {},
+          signal,
+          admit: async (challenge) => {
+            if (isChallengeExpired(challenge, this.clock.now())) return false;
+            const instances = await this.state.listInstances(challengeId);
+            const pooled = instances.filter((x) => x.sourceId === undefined).length;
+            return (
+              poolDelta(challenge.min, challenge.max, instances.length - pooled, pooled).create > 0
+            );
+          },
+        });
+        if (instance)
+          this.logger.log(
+            `instance ${instance.identity} registered in pool of challenge ${challengeId}`,
+          );
+      });
+    }
+  }
+
+  /** Fills the pool of a new (or updated) challenge to its target, unless it expired. */
+  fill(challenge: Challenge, claimed: number, pooled: number): void {
+    if (isChallengeExpired(challenge, this.clock.now())) return;
+    this.spinUp(challenge.id, poolDelta(challenge.min, challenge.max, claimed, pooled).create);
+  }
+
+  /**
+   * Claims a pooled instance for `sourceId`, if there is one. Call it under the challenge's read
+   * lock; the store's atomic claim gives each pooled instance to exactly one source, so
+   * concurrent claimers simply move on to the next candidate. Triggers a refill.
+   */
+  async claim(challenge: Challenge, sourceId: string): Promise<Instance | undefined> {
+    const instances = await this.state.listInstances(challenge.id);
+    const pooled = instances
+      .filter((x) => x.sourceId === undefined)
+      .sort((a, b) => a.identity.localeCompare(b.identity));
+    for (const candidate of pooled) {
+      if (await this.state.claim(challenge.id, candidate.identity, sourceId)) {
+        if (shouldRefillAfterClaim(challenge.min, challenge.max, pooled.length, instances.length)) {
+          this.spinUp(challenge.id, 1);
+        }
+        return { ...candidate, sourceId };
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Makes a just-claimed instance the source's: expiry from now, and its own additional applied
+   * in place (upstream §4.6). If that update fails the instance is destroyed, never half-given.
+   */
+  async finishClaim(
+    challenge: Challenge,
+    claimed: Instance,
+    additional: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<Instance> {
+    return this.lock.withWriteLock(lockKeys.instance(challenge.id, claimed.identity), async () => {
+      const now = this.clock.now();
+      let instance: Instance = { ...claimed, lastRenew: now, additional: { ...additional } };
+      const until = computeUntil(challenge, now);
+      if (until) instance.until = until;
+      if (Object.keys(additional).length > 0) {
+        try {
+          instance = await this.deployer.update(challenge, instance, 'update_in_place', signal);
+        } catch (err) {
+          await this.deployer
+            .destroy(instance)
+            .catch((cleanup: unknown) =>
+              this.logger.error(
+                `removing instance ${instance.identity} after a failed claim: ${String(cleanup)}`,
+              ),
+            );
+          throw err;
+        }
+      }
+      await this.state.saveInstance(instance);
+      return instance;
+    });
+  }
+
+  /** upstream §6.3: after a claimed instance is deleted, refill if the pool is short. */
+  refillAfterDelete(challenge: Challenge, pooled: number, totalBefore: number): void {
+    if (isChallengeExpired(challenge, this.clock.now())) return;
+    if (shouldRefillAfterDelete(challenge.min, challenge.max, pooled, totalBefore))
+      this.spinUp(challenge.id, 1);
+  }
+}
