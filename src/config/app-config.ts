@@ -131,6 +131,34 @@ const envSchema = z.object({
   IAC_CANCEL_GRACE: goDuration.default(30_000),
   /** Bound of compiling a Go scenario. */
   IAC_COMPILE_TIMEOUT: goDuration.default(5 * 60_000),
+  /**
+   * Period of the janitor's sweep (after upstream's janitor `TICKER`); `0` turns the janitor off.
+   */
+  JANITOR_TICKER: z
+    .string()
+    .trim()
+    .transform((raw, ctx) => {
+      if (raw === '0') return 0;
+      const ms = parseGoDuration(raw);
+      if (ms === undefined || ms <= 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${raw}" is not a positive duration (e.g. 1m) or 0 (off)`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .default(60_000),
+  /** Cron expression for the janitor instead of a period (upstream's CronJob default: every minute). */
+  JANITOR_CRON: z
+    .string()
+    .trim()
+    .refine(
+      (raw) => raw.split(/\s+/).length >= 5 && raw.split(/\s+/).length <= 6,
+      'must be a cron expression of 5 or 6 fields',
+    )
+    .optional(),
 });
 
 /**
@@ -185,6 +213,8 @@ export class AppConfig {
     programEnv: Readonly<Record<string, string>>;
   }>;
 
+  readonly janitor: Readonly<{ tickerMs: number; cron: string | undefined }>;
+
   private constructor(env: z.output<typeof envSchema>, raw: RawEnv) {
     this.port = env.PORT;
     this.dir = env.DIR;
@@ -215,6 +245,7 @@ export class AppConfig {
       compileTimeoutMs: env.IAC_COMPILE_TIMEOUT,
       programEnv: Object.freeze(programEnv),
     });
+    this.janitor = Object.freeze({ tickerMs: env.JANITOR_TICKER, cron: env.JANITOR_CRON });
     Object.freeze(this);
   }
 

@@ -1,1 +1,2 @@
 export { JanitorModule } from './janitor.module';
+export { JanitorService, type SweepReport } from './janitor.service';

@@ -1,7 +1,13 @@
 import { Module } from '@nestjs/common';
 import { AdaptersModule } from '../adapters/adapters.module';
+import { InstanceManagerModule } from '../instance-manager';
+import { PoolerModule } from '../pooler';
+import { JanitorScheduler } from './janitor.scheduler';
+import { JanitorService } from './janitor.service';
 
 @Module({
-  imports: [AdaptersModule],
+  imports: [AdaptersModule, InstanceManagerModule, PoolerModule],
+  providers: [JanitorService, JanitorScheduler],
+  exports: [JanitorService],
 })
 export class JanitorModule {}

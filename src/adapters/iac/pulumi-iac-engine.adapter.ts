@@ -62,7 +62,13 @@ interface StackMeta {
   digest: string;
 }
 
-const STACK_FILES = new Set(['Pulumi.yaml', 'Pulumi.yml', '.prepared.json', 'stack.json', '.cm-go-binary']);
+const STACK_FILES = new Set([
+  'Pulumi.yaml',
+  'Pulumi.yml',
+  '.prepared.json',
+  'stack.json',
+  '.cm-go-binary',
+]);
 
 /**
  * The IaC engine: the real Pulumi CLI driven through the Automation API.
@@ -313,6 +319,11 @@ export class PulumiIacEngine implements IacEngine {
       rm(join(pulumiDir, 'stacks', project, `${identity}.json.bak`), { force: true }),
       rm(join(pulumiDir, 'stacks', project, `${identity}.json.bak.attrs`), { force: true }),
       rm(join(pulumiDir, 'history', project, identity), { recursive: true, force: true }),
+      rm(join(pulumiDir, 'backups', project, identity), { recursive: true, force: true }),
+      rm(join(pulumiDir, 'locks', 'organization', project, identity), {
+        recursive: true,
+        force: true,
+      }),
     ]);
   }
 

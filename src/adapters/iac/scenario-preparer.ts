@@ -65,14 +65,14 @@ export class ScenarioPreparer {
     await mkdir(this.opts.cacheDir, { recursive: true });
     try {
       await cp(scenario.directory, tmp, { recursive: true, verbatimSymlinks: true });
-      if (runtime === 'go') await this.prepareGo(scenario, tmp, file, content);
-      else await checkNodejs(scenario, tmp, content);
       const prepared: PreparedScenario = {
         digest: scenario.digest,
         directory: target,
         project,
         runtime,
       };
+      if (runtime === 'go') prepared.binary = await this.prepareGo(scenario, tmp, file, content);
+      else await checkNodejs(scenario, tmp, content);
       await writeFile(join(tmp, '.prepared.json'), JSON.stringify(prepared));
       await rename(tmp, target).catch(async (err: NodeJS.ErrnoException) => {
         // Another process prepared the same digest first: keep theirs.

@@ -1,0 +1,73 @@
+import {
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { CronJob } from 'cron';
+import { AppConfig } from '../config';
+import { lockKeys } from '../shared/domain';
+import { DistributedLock } from '../shared/ports';
+import { JanitorService } from './janitor.service';
+
+const JOB = 'janitor';
+
+/**
+ * Runs the janitor's sweep on `JANITOR_TICKER` (or `JANITOR_CRON`). A sweep never overlaps
+ * itself: a tick that finds one running is skipped; across replicas the sweep runs under the
+ * janitor lock, so one replica sweeps at a time.
+ */
+@Injectable()
+export class JanitorScheduler implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(JanitorScheduler.name);
+  private running: Promise<void> | undefined;
+  private readonly controller = new AbortController();
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly registry: SchedulerRegistry,
+    private readonly janitor: JanitorService,
+    private readonly lock: DistributedLock,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const { tickerMs, cron } = this.config.janitor;
+    if (cron !== undefined) {
+      const job = CronJob.from({ cronTime: cron, onTick: () => void this.tick(), start: true });
+      this.registry.addCronJob(JOB, job);
+      this.logger.log(`janitor scheduled on cron "${cron}"`);
+    } else if (tickerMs > 0) {
+      this.registry.addInterval(
+        JOB,
+        setInterval(() => void this.tick(), tickerMs),
+      );
+      this.logger.log(`janitor sweeps every ${tickerMs} ms`);
+    } else {
+      this.logger.log('janitor off (JANITOR_TICKER=0)');
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.registry.doesExist('interval', JOB)) this.registry.deleteInterval(JOB);
+    if (this.registry.doesExist('cron', JOB)) this.registry.deleteCronJob(JOB);
+    this.controller.abort(new DOMException('application shutdown', 'AbortError'));
+    await this.running;
+  }
+
+  /** Starts a sweep unless one is running; resolves when the started (or running) one ends. */
+  tick(): Promise<void> {
+    if (this.running) return this.running;
+    const signal = this.controller.signal;
+    this.running = this.lock
+      .withWriteLock(lockKeys.janitor(), () => this.janitor.sweep(undefined, signal), signal)
+      .then(
+        () => undefined,
+        (err: unknown) => this.logger.error(`janitor sweep failed: ${String(err)}`),
+      )
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+}

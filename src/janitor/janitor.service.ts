@@ -1,0 +1,82 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { InstanceManagerService } from '../instance-manager';
+import { DeployerService } from '../pooler';
+import { isChallengeExpired, isInstanceExpired, lockKeys } from '../shared/domain';
+import { InstanceNotFoundError } from '../shared/errors';
+import { Clock, DistributedLock, StateStore } from '../shared/ports';
+
+/** What one sweep did. `failed` deletes stay recorded and are retried by the next sweep. */
+export interface SweepReport {
+  deleted: number;
+  drained: number;
+  failed: number;
+}
+
+/**
+ * Reclaims what expired: claimed instances whose `until` has passed (deleted exactly as a
+ * DeleteInstance call would, locks included), and the pooled instances of challenges whose
+ * `until` has passed (upstream kept those until `min` was set to 0).
+ * upstream: ctfer-io/chall-manager cmd/chall-manager-janitor, without its quirk of treating an
+ * instance with no `until` as expired.
+ */
+@Injectable()
+export class JanitorService {
+  private readonly logger = new Logger(JanitorService.name);
+
+  constructor(
+    private readonly state: StateStore,
+    private readonly lock: DistributedLock,
+    private readonly clock: Clock,
+    private readonly instances: InstanceManagerService,
+    private readonly deployer: DeployerService,
+  ) {}
+
+  async sweep(now: Date = this.clock.now(), signal?: AbortSignal): Promise<SweepReport> {
+    const report: SweepReport = { deleted: 0, drained: 0, failed: 0 };
+    for (const challenge of await this.state.listChallenges()) {
+      const all = await this.state.listInstances(challenge.id);
+      const expired = all.filter((i) => i.sourceId !== undefined && isInstanceExpired(i, now));
+      await Promise.all(
+        expired.map(async (instance) => {
+          try {
+            await this.instances.delete(challenge.id, instance.sourceId!, signal);
+            report.deleted++;
+          } catch (err) {
+            // Someone else (a player, another janitor) deleted it first: done all the same.
+            if (err instanceof InstanceNotFoundError) return;
+            report.failed++;
+            this.logger.error(
+              `janitor: deleting instance ${instance.identity} of challenge ${challenge.id}: ${String(err)}`,
+            );
+          }
+        }),
+      );
+      if (!isChallengeExpired(challenge, now)) continue;
+      const pooled = all.filter((i) => i.sourceId === undefined);
+      await Promise.all(
+        pooled.map((instance) =>
+          this.lock
+            .withWriteLock(lockKeys.instance(challenge.id, instance.identity), async () => {
+              // Claimed since it was listed? Then it is a player's now, not the pool's.
+              const current = await this.state.loadInstance(challenge.id, instance.identity);
+              if (!current || current.sourceId !== undefined) return;
+              await this.deployer.destroy(current, signal);
+              report.drained++;
+            })
+            .catch((err: unknown) => {
+              report.failed++;
+              this.logger.error(
+                `janitor: draining pooled ${instance.identity} of challenge ${challenge.id}: ${String(err)}`,
+              );
+            }),
+        ),
+      );
+    }
+    if (report.deleted + report.drained + report.failed > 0) {
+      this.logger.log(
+        `janitor sweep: ${report.deleted} deleted, ${report.drained} drained, ${report.failed} failed`,
+      );
+    }
+    return report;
+  }
+}
