@@ -1,0 +1,140 @@
+// API benchmark against the built service (node dist/main.js) over loopback, REST and gRPC:
+// RetrieveChallenge latency, QueryChallenge over 1 000 challenges, and a no-op UpdateChallenge
+// (upstream's integration bound: 500 ms). The 1 000 challenges are written to DIR beforehand
+// with the service's own state store (creating them through the API would run 1 000 previews).
+// Run: npm run bench -- api
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HttpOciRegistry } from '../src/adapters/oci/http-oci-registry.adapter';
+import { DEFAULT_OCI_LIMITS } from '../src/adapters/oci/http-oci-registry.options';
+import { FsStateStore } from '../src/adapters/state/fs-state-store.adapter';
+import { connectApiClients } from '../test/support/grpc-client';
+import { freePort, startRegistry } from '../test/support/services';
+import { useToolchainPath } from '../test/support/toolchain';
+import { row, summary, timed } from './stats';
+
+const CHALLENGES = 1000;
+
+async function main(): Promise<void> {
+  useToolchainPath();
+  const registry = await startRegistry();
+  const scratch = mkdtempSync(join(tmpdir(), 'cm-bench-api-'));
+  const ref = `${registry.endpoint}/bench/nodejs-flag-server:v1`;
+  await new HttpOciRegistry({
+    cacheDir: join(scratch, 'push'),
+    insecure: true,
+    limits: DEFAULT_OCI_LIMITS,
+    requestTimeoutMs: 30_000,
+  }).pushScenario(join(process.cwd(), 'examples', 'nodejs-flag-server'), ref);
+  const dir = join(scratch, 'data');
+  const store = new FsStateStore({ dir });
+  await store.onModuleInit();
+  for (let i = 0; i < CHALLENGES; i++) {
+    await store.saveChallenge({
+      id: `seed-${i}`,
+      scenario: ref,
+      timeoutMs: 600_000,
+      additional: { i: String(i) },
+      min: 0,
+      max: 0,
+    });
+  }
+  const port = await freePort();
+  const service = spawn(process.execPath, ['dist/main.js'], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      DIR: dir,
+      CACHE: join(scratch, 'cache'),
+      OCI_INSECURE: 'true',
+      LOG_LEVEL: 'warn',
+      JANITOR_TICKER: '0',
+    },
+    stdio: 'ignore',
+  });
+  const api = `http://127.0.0.1:${port}`;
+  try {
+    for (let i = 0; i < 400; i++) {
+      if (
+        await fetch(`${api}/healthcheck`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const json = { 'content-type': 'application/json' };
+    const [create] = await timed(() =>
+      fetch(`${api}/api/v1/challenge`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ id: 'bench', scenario: ref, timeout: '600s' }),
+      }).then((r) => r.text()),
+    );
+    const grpc = connectApiClients(`127.0.0.1:${port}`);
+    const retrieveGrpc = grpc.unary(grpc.challenge, 'retrieveChallenge');
+    const queryGrpc = grpc.stream(grpc.challenge, 'queryChallenge');
+    const updateGrpc = grpc.unary(grpc.challenge, 'updateChallenge');
+
+    const sample = async (n: number, work: () => Promise<unknown>): Promise<number[]> => {
+      await work(); // warm-up
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) out.push((await timed(work))[0]);
+      return out;
+    };
+    console.log(
+      `API benchmark (${CHALLENGES + 1} challenges on disk, ${new Date().toISOString()})`,
+    );
+    row('CreateChallenge (pull + pulumi preview)', `${create.toFixed(0)} ms`);
+    row(
+      'RetrieveChallenge, REST',
+      summary(
+        await sample(500, () => fetch(`${api}/api/v1/challenge/bench`).then((r) => r.text())),
+      ),
+    );
+    row('RetrieveChallenge, gRPC', summary(await sample(500, () => retrieveGrpc({ id: 'bench' }))));
+    row(
+      `QueryChallenge (${CHALLENGES + 1} items), REST`,
+      summary(await sample(10, () => fetch(`${api}/api/v1/challenge`).then((r) => r.text()))),
+    );
+    row(
+      `QueryChallenge (${CHALLENGES + 1} items), gRPC`,
+      summary(await sample(10, () => queryGrpc({}))),
+    );
+    const noop = JSON.stringify({ additional: {}, updateMask: 'additional' });
+    row(
+      'UpdateChallenge no-op, REST',
+      summary(
+        await sample(50, () =>
+          fetch(`${api}/api/v1/challenge/bench`, {
+            method: 'PATCH',
+            headers: json,
+            body: noop,
+          }).then((r) => r.text()),
+        ),
+      ),
+    );
+    row(
+      'UpdateChallenge no-op, gRPC',
+      summary(
+        await sample(50, () =>
+          updateGrpc({ id: 'bench', additional: {}, updateMask: { paths: ['additional'] } }),
+        ),
+      ),
+    );
+    grpc.close();
+  } finally {
+    service.kill('SIGTERM');
+    await new Promise((r) => service.once('exit', r));
+    await registry.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

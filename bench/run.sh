@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs one benchmark (or all): bash bench/run.sh [scenarios|api|all]. Prints the figures.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=../scripts/toolchain-env.sh
+source scripts/toolchain-env.sh
+npm run --silent build
+npx tsc -p tsconfig.bench.json
+# The compiled helpers find protos, examples and package.json relative to themselves.
+for f in proto examples package.json node_modules; do ln -sfn "$ROOT/$f" ".local/bench-dist/$f"; done
+which=${1:-all}
+for b in bench/*.bench.ts; do
+  name=$(basename "$b" .bench.ts)
+  if [ "$which" = all ] || [ "$which" = "$name" ]; then
+    echo "== $name"
+    node ".local/bench-dist/bench/$name.bench.js"
+  fi
+done
