@@ -151,11 +151,15 @@ export class ChallengeStoreService {
 
         // Every claimed instance follows: `until` recomputed (upstream renews them all), and a
         // redeploy with the requested strategy when the scenario or additional changed.
+        // Each is reloaded under its lock (upstream: lock; load): a claim being finished or a
+        // delete may have changed it since the listing, and a deleted one must stay deleted.
         const now = this.clock.now();
         await Promise.all(
-          claimed.map((instance) =>
+          claimed.map((listed) =>
             collect(
-              this.lock.withWriteLock(lockKeys.instance(input.id, instance.identity), async () => {
+              this.lock.withWriteLock(lockKeys.instance(input.id, listed.identity), async () => {
+                const instance = await this.state.loadInstance(input.id, listed.identity);
+                if (!instance) return;
                 let updated: Instance = { ...instance };
                 const until = computeUntil(next, now);
                 if (until) updated.until = until;
@@ -182,11 +186,13 @@ export class ChallengeStoreService {
             ),
           ),
           ...(redeploy
-            ? toKeep.map((instance) =>
+            ? toKeep.map((listed) =>
                 collect(
                   this.lock.withWriteLock(
-                    lockKeys.instance(input.id, instance.identity),
+                    lockKeys.instance(input.id, listed.identity),
                     async () => {
+                      const instance = await this.state.loadInstance(input.id, listed.identity);
+                      if (!instance) return;
                       await this.state.saveInstance(
                         await this.deployer.update(next, instance, input.updateStrategy, signal),
                       );

@@ -1,0 +1,280 @@
+import { Logger } from '@nestjs/common';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { T0 } from '../../test/support/builders';
+import { fakeConnectionInfo } from '../../test/support/fakes/fake-iac-engine';
+import {
+  anUpdate,
+  collect,
+  servicesUnderTest,
+  within,
+  type ServicesUnderTest,
+} from '../../test/support/services-under-test';
+import { IacOperationError } from '../shared/errors';
+
+const MINUTE = 60_000;
+const at = (ms: number): Date => new Date(T0.getTime() + ms);
+
+describe('PoolerService', () => {
+  let sut: ServicesUnderTest;
+
+  beforeEach(() => {
+    vi.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+    vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    sut = servicesUnderTest();
+  });
+  afterEach(async () => {
+    sut.iac.releaseUps();
+    await sut.tasks.drain();
+    vi.restoreAllMocks();
+  });
+
+  describe('fill', () => {
+    it('should pool min instances invisible to the API when a challenge is created with min=2', async () => {
+      await sut.givenChallenge({ min: 2, additional: { a: 'chall' } });
+
+      const pooled = await sut.pooled();
+      expect(pooled).toHaveLength(2);
+      for (const instance of pooled) {
+        expect(instance).toEqual({
+          challengeId: 'chall-1',
+          identity: instance.identity,
+          since: T0,
+          lastRenew: T0,
+          connectionInfo: fakeConnectionInfo(instance.identity, { a: 'chall' }),
+          flags: ['CTF{fake-flag}'],
+          additional: {},
+        });
+        // A pooled stack gets the challenge additional alone.
+        expect(sut.iac.stackOf('chall-1', instance.identity)?.additional).toEqual({ a: 'chall' });
+      }
+      expect((await sut.challenges.retrieve('chall-1')).instances).toEqual([]);
+      expect((await collect(sut.challenges.query()))[0]?.instances).toEqual([]);
+      expect(await collect(sut.instances.query('source-1'))).toEqual([]);
+      await expect(sut.instances.retrieve('chall-1', 'source-1')).rejects.toMatchObject({
+        reason: 'INSTANCE_NOT_FOUND',
+      });
+    });
+
+    it('should not spin up anything when the challenge is created already expired', async () => {
+      sut.clock.set(at(MINUTE));
+      await sut.givenChallenge({ min: 2, until: T0 });
+
+      expect(sut.iac.upCount).toBe(0);
+      expect(await sut.state.listInstances('chall-1')).toEqual([]);
+    });
+
+    it('should not pool beyond max when min=3 and max=2', async () => {
+      // The inversion is refused only when both bounds come in one request (upstream §4.4).
+      const challenge = await sut.givenChallenge({ min: 0, max: 2 });
+      await sut.challenges.update(anUpdate(challenge, { mask: new Set(['min']), min: 3 }));
+      await sut.tasks.drain();
+
+      expect(await sut.pooled()).toHaveLength(2);
+      expect(sut.iac.stacksOf('chall-1')).toHaveLength(2);
+    });
+  });
+
+  describe('spinUp', () => {
+    it('should admit only what the bounds allow and destroy the rest when too many run at once', async () => {
+      await sut.givenChallenge({ min: 3, max: 4 });
+      await sut.instances.create({ challengeId: 'chall-1', sourceId: 'source-1', additional: {} });
+      await sut.tasks.drain();
+      // 1 claimed + 3 pooled: the pool can hold 3 at most (max − claimed).
+      sut.iac.holdUps();
+
+      sut.pooler.spinUp('chall-1', 5);
+      await within(2_000, sut.iac.whenHeld(5), '5 concurrent spin-ups');
+      sut.iac.releaseUps();
+      await sut.tasks.drain();
+
+      expect(await sut.pooled()).toHaveLength(3);
+      // No orphan: every stack left has a record.
+      expect(sut.iac.stacksOf('chall-1')).toHaveLength(4);
+    });
+
+    it('should record nothing and destroy the stack when the challenge is deleted during up', async () => {
+      await sut.givenChallenge();
+      sut.iac.holdUps();
+      sut.pooler.spinUp('chall-1', 1);
+      await within(2_000, sut.iac.whenHeld(1), 'the spin-up');
+
+      await sut.challenges.delete('chall-1');
+      sut.iac.releaseUps();
+      await sut.tasks.drain();
+
+      expect(sut.iac.stacksOf('chall-1')).toEqual([]);
+      expect(await sut.state.listInstances('chall-1')).toEqual([]);
+    });
+
+    it('should record nothing and destroy the stack when the challenge expires during up', async () => {
+      await sut.givenChallenge({ until: at(MINUTE) });
+      sut.iac.holdUps();
+      sut.pooler.spinUp('chall-1', 1);
+      await within(2_000, sut.iac.whenHeld(1), 'the spin-up');
+
+      sut.clock.set(at(2 * MINUTE));
+      sut.iac.releaseUps();
+      await sut.tasks.drain();
+
+      expect(sut.iac.stacksOf('chall-1')).toEqual([]);
+      expect(await sut.state.listInstances('chall-1')).toEqual([]);
+    });
+
+    it('should swallow the error and record nothing when up fails', async () => {
+      await sut.givenChallenge();
+      sut.iac.failNextUp();
+
+      sut.pooler.spinUp('chall-1', 1);
+      await sut.tasks.drain();
+
+      expect(await sut.state.listInstances('chall-1')).toEqual([]);
+      expect(sut.iac.stacksOf('chall-1')).toEqual([]);
+    });
+  });
+
+  describe('claim', () => {
+    it('should hand out a pooled instance and refill to min when a source creates an instance', async () => {
+      await sut.givenChallenge({ min: 2, timeoutMs: 10 * MINUTE });
+      const before = await sut.pooled();
+      sut.clock.set(at(MINUTE));
+
+      const claimed = await sut.instances.create({
+        challengeId: 'chall-1',
+        sourceId: 'source-1',
+        additional: {},
+      });
+
+      // upstream: the first pooled identity in lexicographic order.
+      expect(claimed).toEqual({
+        ...before[0],
+        sourceId: 'source-1',
+        since: T0, // pool provisioning time
+        lastRenew: at(MINUTE),
+        until: at(11 * MINUTE),
+      });
+      await sut.tasks.drain();
+      expect(await sut.pooled()).toHaveLength(2);
+      expect(sut.iac.upCount).toBe(3); // 2 pooled, 1 refill: no fresh deployment
+      expect(await sut.claimed()).toEqual([claimed]);
+      expect(await sut.instances.retrieve('chall-1', 'source-1')).toEqual(claimed);
+    });
+
+    // upstream §4.0 ComputeUntil, on a pooled instance claimed at now = T0 + 1 min.
+    it.each([
+      // until, timeout -> instance until
+      [undefined, undefined, undefined], // neither: never expires
+      [undefined, 10 * MINUTE, at(11 * MINUTE)], // timeout only: now + timeout
+      [at(60 * MINUTE), undefined, at(60 * MINUTE)], // until only: the challenge's until
+      [at(60 * MINUTE), 10 * MINUTE, at(11 * MINUTE)], // both, timeout first
+      [at(5 * MINUTE), 10 * MINUTE, at(5 * MINUTE)], // both, until first
+    ])(
+      'should compute until when a pooled instance is claimed with until=%s and timeout=%s',
+      async (until, timeoutMs, expected) => {
+        await sut.givenChallenge({
+          min: 1,
+          ...(until === undefined ? {} : { until }),
+          ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        });
+        const [pooled] = await sut.pooled();
+        sut.clock.set(at(MINUTE));
+
+        const claimed = await sut.instances.create({
+          challengeId: 'chall-1',
+          sourceId: 'source-1',
+          additional: {},
+        });
+
+        expect(claimed.identity).toBe(pooled?.identity);
+        expect(claimed.until).toEqual(expected);
+        expect((await sut.instances.retrieve('chall-1', 'source-1')).until).toEqual(expected);
+      },
+    );
+
+    it('should claim each pooled instance once when N sources claim a pool of N concurrently', async () => {
+      const n = 8;
+      await sut.givenChallenge({ min: n });
+      const pool = (await sut.pooled()).map((x) => x.identity);
+      // Refills wait at the gate, so only the original pool can be claimed.
+      sut.iac.holdUps();
+
+      const claimed = await within(
+        2_000,
+        Promise.all(
+          Array.from({ length: n }, (_, i) =>
+            sut.instances.create({
+              challengeId: 'chall-1',
+              sourceId: `source-${i}`,
+              additional: {},
+            }),
+          ),
+        ),
+        `${n} concurrent claims`,
+      );
+
+      expect(claimed.map((x) => x.identity).sort()).toEqual([...pool].sort());
+      expect(new Set(claimed.map((x) => x.sourceId)).size).toBe(n);
+      for (const instance of claimed)
+        expect((await sut.instances.retrieve('chall-1', instance.sourceId ?? '')).identity).toBe(
+          instance.identity,
+        );
+      sut.iac.releaseUps();
+      await sut.tasks.drain();
+      expect(await sut.pooled()).toHaveLength(n);
+      expect(await sut.claimed()).toHaveLength(n);
+    });
+
+    it('should update the pooled instance in place with the merged additional when the request has some', async () => {
+      await sut.givenChallenge({ min: 1, additional: { a: 'chall', b: 'chall' } });
+      const [pooled] = await sut.pooled();
+      const identity = pooled?.identity ?? '';
+
+      const claimed = await sut.instances.create({
+        challengeId: 'chall-1',
+        sourceId: 'source-1',
+        additional: { b: 'instance' },
+      });
+
+      const merged = { a: 'chall', b: 'instance' };
+      expect(claimed.identity).toBe(identity);
+      expect(claimed.additional).toEqual({ b: 'instance' });
+      expect(claimed.connectionInfo).toBe(fakeConnectionInfo(identity, merged));
+      expect(sut.iac.stackOf('chall-1', identity)).toMatchObject({ additional: merged, ups: 2 });
+      expect(await sut.instances.retrieve('chall-1', 'source-1')).toEqual(claimed);
+    });
+
+    it('should destroy the instance and throw when the in-place update of a claim fails', async () => {
+      await sut.givenChallenge({ min: 1 });
+      const [pooled] = await sut.pooled();
+      sut.iac.failNextUpOf(pooled?.identity ?? '', new IacOperationError('up', 'claim'));
+
+      await expect(
+        sut.instances.create({
+          challengeId: 'chall-1',
+          sourceId: 'source-1',
+          additional: { b: 'instance' },
+        }),
+      ).rejects.toBeInstanceOf(IacOperationError);
+
+      expect(sut.iac.stackOf('chall-1', pooled?.identity ?? '')).toBeUndefined();
+      await expect(sut.instances.retrieve('chall-1', 'source-1')).rejects.toMatchObject({
+        reason: 'INSTANCE_NOT_FOUND',
+      });
+      await sut.tasks.drain();
+      expect((await sut.pooled()).map((x) => x.identity)).not.toContain(pooled?.identity);
+    });
+
+    it('should deploy a fresh instance without refilling when max is reached', async () => {
+      await sut.givenChallenge({ min: 1, max: 1 });
+      await sut.instances.create({ challengeId: 'chall-1', sourceId: 'source-1', additional: {} });
+      await sut.tasks.drain();
+      expect(await sut.pooled()).toHaveLength(0);
+
+      // `max` limits the pool only, never fresh creations.
+      await sut.instances.create({ challengeId: 'chall-1', sourceId: 'source-2', additional: {} });
+      await sut.tasks.drain();
+
+      expect(await sut.claimed()).toHaveLength(2);
+      expect(await sut.pooled()).toHaveLength(0);
+    });
+  });
+});

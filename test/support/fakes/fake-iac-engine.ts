@@ -1,0 +1,218 @@
+import { IacOperationError } from '../../../src/shared/errors';
+import type { FetchedScenario } from '../../../src/shared/ports/oci-registry.port';
+import {
+  IacEngine,
+  type StackOutputs,
+  type StackRef,
+  type UpRequest,
+} from '../../../src/shared/ports/iac-engine.port';
+import { deferred, type Deferred } from '../../contract/helpers';
+
+/** A stack the fake holds, as the last successful `up` left it. */
+export interface FakeStack {
+  challengeId: string;
+  identity: string;
+  /** The merged additional the program was given. */
+  additional: Record<string, string>;
+  scenarioReference: string;
+  scenarioDigest: string;
+  /** How many successful `up` this stack has seen (1 = created, more = updated in place). */
+  ups: number;
+}
+
+/** One call, in the order the engine saw it (successful or not). */
+export type FakeIacCall =
+  | { op: 'validate'; reference: string; additional: Record<string, string> }
+  | { op: 'up'; challengeId: string; identity: string }
+  | { op: 'destroy'; challengeId: string; identity: string };
+
+/** What `up` answers for a stack: deterministic, and different when the additional differs. */
+export function fakeConnectionInfo(identity: string, additional: Record<string, string>): string {
+  const sorted = Object.fromEntries(
+    Object.entries(additional).sort(([a], [b]) => a.localeCompare(b)),
+  );
+  return `nc ${identity}.fake 1337 ${JSON.stringify(sorted)}`;
+}
+
+const keyOf = (stack: StackRef): string => `${stack.challengeId}/${stack.identity}`;
+
+/**
+ * Stateful IacEngine double: keeps the stacks it deployed, keyed `challengeId/identity`, with
+ * their additional and scenario digest. Honours the port's contract: a failed `up` leaves no
+ * stack, destroying a missing stack succeeds. Failures, delays and gates are scriptable so
+ * services can be driven through their error and concurrency paths.
+ */
+export class FakeIacEngine implements IacEngine {
+  readonly stacks = new Map<string, FakeStack>();
+  readonly calls: FakeIacCall[] = [];
+  /** Flags every `up` outputs. */
+  flags: string[] = ['CTF{fake-flag}'];
+  /** Real-time delay of each `up` (ms), to widen race windows. */
+  upDelayMs = 0;
+
+  private readonly upFailures: Error[] = [];
+  private readonly upFailuresOf = new Map<string, Error>();
+  private readonly destroyFailures = new Map<string, Error>();
+  private validateFailure: Error | undefined;
+  private readonly upGate = new Gate();
+  private readonly destroyGate = new Gate();
+
+  get upCount(): number {
+    return this.calls.filter((c) => c.op === 'up').length;
+  }
+
+  get destroyCount(): number {
+    return this.calls.filter((c) => c.op === 'destroy').length;
+  }
+
+  get validateCount(): number {
+    return this.calls.filter((c) => c.op === 'validate').length;
+  }
+
+  /** Every IaC call made so far. */
+  get totalCalls(): number {
+    return this.calls.length;
+  }
+
+  /** The next `up` fails with `err` (queued: call twice to fail two). */
+  failNextUp(err: Error = new IacOperationError('up', 'fake')): void {
+    this.upFailures.push(err);
+  }
+
+  /** The next `up` of stack `identity` fails with `err` (other stacks are unaffected). */
+  failNextUpOf(identity: string, err: Error = new IacOperationError('up', identity)): void {
+    this.upFailuresOf.set(identity, err);
+  }
+
+  /** Every `destroy` of `identity` fails with `err` until {@link clearDestroyFailure}. */
+  failDestroyOf(identity: string, err: Error = new IacOperationError('destroy', identity)): void {
+    this.destroyFailures.set(identity, err);
+  }
+
+  clearDestroyFailure(identity: string): void {
+    this.destroyFailures.delete(identity);
+  }
+
+  /** The next `validate` fails with `err`. */
+  failNextValidate(err: Error): void {
+    this.validateFailure = err;
+  }
+
+  /** From now on every `up` waits at the gate until {@link releaseUps}. */
+  holdUps(): void {
+    this.upGate.hold();
+  }
+
+  /** Opens the gate: held and future `up` calls proceed. */
+  releaseUps(): void {
+    this.upGate.release();
+  }
+
+  /** Resolves once `count` `up` calls are waiting at the gate (bound it with a timeout). */
+  whenHeld(count: number): Promise<void> {
+    return this.upGate.whenHeld(count);
+  }
+
+  /** From now on every `destroy` waits at its gate until {@link releaseDestroys}. */
+  holdDestroys(): void {
+    this.destroyGate.hold();
+  }
+
+  releaseDestroys(): void {
+    this.destroyGate.release();
+  }
+
+  /** Resolves once `count` `destroy` calls are waiting at the gate. */
+  whenDestroysHeld(count: number): Promise<void> {
+    return this.destroyGate.whenHeld(count);
+  }
+
+  stackOf(challengeId: string, identity: string): FakeStack | undefined {
+    return this.stacks.get(keyOf({ challengeId, identity }));
+  }
+
+  /** Stacks of one challenge. */
+  stacksOf(challengeId: string): FakeStack[] {
+    return [...this.stacks.values()].filter((s) => s.challengeId === challengeId);
+  }
+
+  validate(scenario: FetchedScenario, additional: Record<string, string>): Promise<void> {
+    this.calls.push({
+      op: 'validate',
+      reference: scenario.reference,
+      additional: { ...additional },
+    });
+    const failure = this.validateFailure;
+    this.validateFailure = undefined;
+    return failure === undefined ? Promise.resolve() : Promise.reject(failure);
+  }
+
+  async up(request: UpRequest, signal?: AbortSignal): Promise<StackOutputs> {
+    this.calls.push({ op: 'up', challengeId: request.challengeId, identity: request.identity });
+    await this.upGate.pass();
+    if (this.upDelayMs > 0) await new Promise((r) => setTimeout(r, this.upDelayMs));
+    signal?.throwIfAborted();
+    const failure = this.upFailuresOf.has(request.identity)
+      ? this.upFailuresOf.get(request.identity)
+      : this.upFailures.shift();
+    this.upFailuresOf.delete(request.identity);
+    if (failure !== undefined) {
+      // Port contract: a failed `up` leaves nothing behind.
+      this.stacks.delete(keyOf(request));
+      throw failure;
+    }
+    const previous = this.stacks.get(keyOf(request));
+    this.stacks.set(keyOf(request), {
+      challengeId: request.challengeId,
+      identity: request.identity,
+      additional: { ...request.additional },
+      scenarioReference: request.scenario.reference,
+      scenarioDigest: request.scenario.digest,
+      ups: (previous?.ups ?? 0) + 1,
+    });
+    return {
+      connectionInfo: fakeConnectionInfo(request.identity, request.additional),
+      flags: [...this.flags],
+    };
+  }
+
+  async destroy(stack: StackRef, signal?: AbortSignal): Promise<void> {
+    this.calls.push({ op: 'destroy', challengeId: stack.challengeId, identity: stack.identity });
+    await this.destroyGate.pass();
+    signal?.throwIfAborted();
+    const failure = this.destroyFailures.get(stack.identity);
+    if (failure !== undefined) throw failure;
+    this.stacks.delete(keyOf(stack));
+  }
+}
+
+/** Holds calls while closed; counts the held ones so tests can wait for them (bounded). */
+class Gate {
+  private open: Deferred<void> | undefined;
+  private held = 0;
+  private waiters: { count: number; resolve: () => void }[] = [];
+
+  hold(): void {
+    this.open ??= deferred();
+  }
+
+  release(): void {
+    this.open?.resolve();
+    this.open = undefined;
+  }
+
+  whenHeld(count: number): Promise<void> {
+    if (this.held >= count) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ count, resolve }));
+  }
+
+  async pass(): Promise<void> {
+    const open = this.open;
+    if (!open) return;
+    this.held++;
+    for (const w of this.waiters.filter((x) => x.count <= this.held)) w.resolve();
+    this.waiters = this.waiters.filter((x) => x.count > this.held);
+    await open.promise;
+    this.held--;
+  }
+}
