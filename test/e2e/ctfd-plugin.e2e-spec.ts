@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { bootApiApp, jsonInit, ndjson, type ApiApp } from '../support/api-app';
+import { identityOfOutputsOnly, outputsOnlyScenario } from '../support/api-scenarios';
 import { orasPush } from '../support/oras';
 import { scenarioOf } from '../support/scenarios';
 
@@ -8,19 +9,6 @@ import { scenarioOf } from '../support/scenarios';
  * against the real service (spec §13 and §11.2). JSON is asserted literally where the spec gives
  * the shapes.
  */
-
-/**
- * A tiny scenario: no resource, outputs only. `additional.flags` says how many flags it exports
- * (default 1); the connection info carries the identity.
- */
-const PROGRAM = `const pulumi = require('@pulumi/pulumi');
-const config = new pulumi.Config();
-const identity = config.require('identity');
-const additional = config.getObject('additional') || {};
-const count = Number(additional.flags || '1');
-exports.connection_info = 'http://' + identity + '.ctf.invalid';
-exports.flags = Array.from({ length: count }, (_, i) => 'PLUGIN{' + identity + '-' + i + '}');
-`;
 
 const RFC3339_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6}|\.\d{9})?Z$/;
 const UNTIL = '2222-02-22T21:22:00Z';
@@ -40,23 +28,21 @@ async function call(
   return { status: res.status, json: JSON.parse(text) as Record<string, unknown> };
 }
 
-/** The identity a connection info of the tiny scenario carries. */
-const identityOf = (connectionInfo: unknown): string =>
-  /^http:\/\/([0-9a-f]{16})\.ctf\.invalid$/.exec(String(connectionInfo))?.[1] ?? 'no identity';
+const identityOf = identityOfOutputsOnly;
 
 beforeAll(async () => {
   svc = await bootApiApp({ JANITOR_TICKER: '0' });
-  const files = {
-    'Pulumi.yaml': 'name: plugin-flags\nruntime: nodejs\n',
-    'package.json': '{ "name": "plugin-flags", "private": true, "main": "index.js" }\n',
-    'index.js': PROGRAM,
-  };
   const registry = inject('registry');
-  v1 = await orasPush(registry, 'ctfd/plugin-flags:v1', scenarioOf(svc.scratch, 'v1', files));
+  // Two digests of one program: a tiny scenario whose `additional.flags` sets the flag count.
+  v1 = await orasPush(
+    registry,
+    'ctfd/plugin-flags:v1',
+    scenarioOf(svc.scratch, 'v1', outputsOnlyScenario('v1')),
+  );
   v2 = await orasPush(
     registry,
     'ctfd/plugin-flags:v2',
-    scenarioOf(svc.scratch, 'v2', { ...files, 'index.js': `${PROGRAM}// v2\n` }),
+    scenarioOf(svc.scratch, 'v2', outputsOnlyScenario('v2')),
   );
 });
 afterAll(async () => {
