@@ -112,11 +112,15 @@ describe('ChallengeStoreService', () => {
 
       const view = await sut.challenges.create(challenge);
 
-      expect(view).toEqual({ ...challenge, instances: [] });
+      const digest = sut.oci.digestOf(DEFAULT_SCENARIO);
+      expect(view).toEqual({ ...challenge, digest, instances: [] });
       expect(sut.iac.calls).toEqual([
         { op: 'validate', reference: DEFAULT_SCENARIO, additional: { a: '1' } },
       ]);
-      expect(await sut.state.loadChallenge('chall-1')).toEqual(challenge);
+      expect(await sut.state.loadChallenge('chall-1')).toEqual({
+        ...challenge,
+        digest: sut.oci.digestOf(DEFAULT_SCENARIO),
+      });
     });
 
     it.each(['no-registry', 'localhost:5000/has space:v1', '', 'localhost:5000/UPPER:v1'])(
@@ -465,23 +469,17 @@ describe('ChallengeStoreService', () => {
       expect(await sut.state.listInstances('chall-1')).toHaveLength(2);
     });
 
-    // KNOWN BUG (not fixable inside the services): the challenge record keeps no digest, so
-    // update resolves the old and the new reference at the same moment; a tag re-pushed under the
-    // stored reference resolves to the new digest on both sides and the change goes unseen
-    // (decisions §2.6 asks that a re-pushed tag be seen). Needs the digest stored with the
-    // challenge (domain + state store). Flip `it.fails` to `it` once fixed.
-    it.fails(
-      'should update instances when the stored tag is re-pushed with a new digest',
-      async () => {
-        const challenge = await withInstances({ min: 1 });
-        const digest = sut.oci.push(DEFAULT_SCENARIO, aDigest('re-pushed'));
+    // decisions §2.6: the challenge keeps the digest it was validated with, so a tag re-pushed
+    // under the stored reference is seen as a change.
+    it('should update instances when the stored tag is re-pushed with a new digest', async () => {
+      const challenge = await withInstances({ min: 1 });
+      const digest = sut.oci.push(DEFAULT_SCENARIO, aDigest('re-pushed'));
 
-        await sut.challenges.update(anUpdate(challenge, { mask: new Set(['scenario']) }));
+      await sut.challenges.update(anUpdate(challenge, { mask: new Set(['scenario']) }));
 
-        for (const instance of await sut.state.listInstances('chall-1'))
-          expect(sut.iac.stackOf('chall-1', instance.identity)?.scenarioDigest).toBe(digest);
-      },
-    );
+      for (const instance of await sut.state.listInstances('chall-1'))
+        expect(sut.iac.stackOf('chall-1', instance.identity)?.scenarioDigest).toBe(digest);
+    });
 
     it('should update every instance with the merged additional when the additional changes', async () => {
       const challenge = await withInstances({ min: 1, additional: { a: 'old' } });

@@ -70,6 +70,7 @@ export class ChallengeStoreService {
         this.logger.log(`creating challenge ${input.id}`);
         const scenario = await this.oci.fetchScenario(input.scenario, signal);
         await this.iac.validate(scenario, challenge.additional);
+        challenge.digest = scenario.digest;
         await this.state.saveChallenge(challenge);
       },
       signal,
@@ -106,10 +107,10 @@ export class ChallengeStoreService {
         const next: Challenge = { ...old, additional: { ...old.additional } };
         let scenarioChanged = false;
         if (mask.has('scenario') && input.scenario !== undefined) {
-          const [before, after] = await Promise.all([
-            this.oci.resolve(old.scenario, signal),
-            this.oci.resolve(input.scenario, signal),
-          ]);
+          // The digest validated last time, not the tag's digest now: a tag re-pushed since is a
+          // change (decisions §2.6). Records written by upstream have none: resolve then.
+          const before = old.digest ?? (await this.oci.resolve(old.scenario, signal));
+          const after = await this.oci.resolve(input.scenario, signal);
           // Same digest: the stored reference is kept, as upstream does.
           scenarioChanged = before !== after;
           if (scenarioChanged) next.scenario = input.scenario;
@@ -131,11 +132,11 @@ export class ChallengeStoreService {
           `updating challenge ${input.id} (scenario: ${scenarioChanged}, additional: ${additionalChanged})`,
         );
 
-        if (scenarioChanged)
-          await this.iac.validate(
-            await this.oci.fetchScenario(next.scenario, signal),
-            next.additional,
-          );
+        if (scenarioChanged) {
+          const scenario = await this.oci.fetchScenario(next.scenario, signal);
+          await this.iac.validate(scenario, next.additional);
+          next.digest = scenario.digest;
+        }
         await this.state.saveChallenge(next);
 
         const instances = await this.state.listInstances(input.id);

@@ -7,6 +7,7 @@ import {
   type Instance,
 } from '../shared/domain';
 import { BackgroundTasks } from '../shared/background-tasks';
+import { InstanceNotFoundError } from '../shared/errors';
 import { Clock, DistributedLock, StateStore } from '../shared/ports';
 import { DeployerService } from './deployer.service';
 import { poolDelta, shouldRefillAfterClaim, shouldRefillAfterDelete } from './pool-delta';
@@ -93,8 +94,21 @@ export class PoolerService {
     signal?: AbortSignal,
   ): Promise<Instance> {
     return this.lock.withWriteLock(lockKeys.instance(challenge.id, claimed.identity), async () => {
+      // Re-read under the lock: a challenge update may have redeployed it since the claim (a
+      // blue-green one even moved it to another identity, which is then the one to return).
+      const current = await this.state.loadInstance(challenge.id, claimed.identity);
+      if (!current) {
+        const moved = await this.state.findClaimed(challenge.id, claimed.sourceId!);
+        if (moved) return moved;
+        throw new InstanceNotFoundError(challenge.id, claimed.sourceId!);
+      }
       const now = this.clock.now();
-      let instance: Instance = { ...claimed, lastRenew: now, additional: { ...additional } };
+      let instance: Instance = {
+        ...current,
+        sourceId: claimed.sourceId!,
+        lastRenew: now,
+        additional: { ...additional },
+      };
       const until = computeUntil(challenge, now);
       if (until) instance.until = until;
       if (Object.keys(additional).length > 0) {

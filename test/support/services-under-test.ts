@@ -69,7 +69,8 @@ export function servicesUnderTest(start: Date = T0): ServicesUnderTest {
       const challenge = aChallenge(overrides);
       await challenges.create(challenge);
       await tasks.drain();
-      return challenge;
+      // As stored: with the digest the scenario was validated at.
+      return (await state.loadChallenge(challenge.id)) ?? challenge;
     },
     pooled: (challengeId = 'chall-1') => listed(challengeId, false),
     claimed: (challengeId = 'chall-1') => listed(challengeId, true),

@@ -69,6 +69,8 @@ const challengeRecord = z.object({
   additional: goStringMap,
   min: z.number().int(),
   max: z.number().int(),
+  // Ours (upstream ignores unknown keys): the digest the scenario resolved to.
+  digest: z.string().nullish(),
 });
 
 // upstream: ctfer-io/chall-manager pkg/fs/instance.go Instance (JSON tags); `state` is not ours.
@@ -118,6 +120,7 @@ function serializeChallenge(c: Challenge): string {
   if (c.timeoutMs !== undefined) parts.push(`"timeout":${msToNs(c.timeoutMs).toString()}`);
   if (Object.keys(c.additional).length > 0) parts.push(member('additional', c.additional));
   parts.push(member('min', c.min), member('max', c.max));
+  if (c.digest !== undefined) parts.push(member('digest', c.digest));
   // Go's json.Encoder ends every value with a newline.
   return `{${parts.join(',')}}\n`;
 }
@@ -147,6 +150,7 @@ function parseChallenge(text: string): Challenge {
   };
   if (r.timeout !== undefined && r.timeout !== null) c.timeoutMs = nsToMs(r.timeout);
   if (r.until !== undefined && r.until !== null) c.until = r.until;
+  if (r.digest !== undefined && r.digest !== null) c.digest = r.digest;
   return c;
 }
 

@@ -12,6 +12,11 @@ export interface Challenge {
   additional: Record<string, string>;
   min: number;
   max: number;
+  /**
+   * The manifest digest `scenario` resolved to when last validated; lets an update see a tag
+   * re-pushed since (upstream cached per process and never saw it). Absent in upstream records.
+   */
+  digest?: string;
 }
 
 /**
