@@ -33,6 +33,8 @@ export class JanitorScheduler implements OnApplicationBootstrap, OnApplicationSh
 
   onApplicationBootstrap(): void {
     const { tickerMs, cron } = this.config.janitor;
+    // A first sweep at start finishes what a crash left (orphan stacks, expired instances).
+    if (cron !== undefined || tickerMs > 0) setImmediate(() => void this.tick());
     if (cron !== undefined) {
       const job = CronJob.from({ cronTime: cron, onTick: () => void this.tick(), start: true });
       this.registry.addCronJob(JOB, job);

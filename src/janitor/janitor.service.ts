@@ -3,12 +3,14 @@ import { InstanceManagerService } from '../instance-manager';
 import { DeployerService } from '../pooler';
 import { isChallengeExpired, isInstanceExpired, lockKeys } from '../shared/domain';
 import { InstanceNotFoundError } from '../shared/errors';
-import { Clock, DistributedLock, StateStore } from '../shared/ports';
+import { Clock, DistributedLock, IacEngine, StateStore } from '../shared/ports';
 
 /** What one sweep did. `failed` deletes stay recorded and are retried by the next sweep. */
 export interface SweepReport {
   deleted: number;
   drained: number;
+  /** Stacks found without an instance record (left by a crash) and destroyed. */
+  orphans: number;
   failed: number;
 }
 
@@ -29,10 +31,11 @@ export class JanitorService {
     private readonly clock: Clock,
     private readonly instances: InstanceManagerService,
     private readonly deployer: DeployerService,
+    private readonly iac: IacEngine,
   ) {}
 
   async sweep(now: Date = this.clock.now(), signal?: AbortSignal): Promise<SweepReport> {
-    const report: SweepReport = { deleted: 0, drained: 0, failed: 0 };
+    const report: SweepReport = { deleted: 0, drained: 0, orphans: 0, failed: 0 };
     for (const challenge of await this.state.listChallenges()) {
       const all = await this.state.listInstances(challenge.id);
       const expired = all.filter((i) => i.sourceId !== undefined && isInstanceExpired(i, now));
@@ -78,5 +81,36 @@ export class JanitorService {
       );
     }
     return report;
+  }
+
+  /**
+   * Destroys stacks that have no instance record: what a process killed during a deployment
+   * left behind. A deployment in progress holds its instance's lock until the record is written,
+   * so taking that lock and checking again tells an orphan from work in flight.
+   */
+  private async reconcile(report: SweepReport, signal?: AbortSignal): Promise<void> {
+    const stacks = await this.iac.listStacks();
+    await Promise.all(
+      stacks.map(async (ref) => {
+        if (await this.state.loadInstance(ref.challengeId, ref.identity)) return;
+        await this.lock
+          .withWriteLock(
+            lockKeys.instance(ref.challengeId, ref.identity),
+            async () => {
+              if (await this.state.loadInstance(ref.challengeId, ref.identity)) return;
+              this.logger.warn(
+                `janitor: stack ${ref.identity} of challenge ${ref.challengeId} has no record; destroying it`,
+              );
+              await this.iac.destroy(ref, signal);
+              report.orphans++;
+            },
+            signal,
+          )
+          .catch((err: unknown) => {
+            report.failed++;
+            this.logger.error(`janitor: destroying orphan stack ${ref.identity}: ${String(err)}`);
+          });
+      }),
+    );
   }
 }

@@ -131,15 +131,23 @@ export class DeployerService {
       }
       case 'blue_green': {
         const identity = newIdentity();
-        const out = await this.iac.up({ ...at, identity, scenario, additional }, signal);
-        const moved: Instance = {
-          ...instance,
-          identity,
-          connectionInfo: out.connectionInfo,
-          flags: out.flags,
-        };
-        // The new record first: a crash between the two steps leaves a duplicate, never a loss.
-        await this.state.saveInstance(moved);
+        // The new stack is locked until its record exists, so a reconciliation looking for
+        // stacks without records never takes it for an orphan.
+        const moved = await this.lock.withWriteLock(
+          lockKeys.instance(instance.challengeId, identity),
+          async () => {
+            const out = await this.iac.up({ ...at, identity, scenario, additional }, signal);
+            const next: Instance = {
+              ...instance,
+              identity,
+              connectionInfo: out.connectionInfo,
+              flags: out.flags,
+            };
+            // The new record first: a crash between the two steps leaves a duplicate, never a loss.
+            await this.state.saveInstance(next);
+            return next;
+          },
+        );
         await this.iac.destroy({ ...at, identity: instance.identity }, signal);
         await this.state.deleteInstance(instance.challengeId, instance.identity);
         return moved;

@@ -60,6 +60,7 @@ export interface PulumiIacEngineOptions {
 interface StackMeta {
   project: string;
   digest: string;
+  challengeId: string;
 }
 
 const STACK_FILES = new Set([
@@ -138,7 +139,11 @@ export class PulumiIacEngine implements IacEngine {
         request.additional,
         guard,
       );
-      await this.writeMeta(workDir, { project: prepared.project, digest: prepared.digest });
+      await this.writeMeta(workDir, {
+        project: prepared.project,
+        digest: prepared.digest,
+        challengeId: request.challengeId,
+      });
       const result = await stack
         .up({ signal: guard.signal, onEvent: (e) => this.logEvent(name, e) })
         .catch((err: unknown) => {
@@ -194,6 +199,18 @@ export class PulumiIacEngine implements IacEngine {
       guard.dispose();
     }
     await rm(workDir, { recursive: true, force: true });
+  }
+
+  async listStacks(): Promise<StackRef[]> {
+    const root = join(this.opts.dataDir, 'pulumi', 'stacks');
+    const refs: StackRef[] = [];
+    for (const challenge of await readdir(root).catch(() => [])) {
+      for (const identity of await readdir(join(root, challenge)).catch(() => [])) {
+        const meta = await this.readMeta(join(root, challenge, identity)).catch(() => undefined);
+        if (meta?.challengeId !== undefined) refs.push({ challengeId: meta.challengeId, identity });
+      }
+    }
+    return refs;
   }
 
   /** Project directory of a stack: the scenario's files linked, its own Pulumi.yaml copied. */

@@ -32,4 +32,6 @@ export abstract class IacEngine {
   abstract validate(scenario: FetchedScenario, additional: Record<string, string>): Promise<void>;
   abstract up(request: UpRequest, signal?: AbortSignal): Promise<StackOutputs>;
   abstract destroy(stack: StackRef, signal?: AbortSignal): Promise<void>;
+  /** Every stack that exists (deployed, or left by an operation that never finished). */
+  abstract listStacks(): Promise<StackRef[]>;
 }

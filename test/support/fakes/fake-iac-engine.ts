@@ -132,6 +132,12 @@ export class FakeIacEngine implements IacEngine {
   }
 
   /** Stacks of one challenge. */
+  listStacks(): Promise<StackRef[]> {
+    return Promise.resolve(
+      [...this.stacks.values()].map((s) => ({ challengeId: s.challengeId, identity: s.identity })),
+    );
+  }
+
   stacksOf(challengeId: string): FakeStack[] {
     return [...this.stacks.values()].filter((s) => s.challengeId === challengeId);
   }
