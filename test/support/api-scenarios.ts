@@ -33,9 +33,10 @@ export function identityOfOutputsOnly(connectionInfo: unknown): string {
 }
 
 /**
- * A program that creates a dynamic resource writing `<markerDir>/<identity>` (its delete removes
- * the file), then fails, but only during an `up` (a preview passes, so the challenge can be
- * created): the `up` has created something that must be cleaned.
+ * A program that creates a dynamic resource writing the marker file `<markerDir>/marker-<identity>`
+ * (its delete removes it; both append to `<markerDir>/journal.log`), then a second resource whose
+ * creation fails: only an `up` fails (a preview creates nothing, so the challenge can be created),
+ * leaving the marker to clean. The failure text contains `SECRET-PULUMI-TEXT`.
  */
 export function failingUpScenario(markerDir: string): Record<string, string> {
   return {
@@ -44,26 +45,33 @@ export function failingUpScenario(markerDir: string): Record<string, string> {
     'index.js': `const pulumi = require('@pulumi/pulumi');
 const config = new pulumi.Config();
 const identity = config.require('identity');
-const marker = ${JSON.stringify(markerDir)} + '/' + identity;
+const dir = ${JSON.stringify(markerDir)};
 
 const markerProvider = {
   async create(inputs) {
-    require('node:fs').writeFileSync(inputs.path, 'created');
-    return { id: inputs.path, outs: inputs };
+    const fs = require('node:fs');
+    fs.writeFileSync(inputs.dir + '/marker-' + inputs.identity, 'created');
+    fs.appendFileSync(inputs.dir + '/journal.log', 'created ' + inputs.identity + '\\n');
+    return { id: inputs.identity, outs: inputs };
   },
-  async delete(id) {
-    require('node:fs').rmSync(id, { force: true });
+  async delete(id, outs) {
+    const fs = require('node:fs');
+    fs.rmSync(outs.dir + '/marker-' + id, { force: true });
+    fs.appendFileSync(outs.dir + '/journal.log', 'deleted ' + id + '\\n');
   },
 };
 
-const file = new pulumi.dynamic.Resource(markerProvider, 'marker', { path: marker });
+const marker = new pulumi.dynamic.Resource(markerProvider, 'marker', { dir, identity });
 
-exports.connection_info = file.id.apply((id) => {
-  if (!pulumi.runtime.isDryRun()) {
-    throw new Error('SECRET-PULUMI-TEXT: the program failed after creating ' + id);
-  }
-  return 'never';
-});
+// Fails once the marker exists (a preview never creates, so it passes).
+const failing = {
+  async create() {
+    throw new Error('SECRET-PULUMI-TEXT: the deployment failed after creating the marker');
+  },
+};
+const boom = new pulumi.dynamic.Resource(failing, 'boom', { after: marker.id });
+
+exports.connection_info = boom.id;
 `,
   };
 }
