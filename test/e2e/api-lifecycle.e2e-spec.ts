@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -411,6 +411,9 @@ describe.each([
       if (now.connectionInfo !== old.connectionInfo) {
         expect(await tcpClosed(old.connectionInfo)).toBe(true);
       }
+      // One record and one stack: blue_green's old ones are gone, not orphaned.
+      expect(readdirSync(join(svc.dir, 'chall', md5(id), 'instance'))).toHaveLength(1);
+      expect(readdirSync(join(svc.dir, 'pulumi', 'stacks', md5(id)))).toHaveLength(1);
       instance = now;
     },
   );
@@ -444,5 +447,7 @@ describe.each([
     expect(await api.retrieveChallengeErrorCode(id)).toBe(5);
     expect((await api.queryChallenges()).map((c) => c.id)).not.toContain(id);
     expect(existsSync(join(svc.dir, 'chall', md5(id)))).toBe(false);
+    const stacks = join(svc.dir, 'pulumi', 'stacks', md5(id));
+    expect(existsSync(stacks) ? readdirSync(stacks) : []).toEqual([]);
   });
 });
