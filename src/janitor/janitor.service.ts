@@ -75,9 +75,10 @@ export class JanitorService {
         ),
       );
     }
-    if (report.deleted + report.drained + report.failed > 0) {
+    await this.reconcile(report, signal);
+    if (report.deleted + report.drained + report.orphans + report.failed > 0) {
       this.logger.log(
-        `janitor sweep: ${report.deleted} deleted, ${report.drained} drained, ${report.failed} failed`,
+        `janitor sweep: ${report.deleted} deleted, ${report.drained} drained, ${report.orphans} orphan stacks destroyed, ${report.failed} failed`,
       );
     }
     return report;

@@ -1,0 +1,121 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  DEFAULT_SCENARIO,
+  servicesUnderTest,
+  type ServicesUnderTest,
+} from '../../test/support/services-under-test';
+import { JanitorService } from './janitor.service';
+
+const MINUTE = 60_000;
+
+describe('JanitorService', () => {
+  let sut: ServicesUnderTest;
+  let janitor: JanitorService;
+
+  beforeEach(() => {
+    sut = servicesUnderTest();
+    janitor = new JanitorService(
+      sut.state,
+      sut.lock,
+      sut.clock,
+      sut.instances,
+      sut.deployer,
+      sut.iac,
+    );
+  });
+
+  describe('sweep', () => {
+    it('should delete claimed instances whose until has passed and keep the others', async () => {
+      await sut.givenChallenge({ timeoutMs: 10 * MINUTE });
+      await sut.instances.create({ challengeId: 'chall-1', sourceId: 'early', additional: {} });
+      sut.clock.advance(5 * MINUTE);
+      await sut.instances.create({ challengeId: 'chall-1', sourceId: 'late', additional: {} });
+      sut.clock.advance(6 * MINUTE);
+
+      const report = await janitor.sweep();
+
+      expect(report).toEqual({ deleted: 1, drained: 0, orphans: 0, failed: 0 });
+      expect((await sut.claimed()).map((i) => i.sourceId)).toEqual(['late']);
+      expect(sut.iac.stacksOf('chall-1')).toHaveLength(1);
+    });
+
+    it('should never delete an instance without until when its challenge has dates', async () => {
+      await sut.givenChallenge({ min: 0 });
+      await sut.instances.create({ challengeId: 'chall-1', sourceId: 's', additional: {} });
+      sut.clock.advance(1000 * MINUTE);
+
+      expect(await janitor.sweep()).toEqual({ deleted: 0, drained: 0, orphans: 0, failed: 0 });
+      expect(await sut.claimed()).toHaveLength(1);
+    });
+
+    it('should keep a failed delete recorded and retry it on the next sweep', async () => {
+      await sut.givenChallenge({ timeoutMs: MINUTE });
+      const instance = await sut.instances.create({
+        challengeId: 'chall-1',
+        sourceId: 's',
+        additional: {},
+      });
+      sut.clock.advance(2 * MINUTE);
+      sut.iac.failDestroyOf(instance.identity);
+
+      expect(await janitor.sweep()).toMatchObject({ deleted: 0, failed: 1 });
+      expect(await sut.claimed()).toHaveLength(1);
+
+      sut.iac.clearDestroyFailure(instance.identity);
+      expect(await janitor.sweep()).toMatchObject({ deleted: 1, failed: 0 });
+      expect(await sut.claimed()).toEqual([]);
+    });
+
+    it('should drain the pool when the challenge until has passed', async () => {
+      await sut.givenChallenge({ min: 2, until: new Date(sut.clock.now().getTime() + MINUTE) });
+      expect(await sut.pooled()).toHaveLength(2);
+      sut.clock.advance(2 * MINUTE);
+
+      expect(await janitor.sweep()).toMatchObject({ drained: 2, failed: 0 });
+      expect(await sut.pooled()).toEqual([]);
+      expect(sut.iac.stacksOf('chall-1')).toEqual([]);
+    });
+
+    it('should destroy a stack that has no instance record when nothing is deploying it', async () => {
+      await sut.givenChallenge();
+      const scenario = await sut.oci.fetchScenario(DEFAULT_SCENARIO);
+      // What a crash between `up` and the record leaves behind.
+      await sut.iac.up({
+        challengeId: 'chall-1',
+        identity: 'deadbeefdeadbeef',
+        scenario,
+        additional: {},
+      });
+
+      expect(await janitor.sweep()).toMatchObject({ orphans: 1, failed: 0 });
+      expect(sut.iac.stacksOf('chall-1')).toEqual([]);
+    });
+
+    it('should leave a deployment in flight alone when its stack has no record yet', async () => {
+      await sut.givenChallenge();
+      sut.iac.holdUps();
+      const creating = sut.instances.create({
+        challengeId: 'chall-1',
+        sourceId: 's',
+        additional: {},
+      });
+      await waitFor(() => sut.iac.stacksOf('chall-1').length === 1 || sut.iac.upCount > 0);
+
+      const sweeping = janitor.sweep();
+      sut.iac.releaseUps();
+      const [created, report] = await Promise.all([creating, sweeping]);
+
+      expect(report.orphans).toBe(0);
+      expect(sut.iac.stackOf('chall-1', created.identity)).toBeDefined();
+      expect(await sut.claimed()).toHaveLength(1);
+    });
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
