@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -419,6 +419,19 @@ describe.each([
   );
 
   it('should answer fast without redeploying when the update changes nothing', async () => {
+    // Pulumi's checkpoints of the challenge's stacks: any `up` or `destroy` rewrites them.
+    const checkpoints = join(
+      svc.dir,
+      'pulumi',
+      'backend',
+      '.pulumi',
+      'stacks',
+      'nodejs-flag-server',
+    );
+    const stamp = (): string[] =>
+      readdirSync(checkpoints).map((f) => `${f}@${statSync(join(checkpoints, f)).mtimeMs}`);
+    const before = stamp();
+    expect(before.length).toBeGreaterThan(0);
     const started = performance.now();
     const updated = await api.updateChallenge(
       id,
@@ -427,6 +440,7 @@ describe.each([
     );
     const elapsed = performance.now() - started;
     expect(elapsed).toBeLessThan(2_000);
+    expect(stamp()).toEqual(before);
     expect(updated.instances).toHaveLength(1);
     const now = await api.retrieveInstance(id, source);
     expect([now.connectionInfo, now.flags]).toEqual([instance.connectionInfo, instance.flags]);
