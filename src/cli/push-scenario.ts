@@ -41,6 +41,15 @@ function parseArgs(argv: string[]): PushArgs {
   return { ...args, directory: positional[0]!, reference: positional[1]! } as PushArgs;
 }
 
+/** `message: cause: cause…`, since fetch hides the socket error two causes deep. */
+function causeChain(err: Error): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e instanceof Error && parts.length < 5; e = e.cause) {
+    parts.push(e.message);
+  }
+  return parts.join(': ');
+}
+
 async function main(): Promise<number> {
   let args: PushArgs;
   try {
@@ -65,10 +74,8 @@ async function main(): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof OciReferenceMalformedError) console.error(`${err.message} ${err.problem}`);
-    else if (err instanceof DomainError) {
-      const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-      console.error(`${err.message}${cause}`);
-    } else console.error(err);
+    else if (err instanceof DomainError) console.error(causeChain(err));
+    else console.error(err);
     return 1;
   } finally {
     rmSync(cacheDir, { recursive: true, force: true });

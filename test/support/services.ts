@@ -1,5 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { X509Certificate, randomUUID, sign } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,4 +131,107 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     log,
   );
   return { endpoint: `127.0.0.1:${port}`, stop: stopper(child, dir) };
+}
+
+export interface TokenAuthRegistryOptions {
+  /** The only credentials the token server accepts (Basic auth on the token request). */
+  username: string;
+  password: string;
+}
+
+/** A registry behind the bearer-token flow, with the token server that issues its tokens. */
+export interface TokenAuthRegistry extends RunningService {
+  /** How many tokens the token server has issued. */
+  tokensIssued(): number;
+}
+
+/**
+ * CNCF distribution with `auth.token`, plus a Node token server on another loopback port that
+ * signs RS256 JWTs with a throw-away self-signed certificate (sent as `x5c`, trusted through
+ * `rootcertbundle`). Good credentials get every action they ask for; anything else gets 401.
+ */
+export async function startTokenAuthRegistry(
+  opts: TokenAuthRegistryOptions,
+): Promise<TokenAuthRegistry> {
+  const dir = mkdtempSync(join(tmpdir(), 'cm-token-registry-'));
+  const [port, tokenPort] = [await freePort(), await freePort()];
+  const keyFile = join(dir, 'token.key');
+  const certFile = join(dir, 'token.crt');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile].concat([
+      '-days',
+      '2',
+      '-subj',
+      '/CN=test-token-issuer',
+    ]),
+    { stdio: 'ignore' },
+  );
+  const key = readFileSync(keyFile);
+  const x5c = new X509Certificate(readFileSync(certFile)).raw.toString('base64');
+  const service = 'test-registry';
+  const issuer = 'test-issuer';
+  const expected = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`;
+  let issued = 0;
+
+  const tokenServer = createHttpServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://token.local');
+    if (url.pathname !== '/token' || req.headers.authorization !== expected) {
+      res
+        .writeHead(401, { 'Content-Type': 'application/json' })
+        .end('{"details":"bad credentials"}');
+      return;
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const access = url.searchParams.getAll('scope').map((scope) => {
+      const [type, ...rest] = scope.split(':');
+      const actions = rest.pop() ?? '';
+      return { type, name: rest.join(':'), actions: actions.split(',').filter(Boolean) };
+    });
+    const b64 = (value: unknown): string =>
+      Buffer.from(JSON.stringify(value)).toString('base64url');
+    const unsigned = `${b64({ typ: 'JWT', alg: 'RS256', x5c: [x5c] })}.${b64({
+      iss: issuer,
+      sub: opts.username,
+      aud: service,
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: randomUUID(),
+      access,
+    })}`;
+    const token = `${unsigned}.${sign('sha256', Buffer.from(unsigned), key).toString('base64url')}`;
+    issued++;
+    res
+      .writeHead(200, { 'Content-Type': 'application/json' })
+      .end(JSON.stringify({ token, access_token: token, expires_in: 300 }));
+  });
+  await new Promise<void>((resolve) => tokenServer.listen(tokenPort, '127.0.0.1', resolve));
+
+  writeFileSync(
+    join(dir, 'config.yml'),
+    `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: test-secret\n` +
+      `auth:\n  token:\n    realm: http://127.0.0.1:${tokenPort}/token\n    service: ${service}\n    issuer: ${issuer}\n    rootcertbundle: ${certFile}\n`,
+  );
+  const { child, log } = startProcess('docker-registry', ['serve', join(dir, 'config.yml')], dir);
+  const stopRegistry = stopper(child, dir);
+  try {
+    await waitFor(
+      'token-auth registry',
+      async () => (await fetch(`http://127.0.0.1:${port}/v2/`)).status === 401,
+      log,
+    );
+  } catch (err) {
+    tokenServer.close();
+    await stopRegistry();
+    throw err;
+  }
+  return {
+    endpoint: `127.0.0.1:${port}`,
+    tokensIssued: () => issued,
+    stop: async () => {
+      await new Promise<void>((resolve) => tokenServer.close(() => resolve()));
+      await stopRegistry();
+    },
+  };
 }

@@ -70,6 +70,10 @@ export class HttpOciRegistry implements OciRegistry {
    * @throws OciReferenceMalformedError, OciReferenceNotFoundError, OciInteractionError, or the
    *   abort reason of `signal`.
    */
+  checkReference(reference: string): void {
+    parseOciReference(reference);
+  }
+
   async resolve(reference: string, signal?: AbortSignal): Promise<string> {
     const target = { reference, ref: parseOciReference(reference) };
     try {
@@ -287,6 +291,8 @@ export class HttpOciRegistry implements OciRegistry {
     await this.staleSweep;
 
     const entry = this.entryPath(digest);
+    // A caller that checked just before the previous flight for this digest landed.
+    if (await isDirectory(entry)) return entry;
     const temp = await mkdtemp(join(root, `${TEMP_PREFIX}${digest.slice(7, 19)}-`));
     try {
       const { bytes, contentType } = await this.getManifest(target, digest, signal);
@@ -423,16 +429,23 @@ export class HttpOciRegistry implements OciRegistry {
     await discard(put);
   }
 
-  /** Removes temp entries left by a process that died mid-pull. */
+  /**
+   * Removes temp entries left by a process that died mid-pull. Best effort: a failure here only
+   * costs disk space, so it is logged and never fails a pull.
+   */
   private async sweepStaleTemps(root: string): Promise<void> {
-    const now = Date.now();
-    for (const name of await readdir(root)) {
-      if (!name.startsWith(TEMP_PREFIX)) continue;
-      const path = join(root, name);
-      const info = await lstat(path).catch(() => undefined);
-      if (info && now - info.mtimeMs > STALE_TEMP_MS) {
-        await rm(path, { recursive: true, force: true });
+    try {
+      const now = Date.now();
+      for (const name of await readdir(root)) {
+        if (!name.startsWith(TEMP_PREFIX)) continue;
+        const path = join(root, name);
+        const info = await lstat(path).catch(() => undefined);
+        if (info && now - info.mtimeMs > STALE_TEMP_MS) {
+          await rm(path, { recursive: true, force: true });
+        }
       }
+    } catch (err) {
+      this.logger.warn(`could not sweep stale temp entries of ${root}: ${String(err)}`);
     }
   }
 }

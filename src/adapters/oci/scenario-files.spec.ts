@@ -1,5 +1,14 @@
-import { describe, expect, it } from 'vitest';
-import { ArtifactRefusedError, planScenarioFiles, titleSegments } from './scenario-files';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  ArtifactRefusedError,
+  createScenarioFile,
+  listScenarioFiles,
+  planScenarioFiles,
+  titleSegments,
+} from './scenario-files';
 import { parseChallenge } from './registry-client';
 
 const LIMITS = { maxLayerBytes: 100, maxLayers: 4, maxTotalBytes: 150 };
@@ -94,5 +103,43 @@ describe('parseChallenge', () => {
       params: { realm: 'test-realm' },
     });
     expect(parseChallenge(null)).toBeUndefined();
+  });
+});
+
+describe('createScenarioFile', () => {
+  let scratch: string | undefined;
+  afterEach(() => {
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('should refuse to write through a link when a directory of the title is one', async () => {
+    scratch = mkdtempSync(join(tmpdir(), 'cm-files-'));
+    const root = join(scratch, 'root');
+    const outside = join(scratch, 'outside');
+    mkdirSync(root);
+    mkdirSync(outside);
+    symlinkSync(outside, join(root, 'a'));
+
+    await expect(createScenarioFile(root, 'a/b')).rejects.toThrow('would write through a link');
+    expect(readdirSync(outside)).toEqual([]);
+  });
+
+  it('should refuse to open a title that is already a link when it exists', async () => {
+    scratch = mkdtempSync(join(tmpdir(), 'cm-files-'));
+    const root = join(scratch, 'root');
+    mkdirSync(root);
+    symlinkSync(join(scratch, 'target'), join(root, 'f'));
+
+    await expect(createScenarioFile(root, 'f')).rejects.toThrow('collides with an existing entry');
+    expect(readdirSync(scratch).sort()).toEqual(['root']);
+  });
+
+  it('should create nested files when the title has subdirectories', async () => {
+    scratch = mkdtempSync(join(tmpdir(), 'cm-files-'));
+    const handle = await createScenarioFile(scratch, 'a/b/c.txt');
+    await handle.close();
+    const { files, skipped } = await listScenarioFiles(scratch);
+    expect(files.map((f) => f.title)).toEqual(['a/b/c.txt']);
+    expect(skipped).toEqual([]);
   });
 });

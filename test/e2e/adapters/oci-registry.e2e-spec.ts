@@ -1,0 +1,599 @@
+import { execFile, execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
+import { dirname, join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { HttpOciRegistry } from '../../../src/adapters/oci/http-oci-registry.adapter';
+import {
+  DEFAULT_OCI_LIMITS,
+  type HttpOciRegistryOptions,
+} from '../../../src/adapters/oci/http-oci-registry.options';
+import type { DomainError } from '../../../src/shared/errors/domain-error';
+import {
+  OciInteractionError,
+  OciReferenceMalformedError,
+  OciReferenceNotFoundError,
+} from '../../../src/shared/errors/oci.errors';
+import { startMimicRegistry, sha256, type MimicRegistry } from '../../support/mimic-registry';
+import {
+  freePort,
+  startRegistry,
+  startTokenAuthRegistry,
+  type RunningService,
+  type TokenAuthRegistry,
+} from '../../support/services';
+import { useToolchainPath } from '../../support/toolchain';
+
+const execFileAsync = promisify(execFile);
+const FILE_TYPE = 'application/vnd.ctfer-io.file';
+const ARTIFACT_TYPE = 'application/vnd.ctfer-io.scenario';
+const EMPTY_DIGEST = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a';
+const USER = 'ctfer';
+/** Where an absolute title would land if it were honoured. */
+const ABSOLUTE_ESCAPE = join(tmpdir(), `cm-oci-absolute-escape-${process.pid}`);
+const PASS = 's3cret';
+
+/** Files of a small scenario: text, binary bytes, a subdirectory. */
+const SCENARIO: Record<string, Buffer> = {
+  'Pulumi.yaml': Buffer.from('name: scenario\nruntime: go\n'),
+  'main.go': Buffer.from('package main\n\nfunc main() {}\n'),
+  'assets/blob.bin': Buffer.from([0, 1, 2, 255, 254, 10, 13, 0]),
+};
+
+let scratch: string;
+let counter = 0;
+
+/** A fresh directory under the scratch dir. */
+function fresh(prefix: string): string {
+  return mkdtempSync(join(scratch, `${prefix}-`));
+}
+
+function writeTree(files: Record<string, Buffer>): string {
+  const dir = fresh('src');
+  for (const [path, bytes] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), bytes);
+  }
+  return dir;
+}
+
+/** Every regular file under `dir`, by relative POSIX path. */
+function readTree(dir: string): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) {
+      const path = join(entry.parentPath, entry.name);
+      out[relative(dir, path).split('\\').join('/')] = readFileSync(path);
+    }
+  }
+  return out;
+}
+
+/** Every entry under `dir` (files, dirs, links), as sorted relative paths. */
+function listAll(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
+}
+
+/** An adapter with its own cache at `<parent>/cache`, so the parent shows any escape. */
+function adapter(over: Partial<HttpOciRegistryOptions> = {}): {
+  registry: HttpOciRegistry;
+  parent: string;
+  cacheDir: string;
+} {
+  const parent = fresh('cache-parent');
+  const cacheDir = join(parent, 'cache');
+  const registry = new HttpOciRegistry({
+    cacheDir,
+    insecure: true,
+    limits: { ...DEFAULT_OCI_LIMITS },
+    requestTimeoutMs: 10_000,
+    ...over,
+  });
+  return { registry, parent, cacheDir };
+}
+
+function repo(host: string, name = 'examples/scenario'): string {
+  counter++;
+  return `${host}/${name}-${counter}`;
+}
+
+/**
+ * Runs the oras CLI without blocking the event loop: the token server of the token-auth
+ * registry lives in this process and must answer oras meanwhile.
+ */
+async function oras(args: string[], cwd?: string): Promise<void> {
+  await execFileAsync('oras', args, { cwd, timeout: 60_000 });
+}
+
+async function orasPush(reference: string, dir: string, creds: string[] = []): Promise<void> {
+  const files = Object.keys(readTree(dir))
+    .sort()
+    .map((f) => `${f}:${FILE_TYPE}`);
+  await oras(
+    ['push', '--plain-http', ...creds, reference, '--artifact-type', ARTIFACT_TYPE, ...files],
+    dir,
+  );
+}
+
+async function orasPull(reference: string, creds: string[] = []): Promise<Record<string, Buffer>> {
+  const out = fresh('oras-out');
+  await oras(['pull', '--plain-http', ...creds, reference, '-o', out]);
+  return readTree(out);
+}
+
+async function rejection(promise: Promise<unknown>): Promise<DomainError> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as DomainError;
+  }
+  throw new Error('expected a rejection');
+}
+
+async function expectInteraction(
+  promise: Promise<unknown>,
+  kind: OciInteractionError['kind'],
+): Promise<OciInteractionError> {
+  const err = await rejection(promise);
+  expect(err).toBeInstanceOf(OciInteractionError);
+  expect(err.reason).toBe('OCI_INTERACTION');
+  expect((err as OciInteractionError).kind).toBe(kind);
+  return err as OciInteractionError;
+}
+
+interface RawLayer {
+  title?: string;
+  bytes: Buffer;
+  /** Size written in the descriptor, when it should lie. */
+  size?: number;
+}
+
+/** Pushes a hand-built manifest over plain fetch, the way a hostile author could. */
+async function pushRaw(reference: string, layers: RawLayer[]): Promise<string> {
+  const [host, ...rest] = reference.split('/');
+  const [name, tag] = rest.join('/').split(':') as [string, string];
+  const base = `http://${host}/v2/${name}`;
+  const upload = async (bytes: Buffer): Promise<string> => {
+    const digest = sha256(bytes);
+    const post = await fetch(`${base}/blobs/uploads/`, { method: 'POST' });
+    expect(post.status).toBe(202);
+    const url = new URL(post.headers.get('location')!, base);
+    url.searchParams.set('digest', digest);
+    const put = await fetch(url, { method: 'PUT', body: bytes });
+    expect(put.status).toBe(201);
+    return digest;
+  };
+  await upload(Buffer.from('{}'));
+  const descriptors = [];
+  for (const layer of layers) {
+    descriptors.push({
+      mediaType: FILE_TYPE,
+      digest: await upload(layer.bytes),
+      size: layer.size ?? layer.bytes.byteLength,
+      ...(layer.title === undefined
+        ? {}
+        : { annotations: { 'org.opencontainers.image.title': layer.title } }),
+    });
+  }
+  const manifest = Buffer.from(JSON.stringify(manifestOf(descriptors)));
+  const put = await fetch(`${base}/manifests/${tag}`, {
+    method: 'PUT',
+    headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+    body: manifest,
+  });
+  expect(put.status).toBe(201);
+  return sha256(manifest);
+}
+
+function manifestOf(layers: unknown[]): Record<string, unknown> {
+  return {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    artifactType: ARTIFACT_TYPE,
+    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: EMPTY_DIGEST, size: 2 },
+    layers,
+  };
+}
+
+/** The cache holds no temp entry and no entry for `digest`, and nothing left the cache. */
+function expectNothingWritten(parent: string, digest: string): void {
+  const entries = listAll(parent);
+  expect(entries.filter((e) => e !== 'cache' && e !== join('cache', 'oci'))).toEqual([]);
+  expect(entries).not.toContain(join('cache', 'oci', digest.replace(':', '_')));
+}
+
+beforeAll(() => {
+  useToolchainPath();
+  scratch = mkdtempSync(join(tmpdir(), 'cm-oci-e2e-'));
+});
+
+afterAll(() => {
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('HttpOciRegistry against an anonymous registry', () => {
+  const host = inject('registry');
+
+  it('should pull the files byte for byte when the oras CLI pushed them', async () => {
+    const reference = `${repo(host)}:v1`;
+    await orasPush(reference, writeTree(SCENARIO));
+    const { registry, cacheDir } = adapter();
+
+    const digest = await registry.resolve(reference);
+    const fetched = await registry.fetchScenario(reference);
+
+    expect(fetched.digest).toBe(digest);
+    expect(fetched.reference).toBe(reference);
+    expect(fetched.directory).toBe(join(cacheDir, 'oci', digest.replace(':', '_')));
+    expect(readTree(fetched.directory)).toEqual(SCENARIO);
+    expect(readdirSync(join(cacheDir, 'oci'))).toEqual([digest.replace(':', '_')]);
+  });
+
+  it('should give oras pull the same files when our adapter pushed them', async () => {
+    const name = repo(host);
+    const reference = `${name}:v1`;
+    const { registry } = adapter();
+
+    const digest = await registry.pushScenario(writeTree(SCENARIO), reference);
+
+    expect(await orasPull(reference)).toEqual(SCENARIO);
+    expect(await registry.resolve(reference)).toBe(digest);
+    const path = name.slice(host.length + 1);
+    const res = await fetch(`http://${host}/v2/${path}/manifests/v1`, {
+      headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(sha256(body)).toBe(digest);
+    const manifest = JSON.parse(body.toString()) as {
+      artifactType: string;
+      mediaType: string;
+      config: { mediaType: string; digest: string; size: number };
+      layers: { mediaType: string; annotations: Record<string, string> }[];
+    };
+    expect(manifest).toMatchObject({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      artifactType: ARTIFACT_TYPE,
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: EMPTY_DIGEST, size: 2 },
+    });
+    expect(
+      manifest.layers.map((l) => [l.mediaType, l.annotations['org.opencontainers.image.title']]),
+    ).toEqual([
+      [FILE_TYPE, 'Pulumi.yaml'],
+      [FILE_TYPE, 'assets/blob.bin'],
+      [FILE_TYPE, 'main.go'],
+    ]);
+  });
+
+  it('should skip symlinks when pushing a directory that contains one', async () => {
+    const dir = writeTree(SCENARIO);
+    execFileSync('ln', ['-s', '/etc/hostname', join(dir, 'link')]);
+    const reference = `${repo(host)}:v1`;
+    const { registry } = adapter();
+
+    await registry.pushScenario(dir, reference);
+
+    expect(await orasPull(reference)).toEqual(SCENARIO);
+  });
+
+  it('should see the new manifest when a tag is pushed again and the same adapter resolves it', async () => {
+    const reference = `${repo(host)}:latest`;
+    const { registry } = adapter();
+    const first = await registry.pushScenario(writeTree(SCENARIO), reference);
+    expect((await registry.fetchScenario(reference)).digest).toBe(first);
+
+    const changed = { ...SCENARIO, 'main.go': Buffer.from('package main // v2\n') };
+    await orasPush(reference, writeTree(changed));
+
+    const second = await registry.resolve(reference);
+    expect(second).not.toBe(first);
+    const fetched = await registry.fetchScenario(reference);
+    expect(fetched.digest).toBe(second);
+    expect(readTree(fetched.directory)).toEqual(changed);
+  });
+
+  it('should fetch by digest when the reference pins one beside a moved tag', async () => {
+    const name = repo(host);
+    const { registry } = adapter();
+    const pinned = await registry.pushScenario(writeTree(SCENARIO), `${name}:v1`);
+    await registry.pushScenario(
+      writeTree({ 'Pulumi.yaml': Buffer.from('name: other\n') }),
+      `${name}:v1`,
+    );
+
+    const fetched = await registry.fetchScenario(`${name}:v1@${pinned}`);
+
+    expect(fetched.digest).toBe(pinned);
+    expect(readTree(fetched.directory)).toEqual(SCENARIO);
+  });
+
+  it('should throw OCI_REFERENCE_NOT_FOUND when the tag or the repository is unknown', async () => {
+    const name = repo(host);
+    const { registry } = adapter();
+    await registry.pushScenario(writeTree(SCENARIO), `${name}:v1`);
+
+    for (const reference of [
+      `${name}:nope`,
+      `${host}/never/pushed:v1`,
+      `${name}@sha256:${'0'.repeat(64)}`,
+    ]) {
+      const err = await rejection(registry.fetchScenario(reference));
+      expect(err).toBeInstanceOf(OciReferenceNotFoundError);
+      expect(err.reason).toBe('OCI_REFERENCE_NOT_FOUND');
+      expect(err.metadata).toEqual({ reference });
+    }
+  });
+
+  it('should throw OCI_REFERENCE_MALFORMED without asking the registry when the reference does not parse', async () => {
+    const { registry } = adapter();
+    for (const reference of [`${host}/Upper:v1`, `${host}/app@md5:abc`, 'no-registry']) {
+      const err = await rejection(registry.resolve(reference));
+      expect(err).toBeInstanceOf(OciReferenceMalformedError);
+      expect(err.reason).toBe('OCI_REFERENCE_MALFORMED');
+      expect((err as OciReferenceMalformedError).problem).not.toBe('');
+    }
+  });
+
+  it('should throw OCI_INTERACTION unreachable when nothing listens on the registry port', async () => {
+    const port = await freePort();
+    const { registry, parent } = adapter();
+    const reference = `127.0.0.1:${port}/examples/app:v1`;
+
+    await expectInteraction(registry.resolve(reference), 'unreachable');
+    await expectInteraction(registry.fetchScenario(reference), 'unreachable');
+    expect(listAll(parent)).toEqual([]);
+  });
+
+  it('should throw OCI_INTERACTION unreachable when the registry speaks HTTP and insecure is off', async () => {
+    const { registry } = adapter({ insecure: false });
+    await expectInteraction(registry.resolve(`${repo(host)}:v1`), 'unreachable');
+  });
+
+  it('should reject with the abort reason when the caller aborts', async () => {
+    const reference = `${repo(host)}:v1`;
+    const { registry } = adapter();
+    const reason = new Error('client went away');
+    await expect(registry.fetchScenario(reference, AbortSignal.abort(reason))).rejects.toBe(reason);
+  });
+
+  describe('with hostile artifacts', () => {
+    it.each([
+      ['a title climbing out with ..', [{ title: '../../../escape', bytes: Buffer.from('x') }]],
+      [
+        'a title climbing out from a subdirectory',
+        [{ title: 'a/../../escape', bytes: Buffer.from('x') }],
+      ],
+      ['an absolute title', [{ title: ABSOLUTE_ESCAPE, bytes: Buffer.from('x') }]],
+      ['an empty title', [{ title: '', bytes: Buffer.from('x') }]],
+      ['a backslash title', [{ title: '..\\escape', bytes: Buffer.from('x') }]],
+      [
+        'a title that needs another title as its directory',
+        [
+          { title: 'a', bytes: Buffer.from('file') },
+          { title: 'a/b', bytes: Buffer.from('through') },
+        ],
+      ],
+      [
+        'a duplicated title',
+        [
+          { title: 'Pulumi.yaml', bytes: Buffer.from('one') },
+          { title: 'Pulumi.yaml', bytes: Buffer.from('two') },
+        ],
+      ],
+      ['a layer over the size limit', [{ title: 'big', bytes: Buffer.alloc(2048, 7) }]],
+      [
+        'a descriptor size smaller than the blob',
+        [{ title: 'liar', bytes: Buffer.alloc(900, 1), size: 10 }],
+      ],
+      [
+        'a descriptor size larger than the blob',
+        [{ title: 'liar', bytes: Buffer.alloc(10, 1), size: 900 }],
+      ],
+      [
+        'too many layers',
+        Array.from({ length: 5 }, (_, i) => ({ title: `f${i}`, bytes: Buffer.from(`${i}`) })),
+      ],
+      [
+        'a total over the limit',
+        Array.from({ length: 3 }, (_, i) => ({ title: `f${i}`, bytes: Buffer.alloc(1000, i) })),
+      ],
+    ])('should refuse %s and write nothing outside the cache', async (_case, layers) => {
+      const reference = `${repo(host)}:v1`;
+      const digest = await pushRaw(reference, layers);
+      const { registry, parent } = adapter({
+        limits: { maxLayerBytes: 1024, maxLayers: 4, maxTotalBytes: 2500 },
+      });
+
+      const err = await expectInteraction(registry.fetchScenario(reference), 'failed');
+
+      expect(err.cause).toBeInstanceOf(Error);
+      expect((err.cause as Error).message).not.toBe('');
+      expectNothingWritten(parent, digest);
+      expect(existsSync(ABSOLUTE_ESCAPE)).toBe(false);
+    });
+
+    it('should never resolve a title outside the entry when subdirectories are deep', async () => {
+      const files = { 'a/b/c/d.txt': Buffer.from('deep'), 'a/e.txt': Buffer.from('side') };
+      const reference = `${repo(host)}:v1`;
+      await pushRaw(
+        reference,
+        Object.entries(files).map(([title, bytes]) => ({ title, bytes })),
+      );
+      const { registry, parent } = adapter();
+
+      const fetched = await registry.fetchScenario(reference);
+
+      expect(readTree(fetched.directory)).toEqual(files);
+      const outside = listAll(parent).filter(
+        (e) => !e.startsWith(join('cache', 'oci', fetched.digest.replace(':', '_'))),
+      );
+      expect(outside).toEqual(['cache', join('cache', 'oci')]);
+    });
+  });
+});
+
+describe('HttpOciRegistry against a registry it cannot trust byte for byte', () => {
+  let mimic: MimicRegistry;
+
+  beforeAll(async () => {
+    mimic = await startMimicRegistry();
+  });
+  afterAll(async () => {
+    await mimic.stop();
+  });
+
+  function publish(name: string, files: Record<string, Buffer>, tamper?: string): string {
+    const layers = Object.entries(files).map(([title, bytes]) => {
+      const digest = sha256(bytes);
+      mimic.putBlob(digest, title === tamper ? Buffer.from(bytes.map((b) => b ^ 0xff)) : bytes);
+      return {
+        mediaType: FILE_TYPE,
+        digest,
+        size: bytes.byteLength,
+        annotations: { 'org.opencontainers.image.title': title },
+      };
+    });
+    return mimic.publish(name, 'v1', Buffer.from(JSON.stringify(manifestOf(layers))));
+  }
+
+  it('should refuse a blob whose bytes do not match its digest and leave no entry', async () => {
+    const digest = publish('tampered', SCENARIO, 'main.go');
+    const { registry, parent } = adapter();
+
+    const err = await expectInteraction(
+      registry.fetchScenario(`${mimic.endpoint}/tampered:v1`),
+      'failed',
+    );
+
+    expect((err.cause as Error).message).toContain('main.go');
+    expectNothingWritten(parent, digest);
+  });
+
+  it('should download once when concurrent fetches ask for one digest', async () => {
+    publish('shared', SCENARIO);
+    const { registry } = adapter();
+    const before = mimic.blobGets();
+    mimic.setBlobDelay(100);
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 5 }, () => registry.fetchScenario(`${mimic.endpoint}/shared:v1`)),
+      );
+      expect(new Set(results.map((r) => r.directory)).size).toBe(1);
+      expect(mimic.blobGets() - before).toBe(Object.keys(SCENARIO).length);
+      expect(readTree(results[0]!.directory)).toEqual(SCENARIO);
+
+      await registry.fetchScenario(`${mimic.endpoint}/shared:v1`);
+      expect(mimic.blobGets() - before).toBe(Object.keys(SCENARIO).length);
+    } finally {
+      mimic.setBlobDelay(0);
+    }
+  });
+
+  it('should leave no temp entry when the only caller aborts mid-download', async () => {
+    const digest = publish('slow', SCENARIO);
+    const { registry, parent, cacheDir } = adapter();
+    mimic.setBlobDelay(2_000);
+    try {
+      const controller = new AbortController();
+      const pending = registry.fetchScenario(`${mimic.endpoint}/slow:v1`, controller.signal);
+      for (let i = 0; i < 100 && listAll(parent).length < 3; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(readdirSync(join(cacheDir, 'oci')).some((e) => e.startsWith('.tmp-'))).toBe(true);
+      controller.abort(new Error('cancelled'));
+      await expect(pending).rejects.toThrow('cancelled');
+      for (let i = 0; i < 100 && listAll(parent).length > 2; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expectNothingWritten(parent, digest);
+    } finally {
+      mimic.setBlobDelay(0);
+    }
+  });
+
+  it('should throw OCI_INTERACTION unreachable when the registry stops answering in time', async () => {
+    publish('stalled', SCENARIO);
+    const { registry } = adapter({ requestTimeoutMs: 200 });
+    mimic.setBlobDelay(1_000);
+    try {
+      await expectInteraction(
+        registry.fetchScenario(`${mimic.endpoint}/stalled:v1`),
+        'unreachable',
+      );
+    } finally {
+      mimic.setBlobDelay(0);
+    }
+  });
+});
+
+describe.each([
+  ['basic', 'basic auth'],
+  ['token', 'bearer token'],
+] as const)('HttpOciRegistry against a %s-auth registry', (mode, label) => {
+  let service: RunningService | TokenAuthRegistry;
+  const creds = ['-u', USER, '-p', PASS];
+
+  beforeAll(async () => {
+    if (mode === 'basic') {
+      const htpasswd = execFileSync('htpasswd', ['-Bbn', USER, PASS], { encoding: 'utf8' });
+      service = await startRegistry({ htpasswd });
+    } else {
+      service = await startTokenAuthRegistry({ username: USER, password: PASS });
+    }
+  });
+  afterAll(async () => {
+    await service.stop();
+  });
+
+  it(`should round-trip with the oras CLI both ways when ${label} credentials are right`, async () => {
+    const { registry } = adapter({ username: USER, password: PASS });
+    const orasRef = `${repo(service.endpoint)}:v1`;
+    await orasPush(orasRef, writeTree(SCENARIO), creds);
+    expect(readTree((await registry.fetchScenario(orasRef)).directory)).toEqual(SCENARIO);
+
+    const ourRef = `${repo(service.endpoint)}:v1`;
+    const digest = await registry.pushScenario(writeTree(SCENARIO), ourRef);
+    expect(await orasPull(ourRef, creds)).toEqual(SCENARIO);
+    expect(await registry.resolve(ourRef)).toBe(digest);
+  });
+
+  it(`should throw OCI_INTERACTION unauthorized when ${label} credentials are wrong or missing`, async () => {
+    const reference = `${repo(service.endpoint)}:v1`;
+    await orasPush(reference, writeTree(SCENARIO), creds);
+
+    const wrong = adapter({ username: USER, password: 'wrong' });
+    await expectInteraction(wrong.registry.resolve(reference), 'unauthorized');
+    await expectInteraction(wrong.registry.fetchScenario(reference), 'unauthorized');
+    await expectInteraction(
+      wrong.registry.pushScenario(writeTree(SCENARIO), `${repo(service.endpoint)}:v1`),
+      'unauthorized',
+    );
+    expect(listAll(wrong.parent)).toEqual([]);
+
+    const anonymous = adapter();
+    await expectInteraction(anonymous.registry.resolve(reference), 'unauthorized');
+  });
+
+  if (mode === 'token') {
+    it('should reuse cached tokens when one adapter makes repeated requests', async () => {
+      const token = service as TokenAuthRegistry;
+      const reference = `${repo(service.endpoint)}:v1`;
+      const { registry } = adapter({ username: USER, password: PASS });
+      await registry.pushScenario(writeTree(SCENARIO), reference);
+      await registry.resolve(reference);
+      const before = token.tokensIssued();
+      expect(before).toBeGreaterThan(0);
+      for (let i = 0; i < 3; i++) await registry.resolve(reference);
+      expect(token.tokensIssued()).toBe(before);
+    });
+  }
+});
