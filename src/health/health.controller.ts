@@ -1,5 +1,7 @@
-import { Controller, Get, HttpCode } from '@nestjs/common';
+import { Controller, Get, Inject, Optional, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { getHeapStatistics } from 'node:v8';
+import { HEALTH_INDICATORS, HealthIndicator } from '../shared/ports/health-indicator.port';
 import { SERVICE_NAME, SERVICE_VERSION } from '../shared/version';
 
 /** Answer of `GET /healthcheck`, shaped as upstream's (hellofresh/health-go v5). */
@@ -17,16 +19,47 @@ export interface HealthReport {
   component: { name: string; version: string };
 }
 
+/** Per-check budget; upstream registers its `etcd` check with `Timeout: time.Second`. */
+export const HEALTH_CHECK_TIMEOUT_MS = 1_000;
+
+// health-go reports a check that overran its budget with this text as the failure message.
+const TIMEOUT_MESSAGE = 'Timeout during health check';
+
 @Controller()
 export class HealthController {
+  private readonly indicators: readonly HealthIndicator[];
+
+  constructor(@Optional() @Inject(HEALTH_INDICATORS) indicators?: HealthIndicator[]) {
+    this.indicators = indicators ?? [];
+  }
+
+  /**
+   * Runs every indicator concurrently, each within {@link HEALTH_CHECK_TIMEOUT_MS}. Any failure
+   * makes the status "Unavailable" and the answer a 503 (health-go: no check is `SkipOnErr`).
+   */
   @Get('healthcheck')
-  @HttpCode(200)
-  check(): HealthReport {
+  async check(@Res({ passthrough: true }) res: Response): Promise<HealthReport> {
+    const report = await this.measure();
+    res.status(report.status === 'Unavailable' ? 503 : 200);
+    return report;
+  }
+
+  /** The report without the HTTP part; upstream: hellofresh/health-go v5 `Health.Measure`. */
+  async measure(): Promise<HealthReport> {
+    const failures: Record<string, string> = {};
+    await Promise.all(
+      this.indicators.map(async (indicator) => {
+        const failure = await runCheck(indicator);
+        if (failure !== undefined) failures[indicator.name] = failure;
+      }),
+    );
+    const failed = Object.keys(failures).length > 0;
     const heap = getHeapStatistics();
     const mem = process.memoryUsage();
     return {
-      status: 'OK',
+      status: failed ? 'Unavailable' : 'OK',
       timestamp: new Date().toISOString(),
+      ...(failed ? { failures } : {}),
       // Same keys as upstream's Go runtime figures, filled with Node's nearest equivalents.
       system: {
         version: process.version,
@@ -37,5 +70,24 @@ export class HealthController {
       },
       component: { name: SERVICE_NAME, version: SERVICE_VERSION },
     };
+  }
+}
+
+/** Resolves with the failure message, or undefined when the check passed in time. */
+async function runCheck(indicator: HealthIndicator): Promise<string | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(TIMEOUT_MESSAGE), HEALTH_CHECK_TIMEOUT_MS);
+  });
+  const checked = Promise.resolve()
+    .then(() => indicator.check())
+    .then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+  try {
+    return await Promise.race([checked, timedOut]);
+  } finally {
+    clearTimeout(timer);
   }
 }
