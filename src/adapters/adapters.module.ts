@@ -2,7 +2,15 @@ import { Module } from '@nestjs/common';
 import { dirname } from 'node:path';
 import { AppConfig } from '../config';
 import { BackgroundTasks } from '../shared/background-tasks';
-import { Clock, DistributedLock, IacEngine, OciRegistry, StateStore } from '../shared/ports';
+import {
+  Clock,
+  DistributedLock,
+  HEALTH_INDICATORS,
+  IacEngine,
+  OciRegistry,
+  StateStore,
+} from '../shared/ports';
+import { EtcdDistributedLock } from './lock/etcd-distributed-lock.adapter';
 import { SystemClock } from './clock/system-clock.adapter';
 import { PulumiIacEngine } from './iac/pulumi-iac-engine.adapter';
 import { InMemoryDistributedLock } from './lock/in-memory-distributed-lock.adapter';
@@ -23,8 +31,26 @@ const sdkNodeModules = (): string =>
       inject: [AppConfig],
       useFactory: (c: AppConfig) => new FsStateStore({ dir: c.dir }),
     },
-    // Single replica: an in-process readers-writer lock (upstream's local lock).
-    { provide: DistributedLock, useClass: InMemoryDistributedLock },
+    // etcd when configured (several replicas); else an in-process lock (upstream's local lock).
+    {
+      provide: DistributedLock,
+      inject: [AppConfig],
+      useFactory: (c: AppConfig) =>
+        c.etcd.endpoints.length > 0
+          ? new EtcdDistributedLock({
+              endpoints: [...c.etcd.endpoints],
+              username: c.etcd.username || undefined,
+              password: c.etcd.password || undefined,
+              ttlSeconds: c.etcd.leaseTtlSeconds,
+            })
+          : new InMemoryDistributedLock(),
+    },
+    // upstream registers an `etcd` check when an endpoint is configured.
+    {
+      provide: HEALTH_INDICATORS,
+      inject: [DistributedLock],
+      useFactory: (lock: DistributedLock) => (lock instanceof EtcdDistributedLock ? [lock] : []),
+    },
     {
       provide: OciRegistry,
       inject: [AppConfig],
@@ -58,6 +84,14 @@ const sdkNodeModules = (): string =>
         }),
     },
   ],
-  exports: [Clock, BackgroundTasks, StateStore, DistributedLock, OciRegistry, IacEngine],
+  exports: [
+    Clock,
+    BackgroundTasks,
+    StateStore,
+    DistributedLock,
+    OciRegistry,
+    IacEngine,
+    HEALTH_INDICATORS,
+  ],
 })
 export class AdaptersModule {}

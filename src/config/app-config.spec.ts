@@ -9,7 +9,7 @@ describe('AppConfig', () => {
       expect(c.logLevel).toBe('info');
       expect(c.swagger).toBe(false);
       expect(c.dir.endsWith('chall-manager')).toBe(true);
-      expect(c.etcd.endpoint).toBe('');
+      expect(c.etcd.endpoints).toEqual([]);
       expect(Object.isFrozen(c)).toBe(true);
     });
 
@@ -28,7 +28,12 @@ describe('AppConfig', () => {
       expect(c.logLevel).toBe('debug');
       expect(c.swagger).toBe(true);
       expect(c.oci.insecure).toBe(true);
-      expect(c.etcd).toEqual({ endpoint: '127.0.0.1:2379', username: 'u', password: '' });
+      expect(c.etcd).toEqual({
+        endpoints: ['127.0.0.1:2379'],
+        username: 'u',
+        password: '',
+        leaseTtlSeconds: 10,
+      });
     });
 
     it.each([
@@ -42,6 +47,27 @@ describe('AppConfig', () => {
       expect(() => AppConfig.fromEnv(env)).toThrow(ConfigError);
       expect(() => AppConfig.fromEnv(env)).toThrow(name);
     });
+  });
+});
+
+describe('AppConfig etcd', () => {
+  it('should split a comma-separated list of cluster members', () => {
+    const c = AppConfig.fromEnv({
+      ETCD_ENDPOINT: '127.0.0.1:12379, http://127.0.0.1:22379',
+      ETCD_LEASE_TTL: '5s',
+    });
+    expect(c.etcd.endpoints).toEqual(['127.0.0.1:12379', 'http://127.0.0.1:22379']);
+    expect(c.etcd.leaseTtlSeconds).toBe(5);
+  });
+
+  it.each(['1', 'ten', '2.5'])('should name ETCD_LEASE_TTL when it is %j', (ttl) => {
+    expect(() => AppConfig.fromEnv({ ETCD_ENDPOINT: 'e:1', ETCD_LEASE_TTL: ttl })).toThrow(
+      'ETCD_LEASE_TTL',
+    );
+  });
+
+  it('should refuse a TLS endpoint', () => {
+    expect(() => AppConfig.fromEnv({ ETCD_ENDPOINT: 'https://e:2379' })).toThrow('ETCD_ENDPOINT');
   });
 });
 

@@ -106,8 +106,19 @@ const envSchema = z.object({
     .default('info'),
   /** Serve the Swagger UI at /swagger/ and the OpenAPI document at /swagger/swagger.json. */
   SWAGGER: goBool.default(false),
-  /** etcd endpoint (host:port). When set, locks are distributed through etcd. */
+  /**
+   * etcd endpoint (host:port), or a comma-separated list of a cluster's members. When set, locks
+   * are distributed through etcd.
+   */
   ETCD_ENDPOINT: z.string().trim().default(''),
+  /** TTL of the lease every etcd lock of a replica is bound to: a dead replica's locks free within it. */
+  ETCD_LEASE_TTL: z
+    .string()
+    .trim()
+    .regex(/^\d+s?$/, 'must be a whole number of seconds (e.g. 10s)')
+    .transform((raw) => Number(raw.replace(/s$/, '')))
+    .pipe(z.number().int().min(2, 'must be at least 2 seconds'))
+    .default(10),
   ETCD_USERNAME: z.string().default(''),
   ETCD_PASSWORD: z.string().default(''),
   /** Talk plain HTTP to registries. */
@@ -174,6 +185,12 @@ export const HIDDEN_FROM_SCENARIOS = [
   'PULUMI_CONFIG_PASSPHRASE',
 ];
 
+const splitEndpoints = (raw: string): string[] =>
+  raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+
 export type RawEnv = Record<string, string | undefined>;
 
 /** A configuration value that cannot be used; the message names the variable. */
@@ -194,7 +211,13 @@ export class AppConfig {
   readonly cache: string;
   readonly logLevel: LogLevel;
   readonly swagger: boolean;
-  readonly etcd: Readonly<{ endpoint: string; username: string; password: string }>;
+  readonly etcd: Readonly<{
+    /** Empty when etcd is not configured (in-process locks). */
+    endpoints: readonly string[];
+    username: string;
+    password: string;
+    leaseTtlSeconds: number;
+  }>;
   readonly oci: Readonly<{
     insecure: boolean;
     username: string;
@@ -222,9 +245,10 @@ export class AppConfig {
     this.logLevel = env.LOG_LEVEL;
     this.swagger = env.SWAGGER;
     this.etcd = Object.freeze({
-      endpoint: env.ETCD_ENDPOINT,
+      endpoints: Object.freeze(splitEndpoints(env.ETCD_ENDPOINT)),
       username: env.ETCD_USERNAME,
       password: env.ETCD_PASSWORD,
+      leaseTtlSeconds: env.ETCD_LEASE_TTL,
     });
     this.oci = Object.freeze({
       insecure: env.OCI_INSECURE,
@@ -269,8 +293,12 @@ export class AppConfig {
     if (!env.ETCD_ENDPOINT && (env.ETCD_USERNAME || env.ETCD_PASSWORD)) {
       problems.push('ETCD_USERNAME/ETCD_PASSWORD: set ETCD_ENDPOINT too, or unset them');
     }
-    if (env.ETCD_ENDPOINT && !/^[^\s/]+:\d+$/.test(env.ETCD_ENDPOINT.replace(/^https?:\/\//, ''))) {
-      problems.push(`ETCD_ENDPOINT: "${env.ETCD_ENDPOINT}" is not host:port`);
+    for (const endpoint of splitEndpoints(env.ETCD_ENDPOINT)) {
+      if (!/^[^\s/]+:\d+$/.test(endpoint.replace(/^http:\/\//, ''))) {
+        problems.push(
+          `ETCD_ENDPOINT: "${endpoint}" is not host:port (TLS endpoints are not supported)`,
+        );
+      }
     }
     if (problems.length > 0) throw new ConfigError(problems);
     return new AppConfig(env, raw);

@@ -59,12 +59,16 @@ describe('EtcdDistributedLock', () => {
   });
 
   describe('LockUnavailableError', () => {
-    it('should prefix the message and keep the cause when built from a failure', () => {
+    it('should answer SERVICE_UNAVAILABLE and keep the detail for the logs when built from a failure', () => {
       const cause = new Error('14 UNAVAILABLE');
       const err = new LockUnavailableError('no quorum', { cause });
       expect(err).toBeInstanceOf(Error);
       expect(err.name).toBe('LockUnavailableError');
-      expect(err.message).toBe('lock service unavailable: no quorum');
+      expect(err.reason).toBe('SERVICE_UNAVAILABLE');
+      expect(err.message).toBe(
+        'Service temporarily unavailable (etcd unreachable). Try again later.',
+      );
+      expect(err.detail).toBe('no quorum');
       expect(err.cause).toBe(cause);
     });
   });

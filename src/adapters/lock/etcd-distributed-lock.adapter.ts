@@ -9,6 +9,7 @@ import {
 } from 'etcd3';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { ServiceUnavailableError } from '../../shared/errors/availability.errors';
 import type { LockKey } from '../../shared/domain/lock-keys';
 import { DistributedLock } from '../../shared/ports/distributed-lock.port';
 import { HealthIndicator } from '../../shared/ports/health-indicator.port';
@@ -32,10 +33,13 @@ export interface EtcdDistributedLockOptions {
  * Lock callers get this instead of an etcd3 error, so that the transport can map it to
  * UNAVAILABLE without knowing the client library.
  */
-export class LockUnavailableError extends Error {
-  constructor(detail: string, options?: ErrorOptions) {
-    super(`lock service unavailable: ${detail}`, options);
-    this.name = 'LockUnavailableError';
+export class LockUnavailableError extends ServiceUnavailableError {
+  constructor(
+    readonly detail: string,
+    options?: ErrorOptions,
+  ) {
+    // The detail (etcd's own words) goes to the logs through `cause`, not to clients.
+    super('etcd', { cause: options?.cause ?? new Error(detail) });
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * ErrorInfo reasons, verbatim from upstream (ctfer-io/chall-manager pkg/errors, api/v1/common).
  * `INVALID_ARGUMENT` is ours: a request that fails validation before any work starts.
+ * `SERVICE_UNAVAILABLE` is ours: the lock service (etcd) cannot be reached.
  */
 export const ERROR_REASONS = [
   'CHALLENGE_ALREADY_EXISTS',
@@ -18,6 +19,7 @@ export const ERROR_REASONS = [
   'SCENARIO_NON_MATCHING_SPECIFICATION',
   'SCENARIO_PREPROCESSING',
   'INVALID_ARGUMENT',
+  'SERVICE_UNAVAILABLE',
   'INTERNAL_ERROR',
 ] as const;
 export type ErrorReason = (typeof ERROR_REASONS)[number];

@@ -345,6 +345,7 @@ const TABLE = {
       details: [badRequest(field, 'INVALID_ARGUMENT', problem)],
     };
   },
+  SERVICE_UNAVAILABLE: () => ({ code: GrpcCode.UNAVAILABLE }),
   INTERNAL_ERROR: () => ({ code: GrpcCode.INTERNAL, message: INTERNAL_MESSAGE }),
 } satisfies Record<ErrorReason, (e: DomainError) => Row>;
 

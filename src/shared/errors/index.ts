@@ -1,3 +1,4 @@
+export * from './availability.errors';
 export * from './challenge.errors';
 export * from './domain-error';
 export * from './error-code';

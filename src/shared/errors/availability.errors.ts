@@ -1,0 +1,19 @@
+import { DomainError } from './domain-error';
+
+/**
+ * A dependency the service needs for every write is unreachable (etcd lost its quorum, say).
+ * Ours, not upstream's: clients get UNAVAILABLE (HTTP 503) and may retry; nothing was changed.
+ */
+export class ServiceUnavailableError extends DomainError {
+  readonly reason = 'SERVICE_UNAVAILABLE';
+  constructor(
+    readonly dependency: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `Service temporarily unavailable (${dependency} unreachable). Try again later.`,
+      { dependency },
+      options,
+    );
+  }
+}
