@@ -1,3 +1,5 @@
+// First: the OpenTelemetry SDK must patch http, express and grpc-js before they are loaded.
+import './telemetry/preload';
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';

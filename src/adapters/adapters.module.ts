@@ -16,6 +16,15 @@ import { PulumiIacEngine } from './iac/pulumi-iac-engine.adapter';
 import { InMemoryDistributedLock } from './lock/in-memory-distributed-lock.adapter';
 import { HttpOciRegistry } from './oci/http-oci-registry.adapter';
 import { FsStateStore } from './state/fs-state-store.adapter';
+import { StateGauges } from './telemetry/state-gauges';
+import { TracedDistributedLock } from './telemetry/traced-distributed-lock';
+import { TracedIacEngine } from './telemetry/traced-iac-engine';
+import { TracedOciRegistry } from './telemetry/traced-oci-registry';
+
+/** The real adapters; the ports are bound to their traced decorators (src/adapters/telemetry). */
+const RAW_LOCK = Symbol('raw DistributedLock');
+const RAW_OCI = Symbol('raw OciRegistry');
+const RAW_IAC = Symbol('raw IacEngine');
 
 /** node_modules holding the Pulumi SDK the service provides to nodejs scenarios. */
 const sdkNodeModules = (): string =>
@@ -33,7 +42,7 @@ const sdkNodeModules = (): string =>
     },
     // etcd when configured (several replicas); else an in-process lock (upstream's local lock).
     {
-      provide: DistributedLock,
+      provide: RAW_LOCK,
       inject: [AppConfig],
       useFactory: (c: AppConfig) =>
         c.etcd.endpoints.length > 0
@@ -45,14 +54,19 @@ const sdkNodeModules = (): string =>
             })
           : new InMemoryDistributedLock(),
     },
+    {
+      provide: DistributedLock,
+      inject: [RAW_LOCK],
+      useFactory: (lock: DistributedLock) => new TracedDistributedLock(lock),
+    },
     // upstream registers an `etcd` check when an endpoint is configured.
     {
       provide: HEALTH_INDICATORS,
-      inject: [DistributedLock],
+      inject: [RAW_LOCK],
       useFactory: (lock: DistributedLock) => (lock instanceof EtcdDistributedLock ? [lock] : []),
     },
     {
-      provide: OciRegistry,
+      provide: RAW_OCI,
       inject: [AppConfig],
       useFactory: (c: AppConfig) =>
         new HttpOciRegistry({
@@ -69,7 +83,12 @@ const sdkNodeModules = (): string =>
         }),
     },
     {
-      provide: IacEngine,
+      provide: OciRegistry,
+      inject: [RAW_OCI],
+      useFactory: (oci: OciRegistry) => new TracedOciRegistry(oci),
+    },
+    {
+      provide: RAW_IAC,
       inject: [AppConfig],
       useFactory: (c: AppConfig) =>
         new PulumiIacEngine({
@@ -83,6 +102,13 @@ const sdkNodeModules = (): string =>
           nodeModulesDir: sdkNodeModules(),
         }),
     },
+    {
+      provide: IacEngine,
+      inject: [RAW_IAC],
+      useFactory: (iac: IacEngine) => new TracedIacEngine(iac),
+    },
+    // The `challenges` and `instances` gauges, read from the state.
+    StateGauges,
   ],
   exports: [
     Clock,

@@ -17,6 +17,7 @@ import {
   InstanceNotFoundError,
 } from '../shared/errors';
 import { Clock, DistributedLock, StateStore } from '../shared/ports';
+import { measureInstanceOp, type InstanceOpProbe } from '../shared/telemetry';
 import type { CreateInstanceInput } from './instance-manager.types';
 
 /**
@@ -40,7 +41,18 @@ export class InstanceManagerService {
     private readonly deployer: DeployerService,
   ) {}
 
-  async create(input: CreateInstanceInput, signal?: AbortSignal): Promise<Instance> {
+  /** Span `create-instance`; duration in `instance.create.duration` or, from the pool, `…claim…`. */
+  create(input: CreateInstanceInput, signal?: AbortSignal): Promise<Instance> {
+    return measureInstanceOp('create', input.challengeId, input.sourceId, (probe) =>
+      this.createInstance(input, probe, signal),
+    );
+  }
+
+  private async createInstance(
+    input: CreateInstanceInput,
+    probe: InstanceOpProbe,
+    signal?: AbortSignal,
+  ): Promise<Instance> {
     const { challengeId, sourceId } = input;
     return this.lock.withWriteLock(
       lockKeys.source(challengeId, sourceId),
@@ -59,6 +71,7 @@ export class InstanceManagerService {
           signal,
         );
         if (claimed) {
+          probe.claimed(claimed.identity);
           this.logger.log(
             `claiming instance ${claimed.identity} of challenge ${challengeId} from pool for source ${sourceId}`,
           );
@@ -73,6 +86,7 @@ export class InstanceManagerService {
         });
         // Not admitted: the challenge was deleted or expired while deploying (the stack is gone).
         if (!created) throw new ChallengeNotFoundError(challengeId);
+        probe.identity(created.identity);
         return created;
       },
       signal,
@@ -94,7 +108,17 @@ export class InstanceManagerService {
     }
   }
 
-  async renew(challengeId: string, sourceId: string, signal?: AbortSignal): Promise<Instance> {
+  renew(challengeId: string, sourceId: string, signal?: AbortSignal): Promise<Instance> {
+    return measureInstanceOp('renew', challengeId, sourceId, () =>
+      this.renewInstance(challengeId, sourceId, signal),
+    );
+  }
+
+  private renewInstance(
+    challengeId: string,
+    sourceId: string,
+    signal?: AbortSignal,
+  ): Promise<Instance> {
     // upstream: api/v1/instance/renew.go
     return this.lock.withReadLock(
       lockKeys.challenge(challengeId),
@@ -123,7 +147,18 @@ export class InstanceManagerService {
     );
   }
 
-  async delete(challengeId: string, sourceId: string, signal?: AbortSignal): Promise<void> {
+  delete(challengeId: string, sourceId: string, signal?: AbortSignal): Promise<void> {
+    return measureInstanceOp('delete', challengeId, sourceId, (probe) =>
+      this.deleteInstance(challengeId, sourceId, probe, signal),
+    );
+  }
+
+  private async deleteInstance(
+    challengeId: string,
+    sourceId: string,
+    probe: InstanceOpProbe,
+    signal?: AbortSignal,
+  ): Promise<void> {
     await this.lock.withWriteLock(
       lockKeys.source(challengeId, sourceId),
       async () => {
@@ -143,6 +178,7 @@ export class InstanceManagerService {
           },
           signal,
         );
+        probe.identity(instance.identity);
         this.logger.log(
           `deleting instance ${instance.identity} of challenge ${challengeId} for source ${sourceId}`,
         );

@@ -10,6 +10,7 @@ import { AppConfig } from '../config';
 import { lockKeys } from '../shared/domain';
 import { DistributedLock } from '../shared/ports';
 import { JanitorService } from './janitor.service';
+import { recordSweep } from '../shared/telemetry';
 
 const JOB = 'janitor';
 
@@ -64,8 +65,11 @@ export class JanitorScheduler implements OnApplicationBootstrap, OnApplicationSh
     this.running = this.lock
       .withWriteLock(lockKeys.janitor(), () => this.janitor.sweep(undefined, signal), signal)
       .then(
-        () => undefined,
-        (err: unknown) => this.logger.error(`janitor sweep failed: ${String(err)}`),
+        (report) => recordSweep(report),
+        (err: unknown) => {
+          recordSweep(undefined);
+          this.logger.error(`janitor sweep failed: ${String(err)}`);
+        },
       )
       .finally(() => {
         this.running = undefined;

@@ -130,6 +130,10 @@ export class PulumiIacEngine implements IacEngine {
     const fresh = (await this.readMeta(workDir)) === undefined;
     const name = stackName(prepared.project, request.identity);
     const guard = this.guard(signal);
+    // Diagnostics (the program's own output included) are logged once the outputs are known,
+    // with the flags, connection_info and additional values cut out.
+    const diagnostics: string[] = [];
+    let secrets = Object.values(request.additional);
     try {
       await this.moveProjectIfRenamed(workDir, prepared, request.identity);
       const stack = await this.openStack(
@@ -145,11 +149,13 @@ export class PulumiIacEngine implements IacEngine {
         challengeId: request.challengeId,
       });
       const result = await stack
-        .up({ signal: guard.signal, onEvent: (e) => this.logEvent(name, e) })
+        .up({ signal: guard.signal, onEvent: (e) => collectLogged(e, diagnostics) })
         .catch((err: unknown) => {
           throw new IacOperationError('up', name, { cause: err });
         });
-      return readOutputs(request.scenario.reference, result.outputs);
+      const outputs = readOutputs(request.scenario.reference, result.outputs);
+      secrets = [...secrets, outputs.connectionInfo, ...outputs.flags];
+      return outputs;
     } catch (err) {
       guard.dispose();
       if (guard.aborted) await this.dropLocks(prepared.project, request.identity);
@@ -162,6 +168,7 @@ export class PulumiIacEngine implements IacEngine {
       throw err;
     } finally {
       guard.dispose();
+      for (const line of diagnostics) this.logger.debug(`${name}: ${redact(line, secrets)}`);
     }
   }
 
@@ -367,11 +374,11 @@ export class PulumiIacEngine implements IacEngine {
     );
   }
 
+  /** Destroy runs no program, so its diagnostics carry no outputs. */
   private logEvent(stack: string, event: EngineEvent): void {
-    const diag = event.diagnosticEvent;
-    if (diag && (diag.severity as string) !== 'debug') {
-      this.logger.debug(`${stack}: ${diag.severity}: ${diag.message.trim()}`);
-    }
+    const lines: string[] = [];
+    collectLogged(event, lines);
+    for (const line of lines) this.logger.debug(`${stack}: ${line}`);
   }
 }
 
@@ -379,6 +386,26 @@ const stackName = (project: string, identity: string): string =>
   `organization/${project}/${identity}`;
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+
+/** Diagnostics worth a debug line: `<severity>: <message>` (Pulumi's own debug ones skipped). */
+function collectLogged(event: EngineEvent, into: string[]): void {
+  const diag = event.diagnosticEvent;
+  if (diag && (diag.severity as string) !== 'debug') {
+    into.push(`${diag.severity}: ${diag.message.trim()}`);
+  }
+}
+
+/** Values shorter than this are not redacted (they would mangle every line). */
+const MIN_SECRET_LENGTH = 4;
+
+/** `line` with every occurrence of a secret replaced by `[REDACTED]`. */
+export function redact(line: string, secrets: readonly string[]): string {
+  let out = line;
+  for (const secret of secrets) {
+    if (secret.length >= MIN_SECRET_LENGTH) out = out.split(secret).join('[REDACTED]');
+  }
+  return out;
+}
 
 function collectDiagnostics(event: EngineEvent, into: string[]): void {
   const diag = event.diagnosticEvent;

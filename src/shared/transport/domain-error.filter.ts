@@ -4,6 +4,7 @@ import { throwError, type Observable } from 'rxjs';
 import { GrpcCode, HTTP_FROM_GRPC } from '../errors/error-status';
 import { toRpcStatus } from './error-normalizer';
 import { toGrpcError } from './grpc-error';
+import { recordFailure } from '../telemetry';
 import { rpcStatusToJson } from './rpc-status';
 
 /** REST lives under this prefix; elsewhere a miss is Go's plain-text 404, as upstream's mux. */
@@ -21,6 +22,12 @@ export class DomainErrorFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): Observable<never> | void {
     const status = toRpcStatus(exception, this.logger);
+    const info = status.details.find((d) => d.type === 'ErrorInfo');
+    // `failures` counter: the ErrorInfo reason, else the gRPC code's name (e.g. NOT_FOUND).
+    recordFailure(
+      info?.type === 'ErrorInfo' ? info.reason : codeName(status.code),
+      host.getType() === 'rpc' ? 'grpc' : 'http',
+    );
     if (host.getType() === 'rpc') return throwError(() => toGrpcError(status));
 
     const { httpAdapter } = this.adapterHost;
@@ -44,3 +51,6 @@ export class DomainErrorFilter implements ExceptionFilter {
     httpAdapter.reply(res, rpcStatusToJson(status), HTTP_FROM_GRPC[status.code]);
   }
 }
+
+const codeName = (code: GrpcCode): string =>
+  Object.entries(GrpcCode).find(([, v]) => v === code)?.[0] ?? String(code);
