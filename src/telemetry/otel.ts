@@ -1,4 +1,4 @@
-import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
+import { ExpressInstrumentation, ExpressLayerType } from '@opentelemetry/instrumentation-express';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
@@ -36,7 +36,8 @@ export function startTelemetry(env: TelemetryEnv, overrides: TelemetryOverrides 
     ),
     instrumentations: [
       new HttpInstrumentation(),
-      new ExpressInstrumentation(),
+      // Route names for the HTTP spans; the request handler span, not every middleware.
+      new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE] }),
       new GrpcInstrumentation(),
     ],
     // An empty list switches a signal off; undefined lets the SDK build it from OTEL_*.

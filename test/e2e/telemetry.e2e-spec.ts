@@ -130,6 +130,7 @@ describe('telemetry of a lifecycle', () => {
   let sweepMetrics: MetricData[];
   const logLines: string[] = [];
   const write = process.stdout.write.bind(process.stdout);
+  const writeErr = process.stderr.write.bind(process.stderr);
 
   beforeAll(async () => {
     useToolchainPath();
@@ -143,11 +144,13 @@ describe('telemetry of a lifecycle', () => {
     const { BackgroundTasks } = await import('../../src/shared/background-tasks');
     const { JanitorScheduler } = await import('../../src/janitor/janitor.scheduler');
 
-    // Every line the service logs (LOG_LEVEL=debug), kept off the test output.
-    process.stdout.write = ((chunk: string | Uint8Array) => {
+    // Every line the service logs (LOG_LEVEL=debug; errors go to stderr), kept off the output.
+    const capture = (chunk: string | Uint8Array): boolean => {
       logLines.push(...String(chunk).split('\n').filter(Boolean));
       return true;
-    });
+    };
+    process.stdout.write = capture;
+    process.stderr.write = capture;
     try {
       svc = await bootApiApp({ JANITOR_TICKER: '0', LOG_LEVEL: 'debug' });
       const created = await svc.rest(
@@ -202,6 +205,7 @@ describe('telemetry of a lifecycle', () => {
       expect(gone.status).toBe(200);
     } finally {
       process.stdout.write = write;
+      process.stderr.write = writeErr;
     }
   });
 

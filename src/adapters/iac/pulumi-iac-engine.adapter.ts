@@ -1,3 +1,4 @@
+import { redact } from './redact';
 import { Injectable, Logger } from '@nestjs/common';
 import {
   LocalWorkspace,
@@ -393,18 +394,6 @@ function collectLogged(event: EngineEvent, into: string[]): void {
   if (diag && (diag.severity as string) !== 'debug') {
     into.push(`${diag.severity}: ${diag.message.trim()}`);
   }
-}
-
-/** Values shorter than this are not redacted (they would mangle every line). */
-const MIN_SECRET_LENGTH = 4;
-
-/** `line` with every occurrence of a secret replaced by `[REDACTED]`. */
-export function redact(line: string, secrets: readonly string[]): string {
-  let out = line;
-  for (const secret of secrets) {
-    if (secret.length >= MIN_SECRET_LENGTH) out = out.split(secret).join('[REDACTED]');
-  }
-  return out;
 }
 
 function collectDiagnostics(event: EngineEvent, into: string[]): void {
