@@ -17,6 +17,7 @@ import { InMemoryDistributedLock } from './lock/in-memory-distributed-lock.adapt
 import { HttpOciRegistry } from './oci/http-oci-registry.adapter';
 import { FsStateStore } from './state/fs-state-store.adapter';
 import { StateGauges } from './telemetry/state-gauges';
+import { TelemetryFlush } from './telemetry/telemetry-flush';
 import { TracedDistributedLock } from './telemetry/traced-distributed-lock';
 import { TracedIacEngine } from './telemetry/traced-iac-engine';
 import { TracedOciRegistry } from './telemetry/traced-oci-registry';
@@ -107,8 +108,9 @@ const sdkNodeModules = (): string =>
       inject: [RAW_IAC],
       useFactory: (iac: IacEngine) => new TracedIacEngine(iac),
     },
-    // The `challenges` and `instances` gauges, read from the state.
+    // The `challenges` and `instances` gauges, read from the state; the last export on shutdown.
     StateGauges,
+    TelemetryFlush,
   ],
   exports: [
     Clock,
