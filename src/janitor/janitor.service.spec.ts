@@ -21,6 +21,7 @@ describe('JanitorService', () => {
       sut.instances,
       sut.deployer,
       sut.iac,
+      sut.pooler,
     );
   });
 
@@ -74,6 +75,22 @@ describe('JanitorService', () => {
       expect(await janitor.sweep()).toMatchObject({ drained: 2, failed: 0 });
       expect(await sut.pooled()).toEqual([]);
       expect(sut.iac.stacksOf('chall-1')).toEqual([]);
+    });
+
+    it('should top up a live pool once when its spin-ups were lost', async () => {
+      await sut.givenChallenge({ min: 2 });
+      const [lost] = await sut.pooled();
+      // What a crash leaves: a pooled instance whose record and stack are gone.
+      await sut.deployer.destroy(lost!);
+      expect(await sut.pooled()).toHaveLength(1);
+
+      await janitor.sweep();
+      // A second sweep while the spin-up runs starts none more.
+      await janitor.sweep();
+      await sut.tasks.drain();
+
+      expect(await sut.pooled()).toHaveLength(2);
+      expect(sut.iac.stacksOf('chall-1')).toHaveLength(2);
     });
 
     it('should destroy a stack that has no instance record when nothing is deploying it', async () => {

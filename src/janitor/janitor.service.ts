@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InstanceManagerService } from '../instance-manager';
-import { DeployerService } from '../pooler';
+import { DeployerService, PoolerService } from '../pooler';
 import { isChallengeExpired, isInstanceExpired, lockKeys } from '../shared/domain';
 import { InstanceNotFoundError } from '../shared/errors';
 import { Clock, DistributedLock, IacEngine, StateStore } from '../shared/ports';
@@ -17,7 +17,8 @@ export interface SweepReport {
 /**
  * Reclaims what expired: claimed instances whose `until` has passed (deleted exactly as a
  * DeleteInstance call would, locks included), and the pooled instances of challenges whose
- * `until` has passed (upstream kept those until `min` was set to 0).
+ * `until` has passed (upstream kept those until `min` was set to 0). Pools of live challenges
+ * short of their target (spin-ups lost to a crash) are topped up.
  * upstream: ctfer-io/chall-manager cmd/chall-manager-janitor, without its quirk of treating an
  * instance with no `until` as expired.
  */
@@ -32,6 +33,7 @@ export class JanitorService {
     private readonly instances: InstanceManagerService,
     private readonly deployer: DeployerService,
     private readonly iac: IacEngine,
+    private readonly pooler: PoolerService,
   ) {}
 
   async sweep(now: Date = this.clock.now(), signal?: AbortSignal): Promise<SweepReport> {
@@ -54,7 +56,13 @@ export class JanitorService {
           }
         }),
       );
-      if (!isChallengeExpired(challenge, now)) continue;
+      if (!isChallengeExpired(challenge, now)) {
+        // Spin-ups lost to a crash (or a failed `up`) are started again.
+        const current = await this.state.listInstances(challenge.id);
+        const pooledNow = current.filter((i) => i.sourceId === undefined).length;
+        this.pooler.replenish(challenge, current.length - pooledNow, pooledNow);
+        continue;
+      }
       const pooled = all.filter((i) => i.sourceId === undefined);
       await Promise.all(
         pooled.map((instance) =>

@@ -19,6 +19,8 @@ import { poolDelta, shouldRefillAfterClaim, shouldRefillAfterDelete } from './po
 @Injectable()
 export class PoolerService {
   private readonly logger = new Logger(PoolerService.name);
+  /** Spin-ups started by this process and not finished, per challenge. */
+  private readonly inFlight = new Map<string, number>();
 
   constructor(
     private readonly state: StateStore,
@@ -35,24 +37,49 @@ export class PoolerService {
    */
   spinUp(challengeId: string, count: number): void {
     for (let i = 0; i < count; i++) {
+      this.inFlight.set(challengeId, (this.inFlight.get(challengeId) ?? 0) + 1);
       this.tasks.run(`pool spin-up of challenge ${challengeId}`, async (signal) => {
-        const instance = await this.deployer.deploy(challengeId, {
-          additional: {},
-          signal,
-          admit: async (challenge) => {
-            if (isChallengeExpired(challenge, this.clock.now())) return false;
-            const instances = await this.state.listInstances(challengeId);
-            const pooled = instances.filter((x) => x.sourceId === undefined).length;
-            return (
-              poolDelta(challenge.min, challenge.max, instances.length - pooled, pooled).create > 0
-            );
-          },
-        });
-        if (instance)
-          this.logger.log(
-            `instance ${instance.identity} registered in pool of challenge ${challengeId}`,
-          );
+        try {
+          await this.spinUpOne(challengeId, signal);
+        } finally {
+          const left = (this.inFlight.get(challengeId) ?? 1) - 1;
+          if (left > 0) this.inFlight.set(challengeId, left);
+          else this.inFlight.delete(challengeId);
+        }
       });
+    }
+  }
+
+  private async spinUpOne(challengeId: string, signal: AbortSignal): Promise<void> {
+    const instance = await this.deployer.deploy(challengeId, {
+      additional: {},
+      signal,
+      admit: async (challenge) => {
+        if (isChallengeExpired(challenge, this.clock.now())) return false;
+        const instances = await this.state.listInstances(challengeId);
+        const pooled = instances.filter((x) => x.sourceId === undefined).length;
+        return (
+          poolDelta(challenge.min, challenge.max, instances.length - pooled, pooled).create > 0
+        );
+      },
+    });
+    if (instance)
+      this.logger.log(
+        `instance ${instance.identity} registered in pool of challenge ${challengeId}`,
+      );
+  }
+
+  /**
+   * Tops the pool up to its target, counting the spin-ups this process already runs: the
+   * janitor's repair of pools whose spin-ups were lost (a crash, a failed `up`).
+   */
+  replenish(challenge: Challenge, claimed: number, pooled: number): void {
+    if (isChallengeExpired(challenge, this.clock.now())) return;
+    const { create } = poolDelta(challenge.min, challenge.max, claimed, pooled);
+    const missing = create - (this.inFlight.get(challenge.id) ?? 0);
+    if (missing > 0) {
+      this.logger.log(`pool of challenge ${challenge.id} short of ${missing}; spinning up`);
+      this.spinUp(challenge.id, missing);
     }
   }
 

@@ -1,6 +1,7 @@
 import { redact } from './redact';
 import { Injectable, Logger } from '@nestjs/common';
 import {
+  ConcurrentUpdateError,
   LocalWorkspace,
   PulumiCommand,
   type EngineEvent,
@@ -194,8 +195,17 @@ export class PulumiIacEngine implements IacEngine {
         throw new IacOperationError('destroy', name, { cause: err });
       });
       if (stack) {
-        await stack
-          .destroy({ signal: guard.signal, onEvent: (e) => this.logEvent(name, e) })
+        const run = (): Promise<unknown> =>
+          stack.destroy({ signal: guard.signal, onEvent: (e) => this.logEvent(name, e) });
+        await run()
+          .catch(async (err: unknown) => {
+            // A CLI killed with its process (a crash during `up`) left its lock: the caller holds
+            // the instance's lock, so no one else is running on this stack and the lock is stale.
+            if (!(err instanceof ConcurrentUpdateError) || guard.aborted) throw err;
+            this.logger.warn(`stack ${name} locked by a dead operation; dropping its lock`);
+            await this.dropLocks(meta.project, ref.identity);
+            return run();
+          })
           .catch(async (err: unknown) => {
             guard.dispose();
             if (guard.aborted) await this.dropLocks(meta.project, ref.identity);
