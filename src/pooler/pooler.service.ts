@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import {
   computeUntil,
@@ -99,7 +100,11 @@ export class PoolerService {
     const pooled = instances
       .filter((x) => x.sourceId === undefined)
       .sort((a, b) => a.identity.localeCompare(b.identity));
-    for (const candidate of pooled) {
+    // Concurrent claimers start at different candidates instead of all racing for the first one
+    // (upstream took the first in identity order; any pooled instance is as good).
+    const start = pooled.length > 0 ? randomInt(pooled.length) : 0;
+    const candidates = [...pooled.slice(start), ...pooled.slice(0, start)];
+    for (const candidate of candidates) {
       if (await this.state.claim(challenge.id, candidate.identity, sourceId)) {
         if (shouldRefillAfterClaim(challenge.min, challenge.max, pooled.length, instances.length)) {
           this.spinUp(challenge.id, 1);

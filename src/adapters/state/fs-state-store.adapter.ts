@@ -369,6 +369,15 @@ export class FsStateStore implements StateStore, OnModuleInit {
       throw err;
     }
     const claimPath = join(dir, CLAIM_FILE);
+    // Cheap early answer for the common race (someone claimed it already): skip the fsynced
+    // temp file. The link below stays the one that decides.
+    if (
+      await stat(claimPath).then(
+        () => true,
+        () => false,
+      )
+    )
+      return false;
     const tmp = join(dir, `.${CLAIM_FILE}${TEMP_MARK}${scratchSuffix()}`);
     try {
       await this.writeAndSync(tmp, sourceId, 0o600);
