@@ -8,6 +8,7 @@ import {
   type Lease,
 } from 'etcd3';
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { ServiceUnavailableError } from '../../shared/errors/availability.errors';
 import type { LockKey } from '../../shared/domain/lock-keys';
@@ -382,6 +383,9 @@ export class EtcdDistributedLock
     if (this.session !== undefined && !this.session.lost.signal.aborted) return this.session;
     const lease = this.client.lease(this.ttlSeconds, options);
     const lost = new AbortController();
+    // Every waiter of the process listens to this one signal (and stops when it settles): any
+    // number of them is legitimate, so Node's "possible leak" warning past 10 is noise.
+    setMaxListeners(0, lost.signal);
     const session: LeaseSession = { lease, id: lease.grant(), lost, holders: 0 };
     // Awaited by acquisitions; this branch only keeps a failed grant from being "unhandled".
     session.id.catch(() => undefined);
