@@ -1,4 +1,3 @@
-import { redact } from './redact';
 import { Injectable, Logger } from '@nestjs/common';
 import {
   ConcurrentUpdateError,
@@ -32,6 +31,7 @@ import type {
   UpRequest,
 } from '../../shared/ports';
 import { OperationGuard } from './operation-guard';
+import { redact } from './redact';
 import { ScenarioPreparer, type PreparedScenario } from './scenario-preparer';
 
 export interface PulumiIacEngineOptions {
@@ -150,8 +150,17 @@ export class PulumiIacEngine implements IacEngine {
         digest: prepared.digest,
         challengeId: request.challengeId,
       });
-      const result = await stack
-        .up({ signal: guard.signal, onEvent: (e) => collectLogged(e, diagnostics) })
+      const run = (): ReturnType<Stack['up']> =>
+        stack.up({ signal: guard.signal, onEvent: (e) => collectLogged(e, diagnostics) });
+      const result = await run()
+        .catch(async (err: unknown) => {
+          // As in destroy: a lock left by a CLI killed in a crash is stale (the caller holds the
+          // instance's lock), so an update of that stack drops it and tries once more.
+          if (!(err instanceof ConcurrentUpdateError) || guard.aborted) throw err;
+          this.logger.warn(`stack ${name} locked by a dead operation; dropping its lock`);
+          await this.dropLocks(prepared.project, request.identity);
+          return run();
+        })
         .catch((err: unknown) => {
           throw new IacOperationError('up', name, { cause: err });
         });
