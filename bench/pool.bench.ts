@@ -18,7 +18,7 @@ import { lockKeys } from '../src/shared/domain';
 import { outputsOnlyScenario } from '../test/support/api-scenarios';
 import { connectApiClients } from '../test/support/grpc-client';
 import { scenarioOf } from '../test/support/scenarios';
-import { startServiceProcess } from '../test/support/service-process';
+import { startReplica } from '../test/support/replica-process';
 import { startRegistry } from '../test/support/services';
 import { useToolchainPath } from '../test/support/toolchain';
 import { row, summary, timed } from './stats';
@@ -52,7 +52,8 @@ async function main(): Promise<void> {
   await pusher.pushScenario(scenarioDir, ref);
   const dir = join(scratch, 'data');
   const store = new FsStateStore({ dir });
-  const service = await startServiceProcess({
+  const service = await startReplica({
+    name: 'service',
     dir,
     cache: join(scratch, 'cache'),
     env: { JANITOR_TICKER: '0', LOG_LEVEL: 'error' },

@@ -19,7 +19,7 @@ import { connectApiClients, type ApiClients } from '../support/grpc-client';
 import { orasPush } from '../support/oras';
 import { slowUpScenario } from '../support/pool-scenarios';
 import { EXAMPLES, scenarioOf } from '../support/scenarios';
-import { ensureBuilt, startServiceProcess, type ServiceProcess } from '../support/service-process';
+import { buildServiceIfStale, startReplica, type Replica } from '../support/replica-process';
 import { useToolchainPath } from '../support/toolchain';
 
 /**
@@ -337,10 +337,10 @@ describe('janitor (JANITOR_TICKER=1s)', () => {
 });
 
 describe('crash during a spin-up (node dist/main.js, kill -9)', () => {
-  let service: ServiceProcess | undefined;
+  let service: Replica | undefined;
 
   beforeAll(async () => {
-    await ensureBuilt();
+    await buildServiceIfStale();
   });
   afterAll(async () => {
     await service?.stop();
@@ -358,7 +358,7 @@ describe('crash during a spin-up (node dist/main.js, kill -9)', () => {
       scenarioOf(root, 'slow-up', slowUpScenario(markers)),
     );
     const env = { JANITOR_TICKER: '1h' };
-    service = await startServiceProcess({ dir, cache, env });
+    service = await startReplica({ name: 'service', dir, cache, env });
     const res = await fetch(
       `${service.base}/api/v1/challenge`,
       jsonInit('POST', { id: 'crashy', scenario: slowUp, timeout: '600s', min: 1 }),
@@ -374,7 +374,7 @@ describe('crash during a spin-up (node dist/main.js, kill -9)', () => {
     expect(await recordsOf(dir, 'crashy')).toEqual([]);
     expect(stackDirsOf(dir, 'crashy')).toEqual([crashed]);
 
-    service = await startServiceProcess({ dir, cache, env });
+    service = await startReplica({ name: 'service', dir, cache, env });
     const output = (): string => service?.output() ?? '';
     await eventually(
       'the boot sweep destroys the orphan stack',

@@ -27,7 +27,7 @@ export async function buildServiceIfStale(root = ROOT): Promise<void> {
   });
 }
 
-/** One replica: the built service (`node dist/main.js`) in a process group of its own. */
+/** One service process (a replica): the built service (`node dist/main.js`) in a process group of its own. */
 export interface Replica {
   name: string;
   child: ChildProcess;
