@@ -113,10 +113,11 @@ export class DeployerService {
     const scenario = await this.oci.fetchScenario(challenge.scenario, signal);
     const additional = mergedAdditional(challenge, instance);
     const at = { challengeId: instance.challengeId };
+    const secrets = [...instance.flags, instance.connectionInfo];
     switch (strategy) {
       case 'update_in_place': {
         const out = await this.iac.up(
-          { ...at, identity: instance.identity, scenario, additional },
+          { ...at, identity: instance.identity, scenario, additional, secrets },
           signal,
         );
         return { ...instance, connectionInfo: out.connectionInfo, flags: out.flags };
@@ -124,7 +125,7 @@ export class DeployerService {
       case 'recreate': {
         await this.iac.destroy({ ...at, identity: instance.identity }, signal);
         const out = await this.iac.up(
-          { ...at, identity: instance.identity, scenario, additional },
+          { ...at, identity: instance.identity, scenario, additional, secrets },
           signal,
         );
         return { ...instance, connectionInfo: out.connectionInfo, flags: out.flags };
@@ -136,7 +137,10 @@ export class DeployerService {
         const moved = await this.lock.withWriteLock(
           lockKeys.instance(instance.challengeId, identity),
           async () => {
-            const out = await this.iac.up({ ...at, identity, scenario, additional }, signal);
+            const out = await this.iac.up(
+              { ...at, identity, scenario, additional, secrets },
+              signal,
+            );
             const next: Instance = {
               ...instance,
               identity,

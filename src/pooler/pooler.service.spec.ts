@@ -144,9 +144,12 @@ describe('PoolerService', () => {
         additional: {},
       });
 
-      // upstream: the first pooled identity in lexicographic order.
+      // One of the pooled instances (upstream took the first in identity order; we start at a
+      // random one so that concurrent claimers do not all race for the same).
+      const picked = before.find((p) => p.identity === claimed.identity);
+      expect(picked).toBeDefined();
       expect(claimed).toEqual({
-        ...before[0],
+        ...picked,
         sourceId: 'source-1',
         since: T0, // pool provisioning time
         lastRenew: at(MINUTE),

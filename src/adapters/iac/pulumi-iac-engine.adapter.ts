@@ -135,7 +135,7 @@ export class PulumiIacEngine implements IacEngine {
     // Diagnostics (the program's own output included) are logged once the outputs are known,
     // with the flags, connection_info and additional values cut out.
     const diagnostics: string[] = [];
-    let secrets = Object.values(request.additional);
+    let secrets = [...Object.values(request.additional), ...(request.secrets ?? [])];
     try {
       await this.moveProjectIfRenamed(workDir, prepared, request.identity);
       const stack = await this.openStack(
@@ -162,7 +162,10 @@ export class PulumiIacEngine implements IacEngine {
           return run();
         })
         .catch((err: unknown) => {
-          throw new IacOperationError('up', name, { cause: err });
+          // The CLI's text holds the program's own output: it goes to the logs redacted.
+          throw new IacOperationError('up', name, {
+            cause: new Error(redact(describe(err), secrets)),
+          });
         });
       const outputs = readOutputs(request.scenario.reference, result.outputs);
       secrets = [...secrets, outputs.connectionInfo, ...outputs.flags];
@@ -401,6 +404,8 @@ export class PulumiIacEngine implements IacEngine {
     for (const line of lines) this.logger.debug(`${stack}: ${line}`);
   }
 }
+
+const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 const stackName = (project: string, identity: string): string =>
   `organization/${project}/${identity}`;

@@ -16,6 +16,8 @@ export interface UpRequest extends StackRef {
   scenario: FetchedScenario;
   /** The merged additional (challenge under instance), given to the program as JSON. */
   additional: Record<string, string>;
+  /** Values never to log (the instance's current flags and connection info, on an update). */
+  secrets?: string[];
 }
 
 /**
