@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import type { Instance } from '../shared/domain';
 import {
   DEFAULT_SCENARIO,
   servicesUnderTest,
@@ -35,7 +36,7 @@ describe('JanitorService', () => {
 
       const report = await janitor.sweep();
 
-      expect(report).toEqual({ deleted: 1, drained: 0, orphans: 0, failed: 0 });
+      expect(report).toEqual({ deleted: 1, drained: 0, orphans: 0, resumed: 0, failed: 0 });
       expect((await sut.claimed()).map((i) => i.sourceId)).toEqual(['late']);
       expect(sut.iac.stacksOf('chall-1')).toHaveLength(1);
     });
@@ -45,7 +46,13 @@ describe('JanitorService', () => {
       await sut.instances.create({ challengeId: 'chall-1', sourceId: 's', additional: {} });
       sut.clock.advance(1000 * MINUTE);
 
-      expect(await janitor.sweep()).toEqual({ deleted: 0, drained: 0, orphans: 0, failed: 0 });
+      expect(await janitor.sweep()).toEqual({
+        deleted: 0,
+        drained: 0,
+        orphans: 0,
+        resumed: 0,
+        failed: 0,
+      });
       expect(await sut.claimed()).toHaveLength(1);
     });
 
@@ -125,6 +132,71 @@ describe('JanitorService', () => {
       expect(report.orphans).toBe(0);
       expect(sut.iac.stackOf('chall-1', created.identity)).toBeDefined();
       expect(await sut.claimed()).toHaveLength(1);
+    });
+  });
+
+  describe('sweep after an interrupted redeployment', () => {
+    const claimedOne = async (): Promise<Instance> => {
+      await sut.givenChallenge();
+      return sut.instances.create({ challengeId: 'chall-1', sourceId: 's', additional: {} });
+    };
+
+    it('should finish a recreate when the crash came between its destroy and its up', async () => {
+      const instance = await claimedOne();
+      await sut.iac.destroy({ challengeId: 'chall-1', identity: instance.identity });
+      await sut.state.saveInstance({ ...instance, pending: { operation: 'recreate' } });
+
+      expect(await janitor.sweep()).toMatchObject({ resumed: 1, failed: 0 });
+      expect(sut.iac.stackOf('chall-1', instance.identity)).toBeDefined();
+      const after = await sut.state.loadInstance('chall-1', instance.identity);
+      expect(after?.pending).toBeUndefined();
+      expect(after?.sourceId).toBe('s');
+    });
+
+    it('should undo a blue-green whose new instance was never recorded', async () => {
+      const instance = await claimedOne();
+      const scenario = await sut.oci.fetchScenario(DEFAULT_SCENARIO);
+      await sut.iac.up({
+        challengeId: 'chall-1',
+        identity: 'aaaaaaaaaaaaaaaa',
+        scenario,
+        additional: {},
+      });
+      await sut.state.saveInstance({
+        ...instance,
+        pending: { operation: 'blue_green', identity: 'aaaaaaaaaaaaaaaa' },
+      });
+
+      expect(await janitor.sweep()).toMatchObject({ resumed: 1, failed: 0 });
+      expect(sut.iac.stackOf('chall-1', 'aaaaaaaaaaaaaaaa')).toBeUndefined();
+      expect(sut.iac.stackOf('chall-1', instance.identity)).toBeDefined();
+      expect((await sut.claimed()).map((i) => [i.identity, i.pending])).toEqual([
+        [instance.identity, undefined],
+      ]);
+    });
+
+    it('should finish a blue-green whose new instance was recorded', async () => {
+      const instance = await claimedOne();
+      const scenario = await sut.oci.fetchScenario(DEFAULT_SCENARIO);
+      const out = await sut.iac.up({
+        challengeId: 'chall-1',
+        identity: 'bbbbbbbbbbbbbbbb',
+        scenario,
+        additional: {},
+      });
+      await sut.state.saveInstance({
+        ...instance,
+        identity: 'bbbbbbbbbbbbbbbb',
+        connectionInfo: out.connectionInfo,
+      });
+      await sut.state.saveInstance({
+        ...instance,
+        pending: { operation: 'blue_green', identity: 'bbbbbbbbbbbbbbbb' },
+      });
+
+      expect(await janitor.sweep()).toMatchObject({ resumed: 1, failed: 0 });
+      expect(sut.iac.stackOf('chall-1', instance.identity)).toBeUndefined();
+      expect((await sut.claimed()).map((i) => i.identity)).toEqual(['bbbbbbbbbbbbbbbb']);
     });
   });
 });

@@ -11,6 +11,8 @@ export interface SweepReport {
   drained: number;
   /** Stacks found without an instance record (left by a crash) and destroyed. */
   orphans: number;
+  /** Redeployments a crash interrupted, finished or undone. */
+  resumed: number;
   failed: number;
 }
 
@@ -37,7 +39,7 @@ export class JanitorService {
   ) {}
 
   async sweep(now: Date = this.clock.now(), signal?: AbortSignal): Promise<SweepReport> {
-    const report: SweepReport = { deleted: 0, drained: 0, orphans: 0, failed: 0 };
+    const report: SweepReport = { deleted: 0, drained: 0, orphans: 0, resumed: 0, failed: 0 };
     for (const challenge of await this.state.listChallenges()) {
       const all = await this.state.listInstances(challenge.id);
       const expired = all.filter((i) => i.sourceId !== undefined && isInstanceExpired(i, now));
@@ -92,12 +94,41 @@ export class JanitorService {
     return report;
   }
 
+  /** Finishes or undoes redeployments (recreate, blue-green) a crash interrupted. */
+  private async resumePending(report: SweepReport, signal?: AbortSignal): Promise<void> {
+    for (const challenge of await this.state.listChallenges()) {
+      for (const listed of await this.state.listInstances(challenge.id)) {
+        if (listed.pending === undefined) continue;
+        await this.lock
+          .withWriteLock(
+            lockKeys.instance(challenge.id, listed.identity),
+            async () => {
+              // Under the lock: a redeployment still running holds it, and ends without `pending`.
+              const current = await this.state.loadInstance(challenge.id, listed.identity);
+              if (current?.pending === undefined) return;
+              this.logger.warn(
+                `janitor: resuming an interrupted ${current.pending.operation} of ${current.identity}`,
+              );
+              await this.deployer.resume(challenge, current, signal);
+              report.resumed++;
+            },
+            signal,
+          )
+          .catch((err: unknown) => {
+            report.failed++;
+            this.logger.error(`janitor: resuming ${listed.identity}: ${String(err)}`);
+          });
+      }
+    }
+  }
+
   /**
    * Destroys stacks that have no instance record: what a process killed during a deployment
    * left behind. A deployment in progress holds its instance's lock until the record is written,
    * so taking that lock and checking again tells an orphan from work in flight.
    */
   private async reconcile(report: SweepReport, signal?: AbortSignal): Promise<void> {
+    await this.resumePending(report, signal);
     const stacks = await this.iac.listStacks();
     await Promise.all(
       stacks.map(async (ref) => {

@@ -23,6 +23,12 @@ export function mergedAdditional(
   return { ...challenge.additional, ...instance.additional };
 }
 
+function withoutPending(instance: Instance): Instance {
+  const copy = { ...instance };
+  delete copy.pending;
+  return copy;
+}
+
 /**
  * Deploys, updates and destroys the stacks of instances, and keeps their records in step.
  * Callers hold the locks their use case needs; the rules here are about records and stacks:
@@ -123,15 +129,27 @@ export class DeployerService {
         return { ...instance, connectionInfo: out.connectionInfo, flags: out.flags };
       }
       case 'recreate': {
+        // Recorded first: a crash between the destroy and the up is finished by the next sweep.
+        await this.state.saveInstance({ ...instance, pending: { operation: 'recreate' } });
         await this.iac.destroy({ ...at, identity: instance.identity }, signal);
         const out = await this.iac.up(
           { ...at, identity: instance.identity, scenario, additional, secrets },
           signal,
         );
-        return { ...instance, connectionInfo: out.connectionInfo, flags: out.flags };
+        return withoutPending({
+          ...instance,
+          connectionInfo: out.connectionInfo,
+          flags: out.flags,
+        });
       }
       case 'blue_green': {
         const identity = newIdentity();
+        // Recorded first: a crash before the new record exists is undone by the next sweep, a
+        // crash after it is finished (the old stack destroyed).
+        await this.state.saveInstance({
+          ...instance,
+          pending: { operation: 'blue_green', identity },
+        });
         // The new stack is locked until its record exists, so a reconciliation looking for
         // stacks without records never takes it for an orphan.
         const moved = await this.lock.withWriteLock(
@@ -141,22 +159,50 @@ export class DeployerService {
               { ...at, identity, scenario, additional, secrets },
               signal,
             );
-            const next: Instance = {
+            const next = withoutPending({
               ...instance,
               identity,
               connectionInfo: out.connectionInfo,
               flags: out.flags,
-            };
+            });
             // The new record first: a crash between the two steps leaves a duplicate, never a loss.
             await this.state.saveInstance(next);
             return next;
           },
         );
-        await this.iac.destroy({ ...at, identity: instance.identity }, signal);
-        await this.state.deleteInstance(instance.challengeId, instance.identity);
+        await this.finishBlueGreen(instance);
         return moved;
       }
     }
+  }
+
+  /**
+   * Completes or undoes a redeployment a crash interrupted (the instance's `pending` says
+   * which). The caller holds the instance's lock.
+   */
+  async resume(challenge: Challenge, instance: Instance, signal?: AbortSignal): Promise<void> {
+    const pending = instance.pending;
+    if (pending === undefined) return;
+    if (pending.operation === 'recreate') {
+      await this.state.saveInstance(
+        await this.update(challenge, withoutPending(instance), 'update_in_place', signal),
+      );
+      return;
+    }
+    if (await this.state.loadInstance(instance.challengeId, pending.identity)) {
+      await this.finishBlueGreen(instance, signal);
+      return;
+    }
+    // The new instance was never recorded: drop its stack (if any) and keep the old one.
+    await this.lock.withWriteLock(lockKeys.instance(instance.challengeId, pending.identity), () =>
+      this.iac.destroy({ challengeId: instance.challengeId, identity: pending.identity }, signal),
+    );
+    await this.state.saveInstance(withoutPending(instance));
+  }
+
+  private async finishBlueGreen(old: Instance, signal?: AbortSignal): Promise<void> {
+    await this.iac.destroy({ challengeId: old.challengeId, identity: old.identity }, signal);
+    await this.state.deleteInstance(old.challengeId, old.identity);
   }
 
   /** Destroys an instance's stack, then its record; a failed destroy keeps the record. */

@@ -163,6 +163,17 @@ export function stateStoreContract(name: string, makeStore: () => Promise<StoreU
         );
       });
 
+      it.each([
+        [{ operation: 'recreate' as const }],
+        [{ operation: 'blue_green' as const, identity: 'fedcba9876543210' }],
+      ])('should round-trip a pending redeployment %o when one is recorded', async (pending) => {
+        const instance = anInstance({ pending });
+        await store.saveInstance(instance);
+        expect(await store.loadInstance(instance.challengeId, instance.identity)).toStrictEqual(
+          instance,
+        );
+      });
+
       it('should keep sourceId, until, flags and additional empty when the instance is pooled and bare', async () => {
         const pooled = aPooledInstance({ flags: [], additional: {} });
         await store.saveInstance(pooled);

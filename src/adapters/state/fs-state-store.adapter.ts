@@ -83,6 +83,16 @@ const instanceRecord = z.object({
   connection_info: z.string(),
   flags: z.array(z.string()).nullish(),
   additional: goStringMap,
+  // Ours (upstream ignores unknown keys): a redeployment in progress.
+  pending: z
+    .union([
+      z.object({ operation: z.literal('recreate') }),
+      z.object({
+        operation: z.literal('blue_green'),
+        identity: z.string().regex(IDENTITY_PATTERN),
+      }),
+    ])
+    .nullish(),
 });
 
 /**
@@ -136,6 +146,7 @@ function serializeInstance(i: Instance): string {
   doc.connection_info = i.connectionInfo;
   if (i.flags.length > 0) doc.flags = i.flags;
   if (Object.keys(i.additional).length > 0) doc.additional = i.additional;
+  if (i.pending !== undefined) doc.pending = i.pending;
   return `${JSON.stringify(doc)}\n`;
 }
 
@@ -167,6 +178,7 @@ function parseInstance(text: string, sourceId: string | undefined): Instance {
   };
   if (sourceId !== undefined) i.sourceId = sourceId;
   if (r.until !== undefined && r.until !== null) i.until = r.until;
+  if (r.pending !== undefined && r.pending !== null) i.pending = r.pending;
   return i;
 }
 

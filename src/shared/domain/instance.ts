@@ -16,7 +16,16 @@ export interface Instance {
   flags: string[];
   /** The instance-level additional only (not merged with the challenge's). */
   additional: Record<string, string>;
+  /**
+   * A redeployment in progress, recorded before it starts so that a crash midway is finished or
+   * undone by the next sweep (a `recreate` between its destroy and its up; a `blue_green` towards
+   * stack `identity`).
+   */
+  pending?: PendingUpdate;
 }
+
+export type PendingUpdate =
+  { operation: 'recreate' } | { operation: 'blue_green'; identity: string };
 
 /** An identity is 16 lowercase hex characters (upstream: sha256 of random bytes, first 16). */
 export const IDENTITY_PATTERN = /^[0-9a-f]{16}$/;
