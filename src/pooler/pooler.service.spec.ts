@@ -120,8 +120,9 @@ describe('PoolerService', () => {
       expect(await sut.state.listInstances('chall-1')).toEqual([]);
     });
 
-    it('should swallow the error and record nothing when up fails', async () => {
+    it('should swallow the error and record nothing when up fails and no retry is left', async () => {
       await sut.givenChallenge();
+      sut.pooler.retryDelaysMs = [];
       sut.iac.failNextUp();
 
       sut.pooler.spinUp('chall-1', 1);
@@ -129,6 +130,16 @@ describe('PoolerService', () => {
 
       expect(await sut.state.listInstances('chall-1')).toEqual([]);
       expect(sut.iac.stacksOf('chall-1')).toEqual([]);
+    });
+
+    it('should retry a failed spin-up and fill the pool when the next attempt succeeds', async () => {
+      sut.pooler.retryDelaysMs = [0];
+      sut.iac.failNextUp();
+      await sut.givenChallenge({ min: 1 });
+      await sut.tasks.drain();
+
+      expect(await sut.pooled()).toHaveLength(1);
+      expect(sut.iac.stacksOf('chall-1')).toHaveLength(1);
     });
   });
 

@@ -8,7 +8,7 @@ import {
   type Instance,
 } from '../shared/domain';
 import { BackgroundTasks } from '../shared/background-tasks';
-import { InstanceNotFoundError } from '../shared/errors';
+import { ChallengeNotFoundError, InstanceNotFoundError } from '../shared/errors';
 import { Clock, DistributedLock, StateStore } from '../shared/ports';
 import { DeployerService } from './deployer.service';
 import { poolDelta, shouldRefillAfterClaim, shouldRefillAfterDelete } from './pool-delta';
@@ -41,13 +41,40 @@ export class PoolerService {
       this.inFlight.set(challengeId, (this.inFlight.get(challengeId) ?? 0) + 1);
       this.tasks.run(`pool spin-up of challenge ${challengeId}`, async (signal) => {
         try {
-          await this.spinUpOne(challengeId, signal);
+          await this.withRetries(challengeId, signal);
         } finally {
           const left = (this.inFlight.get(challengeId) ?? 1) - 1;
           if (left > 0) this.inFlight.set(challengeId, left);
           else this.inFlight.delete(challengeId);
         }
       });
+    }
+  }
+
+  /**
+   * Pauses between the attempts of a failed spin-up (a registry or provider hiccup should not
+   * leave the pool short until the next janitor sweep).
+   */
+  retryDelaysMs: readonly number[] = [2_000, 10_000];
+
+  private async withRetries(challengeId: string, signal: AbortSignal): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.spinUpOne(challengeId, signal);
+        return;
+      } catch (err) {
+        const delay = this.retryDelaysMs[attempt];
+        if (delay === undefined || signal.aborted || err instanceof ChallengeNotFoundError)
+          throw err;
+        this.logger.warn(
+          `spin-up for challenge ${challengeId} failed (attempt ${attempt + 1}), retrying in ${delay} ms: ${String(err)}`,
+        );
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+        });
+        if (signal.aborted) throw err;
+      }
     }
   }
 
