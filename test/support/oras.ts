@@ -19,20 +19,20 @@ export function scenarioFiles(dir: string): string[] {
 /**
  * Pushes a scenario directory with the real ORAS CLI, as the docs do: run from the directory,
  * artifact type `application/vnd.ctfer-io.scenario`, one `application/vnd.ctfer-io.file` layer per
- * file titled with its relative path. Asynchronous, so a service running in this process keeps
- * answering meanwhile. Returns the reference `<registry>/<repository>`.
+ * file titled with its relative path (`typed: false`: no types at all, ORAS's defaults).
+ * Asynchronous, so a service running in this process keeps answering meanwhile. Returns the
+ * reference `<registry>/<repository>`.
  */
-export function orasPush(registry: string, repository: string, dir: string): Promise<string> {
+export function orasPush(
+  registry: string,
+  repository: string,
+  dir: string,
+  { typed = true }: { typed?: boolean } = {},
+): Promise<string> {
   const reference = `${registry}/${repository}`;
-  const files = scenarioFiles(dir).map((f) => `${f}:application/vnd.ctfer-io.file`);
-  const args = [
-    'push',
-    '--plain-http',
-    reference,
-    '--artifact-type',
-    'application/vnd.ctfer-io.scenario',
-    ...files,
-  ];
+  const files = scenarioFiles(dir).map((f) => (typed ? `${f}:application/vnd.ctfer-io.file` : f));
+  const type = typed ? ['--artifact-type', 'application/vnd.ctfer-io.scenario'] : [];
+  const args = ['push', '--plain-http', reference, ...type, ...files];
   return new Promise((resolve, reject) => {
     execFile('oras', args, { cwd: dir, encoding: 'utf8' }, (err, _stdout, stderr) => {
       if (err) reject(new Error(`oras ${args.join(' ')} failed: ${stderr}`, { cause: err }));

@@ -3,11 +3,13 @@ import { createHash } from 'node:crypto';
 import { copyFile, lstat, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OciInteractionError, OciReferenceMalformedError } from '../../shared/errors/oci.errors';
+import { ScenarioInvalidError } from '../../shared/errors/scenario.errors';
 import { OciRegistry, type FetchedScenario } from '../../shared/ports/oci-registry.port';
 import type { HttpOciRegistryOptions } from './http-oci-registry.options';
 import {
   ANNOTATION,
   EMPTY_CONFIG,
+  IMAGE_CONFIG_TYPES,
   MANIFEST_ACCEPT,
   MAX_MANIFEST_BYTES,
   MEDIA_TYPE,
@@ -79,7 +81,7 @@ export class HttpOciRegistry implements OciRegistry {
     try {
       return await this.resolveTarget(target, signal);
     } catch (err) {
-      throw RegistryClient.toOciError(target, err, signal);
+      throw this.reported(target, err, signal);
     }
   }
 
@@ -89,7 +91,7 @@ export class HttpOciRegistry implements OciRegistry {
    * `org.opencontainers.image.title` becomes the file at that relative path; the manifest and
    * every layer are checked against their digest and size, and against the configured limits.
    *
-   * @throws as `resolve`; an artifact we refuse to unpack is OciInteractionError 'failed'.
+   * @throws as `resolve`; an artifact we refuse to unpack is ScenarioInvalidError naming why.
    */
   async fetchScenario(reference: string, signal?: AbortSignal): Promise<FetchedScenario> {
     const target = { reference, ref: parseOciReference(reference) };
@@ -101,8 +103,22 @@ export class HttpOciRegistry implements OciRegistry {
       }
       return { reference, digest, directory: entry };
     } catch (err) {
-      throw RegistryClient.toOciError(target, err, signal);
+      throw this.reported(target, err, signal);
     }
+  }
+
+  /**
+   * Maps a failure to what the port promises and logs why: the client gets a reason, the
+   * operator the cause (a refused artifact names what is wrong with it).
+   */
+  private reported(target: RegistryTarget, err: unknown, signal?: AbortSignal): unknown {
+    const mapped = RegistryClient.toOciError(target, err, signal);
+    if (mapped instanceof ScenarioInvalidError) {
+      this.logger.warn(`refused the scenario ${target.reference}: ${mapped.problem}`);
+    } else if (mapped instanceof OciInteractionError) {
+      this.logger.warn(`${target.reference}: ${mapped.message} ${causeText(mapped.cause)}`);
+    }
+    return mapped;
   }
 
   /**
@@ -204,7 +220,7 @@ export class HttpOciRegistry implements OciRegistry {
       }
       return digest;
     } catch (err) {
-      throw RegistryClient.toOciError(target, refusal(target, err), signal);
+      throw RegistryClient.toOciError(target, err, signal);
     }
   }
 
@@ -325,7 +341,7 @@ export class HttpOciRegistry implements OciRegistry {
       return entry;
     } catch (err) {
       await rm(temp, { recursive: true, force: true });
-      throw refusal(target, err);
+      throw err;
     }
   }
 
@@ -450,7 +466,11 @@ export class HttpOciRegistry implements OciRegistry {
   }
 }
 
-/** Index and list manifests name other manifests, not files: not a scenario. */
+/**
+ * Index and list manifests name other manifests, not files, and a container image config makes
+ * an image: neither is a scenario. The artifact type is not required (upstream never checked it,
+ * and ORAS 1.0 or an untyped push leave it out).
+ */
 function parseManifest(bytes: Buffer, contentType: string): { layers: unknown } {
   let manifest: unknown;
   try {
@@ -474,14 +494,17 @@ function parseManifest(bytes: Buffer, contentType: string): { layers: unknown } 
     );
   }
   if (m.schemaVersion !== 2) throw new ArtifactRefusedError('manifest schemaVersion is not 2');
+  const config = m.config as { mediaType?: unknown } | null | undefined;
+  if (typeof config?.mediaType === 'string' && IMAGE_CONFIG_TYPES.has(config.mediaType)) {
+    throw new ArtifactRefusedError(
+      `manifest config is ${config.mediaType}: a container image, not a scenario (push its files with artifact type ${MEDIA_TYPE.scenarioArtifact})`,
+    );
+  }
   return { layers: m.layers };
 }
 
-/** Our refusals become OciInteractionError 'failed', with the refusal as the logged cause. */
-function refusal(target: RegistryTarget, err: unknown): unknown {
-  return err instanceof ArtifactRefusedError
-    ? new OciInteractionError(target.reference, 'failed', { cause: err })
-    : err;
+function causeText(cause: unknown): string {
+  return cause instanceof Error ? `(${cause.message})` : '';
 }
 
 async function isDirectory(path: string): Promise<boolean> {

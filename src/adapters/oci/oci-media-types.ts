@@ -10,6 +10,28 @@ export const MEDIA_TYPE = {
 } as const;
 
 /**
+ * Configs that make a manifest a container image. A scenario's config is the empty one (ORAS
+ * 1.1, upstream's EncodeOCI), its artifact type (ORAS 1.0 `--artifact-type`) or ORAS's
+ * `application/vnd.unknown.config.v1+json`; never one of these.
+ */
+export const IMAGE_CONFIG_TYPES: ReadonlySet<string> = new Set([
+  'application/vnd.oci.image.config.v1+json',
+  'application/vnd.docker.container.image.v1+json',
+]);
+
+/**
+ * A container image's filesystem layers (`application/vnd.oci.image.layer.v1.tar+gzip`, docker's
+ * `rootfs.diff`, …). ORAS gives a *titled* file this type when pushed without one, so only an
+ * untitled layer of these types marks an image.
+ */
+export function isImageLayerType(mediaType: string): boolean {
+  return (
+    mediaType.startsWith('application/vnd.oci.image.layer.') ||
+    mediaType.startsWith('application/vnd.docker.image.rootfs.')
+  );
+}
+
+/**
  * Sent on every manifest request. distribution answers 404 MANIFEST_UNKNOWN to a GET without the
  * OCI types even when the manifest exists (infra notes §2.3).
  */

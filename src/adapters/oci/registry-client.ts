@@ -1,6 +1,8 @@
 import { DomainError } from '../../shared/errors/domain-error';
 import { OciInteractionError, OciReferenceNotFoundError } from '../../shared/errors/oci.errors';
+import { ScenarioInvalidError } from '../../shared/errors/scenario.errors';
 import type { OciReference } from './oci-reference';
+import { ArtifactRefusedError } from './scenario-files';
 
 /** The reference as the caller wrote it (for errors) and parsed (for URLs). */
 export interface RegistryTarget {
@@ -157,7 +159,8 @@ export class RegistryClient {
   /**
    * Turns anything thrown while talking to the registry into what the port promises: the
    * caller's abort reason, 'unreachable' for network errors and timeouts, domain errors as they
-   * are, 'failed' for the rest.
+   * are, an artifact we refuse as SCENARIO_NON_MATCHING_SPECIFICATION (the author's to fix, so
+   * the client is told what is wrong), 'failed' for the rest.
    */
   static toOciError(
     target: RegistryTarget,
@@ -167,6 +170,11 @@ export class RegistryClient {
   ): unknown {
     if (signal?.aborted) return signal.reason;
     if (err instanceof DomainError) return err;
+    if (err instanceof ArtifactRefusedError) {
+      return new ScenarioInvalidError(target.reference, `OCI artifact refused: ${err.message}`, {
+        cause: err,
+      });
+    }
     if (exchange) err = unwrapAbort(err, exchange.signal);
     if (isNetworkError(err)) {
       return new OciInteractionError(target.reference, 'unreachable', { cause: err });

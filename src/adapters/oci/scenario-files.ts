@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, readdir, realpath, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { isSha256Digest } from './oci-reference';
-import { ANNOTATION } from './oci-media-types';
+import { ANNOTATION, isImageLayerType } from './oci-media-types';
 import type { OciLimits } from './http-oci-registry.options';
 
 /**
@@ -81,7 +81,8 @@ export function titleSegments(title: string): string[] {
 
 /**
  * Decides which layers become which files, before anything is downloaded: titled layers only
- * (untitled ones are not files, as in ORAS's file store), within the limits, no duplicate title,
+ * (untitled ones are not files, as in ORAS's file store; an untitled image filesystem layer means
+ * a container image, refused), within the limits, no duplicate title,
  * and no title that needs another title's file as a directory (`a` and `a/b`).
  */
 export function planScenarioFiles(layers: unknown, limits: OciLimits): PlannedFile[] {
@@ -96,7 +97,14 @@ export function planScenarioFiles(layers: unknown, limits: OciLimits): PlannedFi
   layers.forEach((raw, index) => {
     const layer = parseDescriptor(raw, `layer ${index}`);
     const title = layer.annotations[ANNOTATION.title];
-    if (title === undefined) return;
+    if (title === undefined) {
+      if (isImageLayerType(layer.mediaType)) {
+        throw new ArtifactRefusedError(
+          `layer ${index} is a container image layer (${layer.mediaType}), not a scenario file`,
+        );
+      }
+      return;
+    }
     if (layer.annotations[ANNOTATION.orasUnpack] === 'true') {
       throw new ArtifactRefusedError(
         `layer ${JSON.stringify(title)} is a packed directory (${ANNOTATION.orasUnpack}); push files one by one`,

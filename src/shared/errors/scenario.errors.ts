@@ -1,9 +1,10 @@
 import { DomainError } from './domain-error';
 
 /**
- * The scenario is not a valid one: no Pulumi.yaml, unsupported runtime, missing binary, failing
- * preview, missing `connection_info` output. `problem` is shown to the client: it is the scenario
- * author's own output, never the service's internals.
+ * The scenario is not a valid one: an OCI artifact we refuse to unpack (unsafe titles, digest or
+ * size lies, over the limits, not a scenario at all), no Pulumi.yaml, unsupported runtime,
+ * missing binary, failing preview, missing `connection_info` output. `problem` is shown to the
+ * client: it is about the scenario author's own artifact or output, never the service's internals.
  */
 export class ScenarioInvalidError extends DomainError {
   readonly reason = 'SCENARIO_NON_MATCHING_SPECIFICATION';

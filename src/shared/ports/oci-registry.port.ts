@@ -14,7 +14,9 @@ export interface FetchedScenario {
  * - `resolve` asks the registry every time (a re-pushed tag is seen at once).
  * - `fetchScenario` is idempotent per digest; concurrent calls for one digest share one pull, and
  *   a failed pull leaves no cache entry.
- * - Errors: OciReferenceMalformedError, OciReferenceNotFoundError, OciInteractionError.
+ * - Errors: OciReferenceMalformedError, OciReferenceNotFoundError, OciInteractionError, and
+ *   ScenarioInvalidError for an artifact that is not a scenario we can unpack (its `problem`
+ *   says what is wrong).
  * - Aborting `signal` abandons the pull; nothing half-written is left.
  */
 export abstract class OciRegistry {

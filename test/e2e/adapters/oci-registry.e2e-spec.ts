@@ -11,7 +11,8 @@ import {
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { dirname, join, relative } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Logger } from '@nestjs/common';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { HttpOciRegistry } from '../../../src/adapters/oci/http-oci-registry.adapter';
 import {
   DEFAULT_OCI_LIMITS,
@@ -23,7 +24,9 @@ import {
   OciReferenceMalformedError,
   OciReferenceNotFoundError,
 } from '../../../src/shared/errors/oci.errors';
+import { ScenarioInvalidError } from '../../../src/shared/errors/scenario.errors';
 import { startMimicRegistry, sha256, type MimicRegistry } from '../../support/mimic-registry';
+import { pushContainerImage, putManifest, uploadBlob } from '../../support/raw-oci';
 import {
   freePort,
   startRegistry,
@@ -150,6 +153,23 @@ async function expectInteraction(
   return err as OciInteractionError;
 }
 
+/**
+ * The artifact is the author's error: SCENARIO_NON_MATCHING_SPECIFICATION whose problem names
+ * `what`, and a warning in the logs saying the same.
+ */
+async function expectRefused(promise: Promise<unknown>, what: string): Promise<void> {
+  const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  const err = await rejection(promise);
+  expect(err).toBeInstanceOf(ScenarioInvalidError);
+  expect(err.reason).toBe('SCENARIO_NON_MATCHING_SPECIFICATION');
+  const { problem, reference } = err as ScenarioInvalidError;
+  expect(problem).toContain(what);
+  expect(warn.mock.calls.map((c) => String(c[0]))).toContainEqual(
+    expect.stringContaining(`refused the scenario ${reference}: ${problem}`),
+  );
+  warn.mockRestore();
+}
+
 interface RawLayer {
   title?: string;
   bytes: Buffer;
@@ -157,41 +177,21 @@ interface RawLayer {
   size?: number;
 }
 
-/** Pushes a hand-built manifest over plain fetch, the way a hostile author could. */
+/** Pushes a hand-built scenario manifest, the way a hostile author could. */
 async function pushRaw(reference: string, layers: RawLayer[]): Promise<string> {
-  const [host, ...rest] = reference.split('/');
-  const [name, tag] = rest.join('/').split(':') as [string, string];
-  const base = `http://${host}/v2/${name}`;
-  const upload = async (bytes: Buffer): Promise<string> => {
-    const digest = sha256(bytes);
-    const post = await fetch(`${base}/blobs/uploads/`, { method: 'POST' });
-    expect(post.status).toBe(202);
-    const url = new URL(post.headers.get('location')!, base);
-    url.searchParams.set('digest', digest);
-    const put = await fetch(url, { method: 'PUT', body: bytes });
-    expect(put.status).toBe(201);
-    return digest;
-  };
-  await upload(Buffer.from('{}'));
+  await uploadBlob(reference, Buffer.from('{}'));
   const descriptors = [];
   for (const layer of layers) {
     descriptors.push({
       mediaType: FILE_TYPE,
-      digest: await upload(layer.bytes),
+      digest: await uploadBlob(reference, layer.bytes),
       size: layer.size ?? layer.bytes.byteLength,
       ...(layer.title === undefined
         ? {}
         : { annotations: { 'org.opencontainers.image.title': layer.title } }),
     });
   }
-  const manifest = Buffer.from(JSON.stringify(manifestOf(descriptors)));
-  const put = await fetch(`${base}/manifests/${tag}`, {
-    method: 'PUT',
-    headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
-    body: manifest,
-  });
-  expect(put.status).toBe(201);
-  return sha256(manifest);
+  return putManifest(reference, manifestOf(descriptors));
 }
 
 function manifestOf(layers: unknown[]): Record<string, unknown> {
@@ -365,22 +365,93 @@ describe('HttpOciRegistry against an anonymous registry', () => {
     await expect(registry.fetchScenario(reference, AbortSignal.abort(reason))).rejects.toBe(reason);
   });
 
+  describe('with artifacts of other shapes', () => {
+    it('should refuse a container image and say so', async () => {
+      const reference = `${repo(host, 'examples/image')}:v1`;
+      const digest = await pushContainerImage(reference);
+      const { registry, parent } = adapter();
+
+      await expectRefused(
+        registry.fetchScenario(reference),
+        'manifest config is application/vnd.oci.image.config.v1+json: a container image',
+      );
+      expectNothingWritten(parent, digest);
+    });
+
+    it('should refuse an untitled image filesystem layer even beside scenario files', async () => {
+      const reference = `${repo(host)}:v1`;
+      const file = Buffer.from('name: x\nruntime: nodejs\n');
+      const layer = Buffer.from('rootfs');
+      await uploadBlob(reference, Buffer.from('{}'));
+      const digest = await putManifest(
+        reference,
+        manifestOf([
+          {
+            mediaType: FILE_TYPE,
+            digest: await uploadBlob(reference, file),
+            size: file.byteLength,
+            annotations: { 'org.opencontainers.image.title': 'Pulumi.yaml' },
+          },
+          {
+            mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+            digest: await uploadBlob(reference, layer),
+            size: layer.byteLength,
+          },
+        ]),
+      );
+      const { registry, parent } = adapter();
+
+      await expectRefused(
+        registry.fetchScenario(reference),
+        'layer 1 is a container image layer (application/vnd.docker.image.rootfs.diff.tar.gzip)',
+      );
+      expectNothingWritten(parent, digest);
+    });
+
+    it.each([
+      ['ORAS 1.0 with the artifact type as config media type', ['--image-spec', 'v1.0'], true],
+      ['ORAS 1.0 without any type', ['--image-spec', 'v1.0'], false],
+      ['ORAS 1.1 without any type', [], false],
+    ])('should pull what %s pushed', async (_case, flags, typed) => {
+      const reference = `${repo(host)}:v1`;
+      const dir = writeTree(SCENARIO);
+      const files = Object.keys(SCENARIO)
+        .sort()
+        .map((f) => (typed ? `${f}:${FILE_TYPE}` : f));
+      const type = typed ? ['--artifact-type', ARTIFACT_TYPE] : [];
+      await oras(['push', '--plain-http', ...flags, ...type, reference, ...files], dir);
+      const { registry } = adapter();
+
+      expect(readTree((await registry.fetchScenario(reference)).directory)).toEqual(SCENARIO);
+    });
+  });
+
   describe('with hostile artifacts', () => {
     it.each([
-      ['a title climbing out with ..', [{ title: '../../../escape', bytes: Buffer.from('x') }]],
+      [
+        'a title climbing out with ..',
+        [{ title: '../../../escape', bytes: Buffer.from('x') }],
+        `"../../../escape" contains a '..' segment`,
+      ],
       [
         'a title climbing out from a subdirectory',
         [{ title: 'a/../../escape', bytes: Buffer.from('x') }],
+        `"a/../../escape" contains a '..' segment`,
       ],
-      ['an absolute title', [{ title: ABSOLUTE_ESCAPE, bytes: Buffer.from('x') }]],
-      ['an empty title', [{ title: '', bytes: Buffer.from('x') }]],
-      ['a backslash title', [{ title: '..\\escape', bytes: Buffer.from('x') }]],
+      [
+        'an absolute title',
+        [{ title: ABSOLUTE_ESCAPE, bytes: Buffer.from('x') }],
+        'is an absolute path',
+      ],
+      ['an empty title', [{ title: '', bytes: Buffer.from('x') }], 'is empty'],
+      ['a backslash title', [{ title: '..\\escape', bytes: Buffer.from('x') }], 'backslash'],
       [
         'a title that needs another title as its directory',
         [
           { title: 'a', bytes: Buffer.from('file') },
           { title: 'a/b', bytes: Buffer.from('through') },
         ],
+        'also the directory of another title',
       ],
       [
         'a duplicated title',
@@ -388,37 +459,79 @@ describe('HttpOciRegistry against an anonymous registry', () => {
           { title: 'Pulumi.yaml', bytes: Buffer.from('one') },
           { title: 'Pulumi.yaml', bytes: Buffer.from('two') },
         ],
+        '"Pulumi.yaml" is duplicated',
       ],
-      ['a layer over the size limit', [{ title: 'big', bytes: Buffer.alloc(2048, 7) }]],
+      [
+        'a layer over the size limit',
+        [{ title: 'big', bytes: Buffer.alloc(2048, 7) }],
+        '"big" is 2048 bytes, more than the limit of 1024',
+      ],
       [
         'a descriptor size smaller than the blob',
         [{ title: 'liar', bytes: Buffer.alloc(900, 1), size: 10 }],
+        `"liar" is longer than its descriptor's 10 bytes`,
       ],
       [
         'a descriptor size larger than the blob',
         [{ title: 'liar', bytes: Buffer.alloc(10, 1), size: 900 }],
+        '"liar" is 10 bytes, its descriptor says 900',
       ],
       [
         'too many layers',
         Array.from({ length: 5 }, (_, i) => ({ title: `f${i}`, bytes: Buffer.from(`${i}`) })),
+        '5 layers, more than the limit of 4',
       ],
       [
         'a total over the limit',
         Array.from({ length: 3 }, (_, i) => ({ title: `f${i}`, bytes: Buffer.alloc(1000, i) })),
+        'more than the limit of 2500 bytes',
       ],
-    ])('should refuse %s and write nothing outside the cache', async (_case, layers) => {
-      const reference = `${repo(host)}:v1`;
-      const digest = await pushRaw(reference, layers);
-      const { registry, parent } = adapter({
-        limits: { maxLayerBytes: 1024, maxLayers: 4, maxTotalBytes: 2500 },
+    ])(
+      'should refuse %s, say why and write nothing outside the cache',
+      async (_case, layers, why) => {
+        const reference = `${repo(host)}:v1`;
+        const digest = await pushRaw(reference, layers);
+        const { registry, parent } = adapter({
+          limits: { maxLayerBytes: 1024, maxLayers: 4, maxTotalBytes: 2500 },
+        });
+
+        await expectRefused(registry.fetchScenario(reference), why);
+
+        expectNothingWritten(parent, digest);
+        expect(existsSync(ABSOLUTE_ESCAPE)).toBe(false);
+      },
+    );
+
+    it('should refuse an image index and say it is not a scenario artifact', async () => {
+      const name = repo(host);
+      const { registry, parent } = adapter();
+      const member = await registry.pushScenario(writeTree(SCENARIO), `${name}:member`);
+      const base = `http://${host}/v2/${name.slice(host.length + 1)}`;
+      const memberBytes = await fetch(`${base}/manifests/${member}`, {
+        headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' },
+      }).then(async (r) => Buffer.from(await r.arrayBuffer()));
+      const index = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.index.v1+json',
+          manifests: [
+            {
+              mediaType: 'application/vnd.oci.image.manifest.v1+json',
+              digest: member,
+              size: memberBytes.byteLength,
+            },
+          ],
+        }),
+      );
+      const put = await fetch(`${base}/manifests/v1`, {
+        method: 'PUT',
+        headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json' },
+        body: index,
       });
+      expect(put.status).toBe(201);
 
-      const err = await expectInteraction(registry.fetchScenario(reference), 'failed');
-
-      expect(err.cause).toBeInstanceOf(Error);
-      expect((err.cause as Error).message).not.toBe('');
-      expectNothingWritten(parent, digest);
-      expect(existsSync(ABSOLUTE_ESCAPE)).toBe(false);
+      await expectRefused(registry.fetchScenario(`${name}:v1`), 'index of manifests');
+      expectNothingWritten(parent, sha256(index));
     });
 
     it('should never resolve a title outside the entry when subdirectories are deep', async () => {
@@ -469,12 +582,11 @@ describe('HttpOciRegistry against a registry it cannot trust byte for byte', () 
     const digest = publish('tampered', SCENARIO, 'main.go');
     const { registry, parent } = adapter();
 
-    const err = await expectInteraction(
+    await expectRefused(
       registry.fetchScenario(`${mimic.endpoint}/tampered:v1`),
-      'failed',
+      `layer "main.go" content is sha256:`,
     );
 
-    expect((err.cause as Error).message).toContain('main.go');
     expectNothingWritten(parent, digest);
   });
 

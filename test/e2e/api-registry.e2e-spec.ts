@@ -1,0 +1,115 @@
+import { Logger } from '@nestjs/common';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import type { RpcStatusJson } from '../../src/shared/transport/rpc-status';
+import { bootApiApp, grpcError, grpcStatusOf, jsonInit, type ApiApp } from '../support/api-app';
+import { outputsOnlyScenario } from '../support/api-scenarios';
+import { orasPush } from '../support/oras';
+import { pushContainerImage, putManifest, uploadBlob } from '../support/raw-oci';
+import { scenarioOf } from '../support/scenarios';
+
+/**
+ * The service against registries that fail or serve what is not a scenario: the client is told
+ * what is wrong with the artifact (a 4xx, never a bare 500) and the operator's log says it too.
+ */
+
+const T = 'type.googleapis.com/google.rpc.';
+const FILE_TYPE = 'application/vnd.ctfer-io.file';
+
+let svc: ApiApp;
+let registry: string;
+
+const rest = (method: string, path: string, body?: unknown): Promise<Response> =>
+  svc.rest(path, jsonInit(method, body));
+const challengeRpc = (method: string, req: object): Promise<unknown> =>
+  svc.grpc.unary(svc.grpc.challenge, method)(req);
+
+/** A scenario whose one file is titled `../escape`, pushed as a hostile author could. */
+async function pushClimbingTitle(reference: string): Promise<void> {
+  const bytes = Buffer.from('x');
+  const empty = await uploadBlob(reference, Buffer.from('{}'));
+  await putManifest(reference, {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    artifactType: 'application/vnd.ctfer-io.scenario',
+    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 },
+    layers: [
+      {
+        mediaType: FILE_TYPE,
+        digest: await uploadBlob(reference, bytes),
+        size: 1,
+        annotations: { 'org.opencontainers.image.title': '../escape' },
+      },
+    ],
+  });
+}
+
+/**
+ * CreateChallenge on both transports answers SCENARIO_NON_MATCHING_SPECIFICATION (400) whose
+ * validation text contains `why`, creates nothing, and logs the same reason.
+ */
+async function expectRefusedArtifact(id: string, scenario: string, why: string): Promise<void> {
+  const warn = vi.spyOn(Logger.prototype, 'warn');
+  try {
+    const res = await rest('POST', '/api/v1/challenge', { id, scenario });
+    const text = await res.text();
+    expect(res.status, text).toBe(400);
+    const status = JSON.parse(text) as RpcStatusJson;
+    expect(status).toMatchObject({ code: 3, message: 'Scenario does not match specification.' });
+    expect(status.details[0]).toMatchObject({
+      '@type': `${T}ErrorInfo`,
+      reason: 'SCENARIO_NON_MATCHING_SPECIFICATION',
+      metadata: { reference: scenario },
+    });
+    const validation = status.details.find((d) => d['@type'] === `${T}BadRequest`) as
+      { fieldViolations: { field: string; reason: string; description: string }[] } | undefined;
+    expect(validation?.fieldViolations[0]).toMatchObject({
+      field: 'scenario',
+      reason: 'VALIDATION',
+    });
+    expect(validation?.fieldViolations[0]?.description).toContain(why);
+
+    const err = await grpcError(challengeRpc('CreateChallenge', { id, scenario }));
+    expect([err.code, err.details]).toEqual([3, 'Scenario does not match specification.']);
+    expect(grpcStatusOf(err)).toEqual(status);
+
+    expect((await rest('GET', `/api/v1/challenge/${id}`)).status).toBe(404);
+    expect(warn.mock.calls.map((c) => String(c[0]))).toContainEqual(
+      expect.stringContaining(`refused the scenario ${scenario}: OCI artifact refused: `),
+    );
+    expect(
+      warn.mock.calls.some((c) => String(c[0]).includes(scenario) && String(c[0]).includes(why)),
+    ).toBe(true);
+  } finally {
+    warn.mockRestore();
+  }
+}
+
+beforeAll(async () => {
+  svc = await bootApiApp({ JANITOR_TICKER: '0', LOG_LEVEL: 'warn' });
+  registry = inject('registry');
+});
+afterAll(async () => {
+  await svc?.close();
+});
+
+describe('artifacts that are not scenarios', () => {
+  it('should answer 400 naming the title when a layer title climbs out with ..', async () => {
+    const reference = `${registry}/registry-api/climbing:v1`;
+    await pushClimbingTitle(reference);
+    await expectRefusedArtifact('climbing', reference, `"../escape" contains a '..' segment`);
+  });
+
+  it('should answer 400 saying it is a container image when the reference names one', async () => {
+    const reference = `${registry}/registry-api/image:v1`;
+    await pushContainerImage(reference);
+    await expectRefusedArtifact('image', reference, 'a container image, not a scenario');
+  });
+
+  it('should create the challenge when ORAS pushed the scenario untyped', async () => {
+    const dir = scenarioOf(svc.scratch, 'untyped', outputsOnlyScenario('untyped'));
+    const reference = await orasPush(registry, 'registry-api/untyped:v1', dir, { typed: false });
+    const res = await rest('POST', '/api/v1/challenge', { id: 'untyped', scenario: reference });
+    expect(res.status, await res.text()).toBe(200);
+    expect((await rest('DELETE', '/api/v1/challenge/untyped')).status).toBe(200);
+  });
+});
