@@ -69,6 +69,15 @@ build_tool() {
   say "built $(basename "$out") in $(elapsed "$t")"
 }
 
+# Installs $CM_TOOLCHAIN_BIN/$1 as tools/plugin-env/wrapper.sh in front of the real plugin $2: the
+# CLI's passphrase never reaches a language host, a provider, or the scenario code they run.
+plugin_wrapper() {
+  rm -f "$CM_TOOLCHAIN_BIN/$1"
+  sed -e "s#@NAME@#$1#" -e "s#@REAL@#$2#" "$ROOT/tools/plugin-env/wrapper.sh" >"$CM_TOOLCHAIN_BIN/$1.tmp"
+  chmod 0755 "$CM_TOOLCHAIN_BIN/$1.tmp"
+  mv -f "$CM_TOOLCHAIN_BIN/$1.tmp" "$CM_TOOLCHAIN_BIN/$1"
+}
+
 mod_version() { awk -v m="$2" '$1 == m { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$ROOT/tools/$1/go.mod"; }
 VERSION_PKG=github.com/pulumi/pulumi/sdk/v3/go/common/version.Version
 
@@ -99,7 +108,7 @@ if [ "$pulumi_ok" = false ]; then
     "$CM_TOOLCHAIN_DIR/pulumi-language-go-$go_v/pulumi-language-go" "-X $VERSION_PKG=$go_v"
   mkdir -p "$CM_TOOLCHAIN_BIN"
   ln -sfn "$CM_TOOLCHAIN_DIR/pulumi-$cli_v/pulumi" "$CM_TOOLCHAIN_BIN/pulumi"
-  ln -sfn "$CM_TOOLCHAIN_DIR/pulumi-language-nodejs-$node_v/pulumi-language-nodejs" "$CM_TOOLCHAIN_BIN/pulumi-language-nodejs"
+  plugin_wrapper pulumi-language-nodejs "$CM_TOOLCHAIN_DIR/pulumi-language-nodejs-$node_v/pulumi-language-nodejs"
   # The Go host goes behind a small wrapper that hands it the `binary` option (see the wrapper).
   rm -f "$CM_TOOLCHAIN_BIN/pulumi-language-go"
   sed "s#@REAL_HOST@#$CM_TOOLCHAIN_DIR/pulumi-language-go-$go_v/pulumi-language-go#" \
@@ -128,8 +137,10 @@ fi
 
 # The dynamic-resource provider of nodejs scenarios is a shim shipped with the Node SDK; the CLI
 # looks for it on PATH, next to the language hosts.
+mkdir -p "$CM_TOOLCHAIN_DIR/pulumi-resource-pulumi-nodejs"
 install -m 0755 "$ROOT/node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs" \
-  "$CM_TOOLCHAIN_BIN/pulumi-resource-pulumi-nodejs"
+  "$CM_TOOLCHAIN_DIR/pulumi-resource-pulumi-nodejs/pulumi-resource-pulumi-nodejs"
+plugin_wrapper pulumi-resource-pulumi-nodejs "$CM_TOOLCHAIN_DIR/pulumi-resource-pulumi-nodejs/pulumi-resource-pulumi-nodejs"
 
 # --- Report ---------------------------------------------------------------------------------
 say "pulumi $(pulumi version) at $(command -v pulumi)"

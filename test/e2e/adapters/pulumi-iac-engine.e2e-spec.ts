@@ -203,6 +203,37 @@ describe('PulumiIacEngine', () => {
     });
   });
 
+  describe('the passphrase', () => {
+    it('should reach neither the program nor the dynamic provider when the stack is encrypted with it', async () => {
+      // What the program and its dynamic provider see of the CLI's passphrase variables.
+      const scenario = asFetched(
+        scenarioOf(scratch, 'env-probe', {
+          'Pulumi.yaml': 'name: env-probe\nruntime: nodejs\n',
+          'index.js': `
+            const pulumi = require('@pulumi/pulumi');
+            const seen = () => ['PULUMI_CONFIG_PASSPHRASE', 'PULUMI_CONFIG_PASSPHRASE_FILE']
+              .map((k) => k + '=' + (process.env[k] ?? '<unset>')).join(',');
+            const probe = new pulumi.dynamic.Resource(
+              { async create() { return { id: 'probe', outs: { seen: seen() } }; } },
+              'probe',
+              { seen: undefined },
+            );
+            exports.connection_info = 'program:' + seen();
+            exports.flags = [probe.seen];
+          `,
+        }),
+      );
+      const ref = { challengeId: 'env-probe', identity: '8888888888888888' };
+      const out = await engine.up({ ...ref, scenario, additional: {} });
+      await engine.destroy(ref);
+      const unset = 'PULUMI_CONFIG_PASSPHRASE=<unset>,PULUMI_CONFIG_PASSPHRASE_FILE=<unset>';
+      const hint =
+        'the toolchain must put tools/plugin-env/wrapper.sh in front of the plugins: run `bash scripts/setup.sh`';
+      expect(out.connectionInfo, hint).toBe(`program:${unset}`);
+      expect(out.flags, hint).toEqual([unset]);
+    });
+  });
+
   describe('validate', () => {
     it.each([
       ['no Pulumi.yaml', { 'index.js': '' }, 'no Pulumi.yaml'],
