@@ -81,6 +81,7 @@ const sdkNodeModules = (): string =>
             maxTotalBytes: c.oci.maxTotalBytes,
           },
           requestTimeoutMs: c.oci.requestTimeoutMs,
+          transferTimeoutMs: c.oci.transferTimeoutMs,
         }),
     },
     {
