@@ -6,6 +6,7 @@ import { identityOfOutputsOnly, outputsOnlyScenario } from '../support/api-scena
 import { orasPush } from '../support/oras';
 import { pushContainerImage, putManifest, uploadBlob } from '../support/raw-oci';
 import { scenarioOf } from '../support/scenarios';
+import { startMimicRegistry, type MimicRegistry } from '../support/mimic-registry';
 import { startRegistry } from '../support/services';
 
 /**
@@ -147,6 +148,79 @@ describe('a registry outage', () => {
       expect((await rest('DELETE', '/api/v1/challenge/outage')).status).toBe(200);
     } finally {
       if (running) await own.stop();
+    }
+  });
+});
+
+describe('a slow registry', () => {
+  let mimic: MimicRegistry;
+  const files = (variant: string): Record<string, Buffer> =>
+    Object.fromEntries(
+      Object.entries(outputsOnlyScenario(variant)).map(([path, text]) => [path, Buffer.from(text)]),
+    );
+
+  beforeAll(async () => {
+    mimic = await startMimicRegistry();
+  });
+  afterAll(async () => {
+    await mimic?.stop();
+  });
+
+  it('should hold no lock while a create pulls: the same id can be created meanwhile', async () => {
+    mimic.publishFiles('slow/outputs', 'v1', files('slow'));
+    const stuckScenario = `${mimic.endpoint}/slow/outputs:v1`;
+    const dir = scenarioOf(svc.scratch, 'contended', outputsOnlyScenario('contended'));
+    const good = await orasPush(registry, 'registry-api/contended:v1', dir);
+    const before = mimic.blobGets();
+    mimic.holdBlobs();
+    try {
+      const stuck = rest('POST', '/api/v1/challenge', { id: 'contended', scenario: stuckScenario });
+      for (let i = 0; i < 500 && mimic.blobGets() === before; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(mimic.blobGets()).toBeGreaterThan(before);
+
+      // The first create is still pulling (its blobs are held): the id's lock must be free.
+      const res = await rest('POST', '/api/v1/challenge', { id: 'contended', scenario: good });
+      expect(res.status, await res.text()).toBe(200);
+      mimic.releaseBlobs();
+      const first = await stuck;
+      expect(first.status, await first.text()).toBe(409);
+      const got = (await (await rest('GET', '/api/v1/challenge/contended')).json()) as {
+        scenario: string;
+      };
+      expect(got.scenario).toBe(good);
+    } finally {
+      mimic.releaseBlobs();
+    }
+    expect((await rest('DELETE', '/api/v1/challenge/contended')).status).toBe(200);
+  });
+
+  it('should answer OCI_INTERACTION unreachable when the registry drips bytes past OCI_TRANSFER_TIMEOUT', async () => {
+    const bounded = await bootApiApp({
+      JANITOR_TICKER: '0',
+      OCI_TIMEOUT: '5s',
+      OCI_TRANSFER_TIMEOUT: '2s',
+    });
+    mimic.publishFiles('slow/drip', 'v1', { 'Pulumi.yaml': Buffer.alloc(67, 0x61) });
+    mimic.setBlobDrip(200);
+    try {
+      const scenario = `${mimic.endpoint}/slow/drip:v1`;
+      const res = await bounded.rest(
+        '/api/v1/challenge',
+        jsonInit('POST', { id: 'drip', scenario }),
+      );
+      const text = await res.text();
+      expect(res.status, text).toBe(400);
+      expect(JSON.parse(text)).toMatchObject({
+        code: 9,
+        message: 'Registry is not available. You might want to try again later.',
+        details: [{ reason: 'OCI_INTERACTION', metadata: { reference: scenario } }, {}],
+      });
+      expect((await bounded.rest('/api/v1/challenge/drip')).status).toBe(404);
+    } finally {
+      mimic.setBlobDrip(0);
+      await bounded.close();
     }
   });
 });

@@ -613,17 +613,10 @@ describe('HttpOciRegistry against a registry it cannot trust byte for byte', () 
   });
 
   function publish(name: string, files: Record<string, Buffer>, tamper?: string): string {
-    const layers = Object.entries(files).map(([title, bytes]) => {
-      const digest = sha256(bytes);
-      mimic.putBlob(digest, title === tamper ? Buffer.from(bytes.map((b) => b ^ 0xff)) : bytes);
-      return {
-        mediaType: FILE_TYPE,
-        digest,
-        size: bytes.byteLength,
-        annotations: { 'org.opencontainers.image.title': title },
-      };
-    });
-    return mimic.publish(name, 'v1', Buffer.from(JSON.stringify(manifestOf(layers))));
+    const digest = mimic.publishFiles(name, 'v1', files);
+    const bytes = tamper === undefined ? undefined : files[tamper];
+    if (bytes) mimic.putBlob(sha256(bytes), Buffer.from(bytes.map((b) => b ^ 0xff)));
+    return digest;
   }
 
   it('should refuse a blob whose bytes do not match its digest and leave no entry', async () => {
