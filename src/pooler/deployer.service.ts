@@ -65,7 +65,11 @@ export class DeployerService {
     return this.lock.withWriteLock(lockKeys.instance(challengeId, identity), async () => {
       const challenge = await this.state.loadChallenge(challengeId);
       if (!challenge) throw new ChallengeNotFoundError(challengeId);
-      const scenario = await this.oci.fetchScenario(challenge.scenario, opts.signal);
+      const scenario = await this.oci.fetchScenario(
+        challenge.scenario,
+        opts.signal,
+        challenge.digest,
+      );
       const outputs = await this.iac.up(
         {
           challengeId,
@@ -116,7 +120,7 @@ export class DeployerService {
     strategy: UpdateStrategy,
     signal?: AbortSignal,
   ): Promise<Instance> {
-    const scenario = await this.oci.fetchScenario(challenge.scenario, signal);
+    const scenario = await this.oci.fetchScenario(challenge.scenario, signal, challenge.digest);
     const additional = mergedAdditional(challenge, instance);
     const at = { challengeId: instance.challengeId };
     const secrets = [...instance.flags, instance.connectionInfo];

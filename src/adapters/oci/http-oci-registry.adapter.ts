@@ -93,10 +93,21 @@ export class HttpOciRegistry implements OciRegistry {
    *
    * @throws as `resolve`; an artifact we refuse to unpack is ScenarioInvalidError naming why.
    */
-  async fetchScenario(reference: string, signal?: AbortSignal): Promise<FetchedScenario> {
+  async fetchScenario(
+    reference: string,
+    signal?: AbortSignal,
+    recordedDigest?: string,
+  ): Promise<FetchedScenario> {
     const target = { reference, ref: parseOciReference(reference) };
     try {
-      const digest = await this.resolveTarget(target, signal);
+      let digest: string;
+      try {
+        digest = await this.resolveTarget(target, signal);
+      } catch (err) {
+        const cached = await this.cachedWhenUnreachable(target, err, signal, recordedDigest);
+        if (cached === undefined) throw err;
+        return { reference, digest: cached, directory: this.entryPath(cached) };
+      }
       const entry = this.entryPath(digest);
       if (!(await isDirectory(entry))) {
         await this.pulls.run(digest, (pullSignal) => this.pull(target, digest, pullSignal), signal);
@@ -105,6 +116,28 @@ export class HttpOciRegistry implements OciRegistry {
     } catch (err) {
       throw this.reported(target, err, signal);
     }
+  }
+
+  /**
+   * During a registry outage, the digest the reference was last seen at (pinned in it, or
+   * recorded by the caller) if its files are in the cache: an outage must not stop deployments
+   * of scenarios already here. Only an unreachable registry: one that answers is believed.
+   */
+  private async cachedWhenUnreachable(
+    target: RegistryTarget,
+    err: unknown,
+    signal: AbortSignal | undefined,
+    recordedDigest: string | undefined,
+  ): Promise<string | undefined> {
+    const mapped = RegistryClient.toOciError(target, err, signal);
+    if (!(mapped instanceof OciInteractionError) || mapped.kind !== 'unreachable') return undefined;
+    const digest = target.ref.digest ?? recordedDigest;
+    if (digest === undefined || !isSha256Digest(digest)) return undefined;
+    if (!(await isDirectory(this.entryPath(digest)))) return undefined;
+    this.logger.warn(
+      `${target.reference}: registry unreachable ${causeText(mapped.cause)}; using the cached ${digest}`,
+    );
+    return digest;
   }
 
   /**
