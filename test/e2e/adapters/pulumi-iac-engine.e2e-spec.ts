@@ -20,6 +20,7 @@ import {
   type PulumiIacEngineOptions,
 } from '../../../src/adapters/iac/pulumi-iac-engine.adapter';
 import { IacOperationError, ScenarioInvalidError } from '../../../src/shared/errors';
+import type { PendingCreate } from '../../../src/shared/ports';
 import { killProcessesWithEnv } from '../../support/replica-process';
 import { asFetched, NODE_MODULES, scenarioFrom, scenarioOf } from '../../support/scenarios';
 import { useToolchainPath } from '../../support/toolchain';
@@ -58,6 +59,10 @@ function processesWithEnv(name: string, value: string): number[] {
       }
     });
 }
+
+/** Pending creates recorded for one stack (other tests' cancelled creates are recorded too). */
+const pendingOf = async (engine: PulumiIacEngine, identity: string): Promise<PendingCreate[]> =>
+  (await engine.pendingCreates()).filter((p) => p.identity === identity);
 
 const commOf = (pid: number): string => {
   try {
@@ -287,17 +292,17 @@ describe('PulumiIacEngine', () => {
             foundAt: expect.any(String) as string,
           },
         ];
-        expect(await killable.pendingCreates()).toEqual(pending);
+        expect(await pendingOf(killable, ref.identity)).toEqual(pending);
         // Any replica sees it (it lives under DIR), and it stays until an operator removes it.
-        expect(await new PulumiIacEngine(opts).pendingCreates()).toEqual(pending);
+        expect(await pendingOf(new PulumiIacEngine(opts), ref.identity)).toEqual(pending);
         await killable.destroy(ref);
-        expect(await killable.pendingCreates()).toEqual(pending);
+        expect(await pendingOf(killable, ref.identity)).toEqual(pending);
         const record = join(opts.dataDir, 'pulumi', 'pending', `${ref.identity}.json`);
         expect(statSync(record).mode & 0o777).toBe(0o600);
         expect(readFileSync(record, 'utf8')).toContain('::server');
       } finally {
         killProcessesWithEnv('CM_TEST_RUN', run);
-        rmSync(join(opts.dataDir, 'pulumi', 'pending'), { recursive: true, force: true });
+        rmSync(join(opts.dataDir, 'pulumi', 'pending', `${ref.identity}.json`), { force: true });
       }
     });
   });
