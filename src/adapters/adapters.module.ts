@@ -87,6 +87,7 @@ const sdkNodeModules = (): string =>
             maxTotalBytes: c.oci.maxTotalBytes,
           },
           requestTimeoutMs: c.oci.requestTimeoutMs,
+          transferTimeoutMs: c.oci.transferTimeoutMs,
         }),
     },
     {

@@ -9,7 +9,7 @@ import {
 } from '../shared/domain';
 import { BackgroundTasks } from '../shared/background-tasks';
 import { ChallengeNotFoundError, InstanceNotFoundError } from '../shared/errors';
-import { Clock, DistributedLock, StateStore } from '../shared/ports';
+import { Clock, DistributedLock, StateStore, type FetchedScenario } from '../shared/ports';
 import { DeployerService } from './deployer.service';
 import { poolDelta, shouldRefillAfterClaim, shouldRefillAfterDelete } from './pool-delta';
 
@@ -151,6 +151,8 @@ export class PoolerService {
     claimed: Instance,
     additional: Record<string, string>,
     signal?: AbortSignal,
+    /** Pulled by the caller before its locks (DeployerService.prefetch). */
+    scenario?: FetchedScenario,
   ): Promise<Instance> {
     return this.lock.withWriteLock(lockKeys.instance(challenge.id, claimed.identity), async () => {
       // Re-read under the lock: a challenge update may have redeployed it since the claim (a
@@ -172,7 +174,13 @@ export class PoolerService {
       if (until) instance.until = until;
       if (Object.keys(additional).length > 0) {
         try {
-          instance = await this.deployer.update(challenge, instance, 'update_in_place', signal);
+          instance = await this.deployer.update(
+            challenge,
+            instance,
+            'update_in_place',
+            signal,
+            scenario,
+          );
         } catch (err) {
           await this.deployer
             .destroy(instance)

@@ -680,6 +680,25 @@ describe('HttpOciRegistry against a registry it cannot trust byte for byte', () 
     }
   });
 
+  it('should cut off a registry that drips bytes within the request timeout and leave no entry', async () => {
+    const digest = publish('dripping', { 'Pulumi.yaml': Buffer.alloc(67, 0x61) });
+    const { registry, parent } = adapter({ requestTimeoutMs: 1_000, transferTimeoutMs: 2_000 });
+    mimic.setBlobDrip(100);
+    try {
+      const err = await expectInteraction(
+        registry.fetchScenario(`${mimic.endpoint}/dripping:v1`),
+        'unreachable',
+      );
+      expect((err.cause as Error).name).toBe('TransferTimeoutError');
+      for (let i = 0; i < 100 && listAll(parent).length > 2; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expectNothingWritten(parent, digest);
+    } finally {
+      mimic.setBlobDrip(0);
+    }
+  });
+
   it('should throw OCI_INTERACTION unreachable when the registry stops answering in time', async () => {
     publish('stalled', SCENARIO);
     const { registry } = adapter({ requestTimeoutMs: 200 });
