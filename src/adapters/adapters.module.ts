@@ -86,6 +86,7 @@ const sdkNodeModules = (): string =>
             maxTotalBytes: c.oci.maxTotalBytes,
           },
           requestTimeoutMs: c.oci.requestTimeoutMs,
+          transferTimeoutMs: c.oci.transferTimeoutMs,
         }),
     },
     {

@@ -14,7 +14,14 @@ import {
   PoolerOutOfBoundsError,
   type PoolerViolation,
 } from '../shared/errors';
-import { Clock, DistributedLock, IacEngine, OciRegistry, StateStore } from '../shared/ports';
+import {
+  Clock,
+  DistributedLock,
+  IacEngine,
+  OciRegistry,
+  StateStore,
+  type FetchedScenario,
+} from '../shared/ports';
 import type {
   ChallengeView,
   CreateChallengeInput,
@@ -69,13 +76,16 @@ export class ChallengeStoreService {
     checkPoolerBounds(input.min, input.max, this.pooler.maxSize);
     this.oci.checkReference(input.scenario);
     const challenge: Challenge = { ...input, additional: { ...input.additional } };
+    // Pulled before the lock, so a slow registry never holds the challenge; whether the id is
+    // taken is asked first (without a lock: records are replaced atomically) and again under it.
+    if (await this.state.loadChallenge(input.id)) throw new ChallengeAlreadyExistsError(input.id);
+    const scenario = await this.oci.fetchScenario(input.scenario, signal);
     await this.lock.withWriteLock(
       lockKeys.challenge(input.id),
       async () => {
         if (await this.state.loadChallenge(input.id))
           throw new ChallengeAlreadyExistsError(input.id);
         this.logger.log(`creating challenge ${input.id}`);
-        const scenario = await this.oci.fetchScenario(input.scenario, signal);
         await this.iac.validate(scenario, challenge.additional);
         challenge.digest = scenario.digest;
         await this.state.saveChallenge(challenge);
@@ -85,6 +95,29 @@ export class ChallengeStoreService {
     this.pooler.fill(challenge, 0, 0);
     this.logger.log(`challenge ${input.id} created successfully`);
     return { ...challenge, instances: [] };
+  }
+
+  /**
+   * Pulls, before the challenge lock, the scenario an update may deploy: the new reference when
+   * the mask names one, else the current one when the additional may change. A slow registry
+   * then holds nobody up; under the lock the pulled digest is compared with the record as it is
+   * then. Without a new reference a failure waits: the update may need no scenario at all.
+   */
+  private async pullBeforeUpdate(
+    input: UpdateChallengeInput,
+    mask: ReadonlySet<string>,
+    signal?: AbortSignal,
+  ): Promise<FetchedScenario | undefined> {
+    const reference = mask.has('scenario') ? input.scenario : undefined;
+    if (reference === undefined && !mask.has('additional')) return undefined;
+    // Unknown challenge: answered under the lock, without asking the registry.
+    const listed = await this.state.loadChallenge(input.id);
+    if (!listed) return undefined;
+    if (reference === undefined) {
+      return this.deployer.prefetch(listed, signal).catch(() => undefined);
+    }
+    const recorded = reference === listed.scenario ? listed.digest : undefined;
+    return this.oci.fetchScenario(reference, signal, recorded);
   }
 
   async retrieve(id: string): Promise<ChallengeView> {
@@ -105,6 +138,7 @@ export class ChallengeStoreService {
       this.pooler.maxSize,
     );
     if (mask.has('scenario')) this.oci.checkReference(input.scenario ?? '');
+    const pulled = await this.pullBeforeUpdate(input, mask, signal);
 
     return this.lock.withWriteLock(
       lockKeys.challenge(input.id),
@@ -118,7 +152,10 @@ export class ChallengeStoreService {
           // The digest validated last time, not the tag's digest now: a tag re-pushed since is a
           // change (decisions §2.6). Records written by upstream have none: resolve then.
           const before = old.digest ?? (await this.oci.resolve(old.scenario, signal));
-          const after = await this.oci.resolve(input.scenario, signal);
+          const after =
+            pulled?.reference === input.scenario
+              ? pulled.digest
+              : await this.oci.resolve(input.scenario, signal);
           // Same digest: the stored reference is kept, as upstream does.
           scenarioChanged = before !== after;
           if (scenarioChanged) next.scenario = input.scenario;
@@ -141,7 +178,10 @@ export class ChallengeStoreService {
         );
 
         if (scenarioChanged) {
-          const scenario = await this.oci.fetchScenario(next.scenario, signal);
+          const scenario =
+            pulled?.reference === next.scenario
+              ? pulled
+              : await this.oci.fetchScenario(next.scenario, signal);
           await this.iac.validate(scenario, next.additional);
           next.digest = scenario.digest;
         }
@@ -174,7 +214,13 @@ export class ChallengeStoreService {
                 if (until) updated.until = until;
                 else delete updated.until;
                 if (redeploy)
-                  updated = await this.deployer.update(next, updated, input.updateStrategy, signal);
+                  updated = await this.deployer.update(
+                    next,
+                    updated,
+                    input.updateStrategy,
+                    signal,
+                    pulled,
+                  );
                 await this.state.saveInstance(updated);
               }),
             ),
@@ -203,7 +249,13 @@ export class ChallengeStoreService {
                       const instance = await this.state.loadInstance(input.id, listed.identity);
                       if (!instance) return;
                       await this.state.saveInstance(
-                        await this.deployer.update(next, instance, input.updateStrategy, signal),
+                        await this.deployer.update(
+                          next,
+                          instance,
+                          input.updateStrategy,
+                          signal,
+                          pulled,
+                        ),
                       );
                     },
                   ),

@@ -104,6 +104,14 @@ describe('AppConfig scenario environment', () => {
   it('should name the variable when a size or duration is invalid', () => {
     expect(() => AppConfig.fromEnv({ OCI_MAX_LAYER_SIZE: 'huge' })).toThrow('OCI_MAX_LAYER_SIZE');
     expect(() => AppConfig.fromEnv({ IAC_TIMEOUT: '0s' })).toThrow('IAC_TIMEOUT');
+    expect(() => AppConfig.fromEnv({ OCI_TRANSFER_TIMEOUT: 'soon' })).toThrow(
+      'OCI_TRANSFER_TIMEOUT',
+    );
+  });
+
+  it('should bound whole registry transfers by 5m unless OCI_TRANSFER_TIMEOUT says otherwise', () => {
+    expect(AppConfig.fromEnv({}).oci.transferTimeoutMs).toBe(5 * 60_000);
+    expect(AppConfig.fromEnv({ OCI_TRANSFER_TIMEOUT: '90s' }).oci.transferTimeoutMs).toBe(90_000);
   });
 });
 

@@ -134,6 +134,8 @@ const envSchema = z.object({
   OCI_MAX_TOTAL_SIZE: byteSize.default(256 * 1024 ** 2),
   /** Bound of one registry request (headers, then between two chunks). */
   OCI_TIMEOUT: goDuration.default(30_000),
+  /** Bound of a whole pull or push (a registry dripping bytes within OCI_TIMEOUT is cut off). */
+  OCI_TRANSFER_TIMEOUT: goDuration.default(5 * 60_000),
   /** Passphrase encrypting the secrets of the stacks' state (Pulumi's own variable name). */
   PULUMI_CONFIG_PASSPHRASE: z.string().default(''),
   /** Bound of one `pulumi up`, preview or destroy; past it the operation is cancelled and cleaned up. */
@@ -233,6 +235,7 @@ export class AppConfig {
     maxLayers: number;
     maxTotalBytes: number;
     requestTimeoutMs: number;
+    transferTimeoutMs: number;
   }>;
   readonly iac: Readonly<{
     passphrase: string;
@@ -267,6 +270,7 @@ export class AppConfig {
       maxLayers: env.OCI_MAX_LAYERS,
       maxTotalBytes: env.OCI_MAX_TOTAL_SIZE,
       requestTimeoutMs: env.OCI_TIMEOUT,
+      transferTimeoutMs: env.OCI_TRANSFER_TIMEOUT,
     });
     const programEnv: Record<string, string> = {};
     for (const [k, v] of Object.entries(raw)) if (v !== undefined) programEnv[k] = v;

@@ -16,7 +16,7 @@ import {
   InstanceExpiredError,
   InstanceNotFoundError,
 } from '../shared/errors';
-import { Clock, DistributedLock, StateStore } from '../shared/ports';
+import { Clock, DistributedLock, StateStore, type FetchedScenario } from '../shared/ports';
 import { measureInstanceOp, type InstanceOpProbe } from '../shared/telemetry';
 import type { CreateInstanceInput } from './instance-manager.types';
 
@@ -54,6 +54,7 @@ export class InstanceManagerService {
     signal?: AbortSignal,
   ): Promise<Instance> {
     const { challengeId, sourceId } = input;
+    const scenario = await this.pullBeforeCreate(input, signal);
     return this.lock.withWriteLock(
       lockKeys.source(challengeId, sourceId),
       async () => {
@@ -75,7 +76,7 @@ export class InstanceManagerService {
           this.logger.log(
             `claiming instance ${claimed.identity} of challenge ${challengeId} from pool for source ${sourceId}`,
           );
-          return this.pooler.finishClaim(challenge, claimed, input.additional, signal);
+          return this.pooler.finishClaim(challenge, claimed, input.additional, signal, scenario);
         }
         this.logger.log(`creating new instance of challenge ${challengeId} for source ${sourceId}`);
         const created = await this.deployer.deploy(challengeId, {
@@ -83,6 +84,7 @@ export class InstanceManagerService {
           additional: input.additional,
           signal,
           admit: (current) => Promise.resolve(!isChallengeExpired(current, this.clock.now())),
+          scenario,
         });
         // Not admitted: the challenge was deleted or expired while deploying (the stack is gone).
         if (!created) throw new ChallengeNotFoundError(challengeId);
@@ -91,6 +93,26 @@ export class InstanceManagerService {
       },
       signal,
     );
+  }
+
+  /**
+   * Pulls the scenario before the source lock when this create will deploy (no pooled instance
+   * to claim, or one to update with the source's additional), so a slow registry never holds
+   * the source. Looked at without locks (records are replaced atomically); under the locks the
+   * checks are made again, and the deployer compares the scenario with the challenge then.
+   * Nothing to pull when the create will fail anyway (unknown, expired, already claimed).
+   */
+  private async pullBeforeCreate(
+    input: CreateInstanceInput,
+    signal?: AbortSignal,
+  ): Promise<FetchedScenario | undefined> {
+    const challenge = await this.state.loadChallenge(input.challengeId);
+    if (!challenge || isChallengeExpired(challenge, this.clock.now())) return undefined;
+    if (await this.findClaimed(input.challengeId, input.sourceId)) return undefined;
+    const instances = await this.state.listInstances(input.challengeId);
+    const pooled = instances.some((x) => x.sourceId === undefined);
+    if (pooled && Object.keys(input.additional).length === 0) return undefined;
+    return this.deployer.prefetch(challenge, signal);
   }
 
   /** upstream quirk kept: an unknown challenge answers INSTANCE_NOT_FOUND here. */

@@ -99,20 +99,27 @@ export class JanitorService {
     for (const challenge of await this.state.listChallenges()) {
       for (const listed of await this.state.listInstances(challenge.id)) {
         if (listed.pending === undefined) continue;
-        await this.lock
-          .withWriteLock(
-            lockKeys.instance(challenge.id, listed.identity),
-            async () => {
-              // Under the lock: a redeployment still running holds it, and ends without `pending`.
-              const current = await this.state.loadInstance(challenge.id, listed.identity);
-              if (current?.pending === undefined) return;
-              this.logger.warn(
-                `janitor: resuming an interrupted ${current.pending.operation} of ${current.identity}`,
-              );
-              await this.deployer.resume(challenge, current, signal);
-              report.resumed++;
-            },
-            signal,
+        // A recreate deploys again: its scenario is pulled before the instance lock.
+        const pull =
+          listed.pending.operation === 'recreate'
+            ? this.deployer.prefetch(challenge, signal)
+            : Promise.resolve(undefined);
+        await pull
+          .then((scenario) =>
+            this.lock.withWriteLock(
+              lockKeys.instance(challenge.id, listed.identity),
+              async () => {
+                // Under the lock: a redeployment still running holds it, and ends without `pending`.
+                const current = await this.state.loadInstance(challenge.id, listed.identity);
+                if (current?.pending === undefined) return;
+                this.logger.warn(
+                  `janitor: resuming an interrupted ${current.pending.operation} of ${current.identity}`,
+                );
+                await this.deployer.resume(challenge, current, signal, scenario);
+                report.resumed++;
+              },
+              signal,
+            ),
           )
           .catch((err: unknown) => {
             report.failed++;

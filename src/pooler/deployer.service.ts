@@ -8,7 +8,14 @@ import {
   type UpdateStrategy,
 } from '../shared/domain';
 import { ChallengeNotFoundError } from '../shared/errors';
-import { Clock, DistributedLock, IacEngine, OciRegistry, StateStore } from '../shared/ports';
+import {
+  Clock,
+  DistributedLock,
+  IacEngine,
+  OciRegistry,
+  StateStore,
+  type FetchedScenario,
+} from '../shared/ports';
 
 /** upstream: identity = first 16 hex characters of random bytes (pkg/identity). */
 export function newIdentity(): string {
@@ -59,13 +66,22 @@ export class DeployerService {
       additional: Record<string, string>;
       signal?: AbortSignal;
       admit: (challenge: Challenge) => Promise<boolean>;
+      /** Pulled by the caller before its own locks (see `prefetch`). */
+      scenario?: FetchedScenario;
     },
   ): Promise<Instance | undefined> {
     const identity = newIdentity();
+    let pulled = opts.scenario;
+    if (pulled === undefined) {
+      const listed = await this.state.loadChallenge(challengeId);
+      if (!listed) throw new ChallengeNotFoundError(challengeId);
+      pulled = await this.prefetch(listed, opts.signal);
+    }
+    const prefetched = pulled;
     return this.lock.withWriteLock(lockKeys.instance(challengeId, identity), async () => {
       const challenge = await this.state.loadChallenge(challengeId);
       if (!challenge) throw new ChallengeNotFoundError(challengeId);
-      const scenario = await this.oci.fetchScenario(challenge.scenario, opts.signal);
+      const scenario = await this.scenarioOf(challenge, prefetched, opts.signal);
       const outputs = await this.iac.up(
         {
           challengeId,
@@ -115,8 +131,9 @@ export class DeployerService {
     instance: Instance,
     strategy: UpdateStrategy,
     signal?: AbortSignal,
+    prefetched?: FetchedScenario,
   ): Promise<Instance> {
-    const scenario = await this.oci.fetchScenario(challenge.scenario, signal);
+    const scenario = await this.scenarioOf(challenge, prefetched, signal);
     const additional = mergedAdditional(challenge, instance);
     const at = { challengeId: instance.challengeId };
     const secrets = [...instance.flags, instance.connectionInfo];
@@ -177,15 +194,55 @@ export class DeployerService {
   }
 
   /**
-   * Completes or undoes a redeployment a crash interrupted (the instance's `pending` says
-   * which). The caller holds the instance's lock.
+   * Pulls the challenge's scenario (the cache at its recorded digest during a registry outage).
+   * Callers do it before taking their locks: a slow registry then holds nobody up, and
+   * `scenarioOf` checks the result against the challenge as it is under the lock.
    */
-  async resume(challenge: Challenge, instance: Instance, signal?: AbortSignal): Promise<void> {
+  prefetch(challenge: Challenge, signal?: AbortSignal): Promise<FetchedScenario> {
+    return this.oci.fetchScenario(challenge.scenario, signal, challenge.digest);
+  }
+
+  /**
+   * The scenario to deploy for `challenge` as loaded under the lock: the prefetched one when
+   * the challenge still names that reference at that digest; otherwise (an update moved it
+   * meanwhile, or the tag moved since it was recorded) a fetch again, normally a cache hit.
+   */
+  private async scenarioOf(
+    challenge: Challenge,
+    prefetched: FetchedScenario | undefined,
+    signal?: AbortSignal,
+  ): Promise<FetchedScenario> {
+    if (
+      prefetched?.reference === challenge.scenario &&
+      (challenge.digest === undefined || challenge.digest === prefetched.digest)
+    ) {
+      return prefetched;
+    }
+    return this.prefetch(challenge, signal);
+  }
+
+  /**
+   * Completes or undoes a redeployment a crash interrupted (the instance's `pending` says
+   * which). The caller holds the instance's lock, and pulled the scenario before it when the
+   * operation is a recreate.
+   */
+  async resume(
+    challenge: Challenge,
+    instance: Instance,
+    signal?: AbortSignal,
+    prefetched?: FetchedScenario,
+  ): Promise<void> {
     const pending = instance.pending;
     if (pending === undefined) return;
     if (pending.operation === 'recreate') {
       await this.state.saveInstance(
-        await this.update(challenge, withoutPending(instance), 'update_in_place', signal),
+        await this.update(
+          challenge,
+          withoutPending(instance),
+          'update_in_place',
+          signal,
+          prefetched,
+        ),
       );
       return;
     }

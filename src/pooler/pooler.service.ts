@@ -10,7 +10,7 @@ import {
 import { BackgroundTasks } from '../shared/background-tasks';
 import { ConcurrencyGate, inBackground } from '../shared/concurrency-gate';
 import { ChallengeNotFoundError, InstanceNotFoundError } from '../shared/errors';
-import { Clock, DistributedLock, StateStore } from '../shared/ports';
+import { Clock, DistributedLock, StateStore, type FetchedScenario } from '../shared/ports';
 import { DeployerService } from './deployer.service';
 import { PoolLimits } from './pool-limits';
 import { poolDelta, shouldRefillAfterClaim, shouldRefillAfterDelete } from './pool-delta';
@@ -168,6 +168,8 @@ export class PoolerService {
     claimed: Instance,
     additional: Record<string, string>,
     signal?: AbortSignal,
+    /** Pulled by the caller before its locks (DeployerService.prefetch). */
+    scenario?: FetchedScenario,
   ): Promise<Instance> {
     return this.lock.withWriteLock(lockKeys.instance(challenge.id, claimed.identity), async () => {
       // Re-read under the lock: a challenge update may have redeployed it since the claim (a
@@ -189,7 +191,13 @@ export class PoolerService {
       if (until) instance.until = until;
       if (Object.keys(additional).length > 0) {
         try {
-          instance = await this.deployer.update(challenge, instance, 'update_in_place', signal);
+          instance = await this.deployer.update(
+            challenge,
+            instance,
+            'update_in_place',
+            signal,
+            scenario,
+          );
         } catch (err) {
           await this.deployer
             .destroy(instance)

@@ -2,10 +2,11 @@ import { Logger } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import type { RpcStatusJson } from '../../src/shared/transport/rpc-status';
 import { bootApiApp, grpcError, grpcStatusOf, jsonInit, type ApiApp } from '../support/api-app';
-import { outputsOnlyScenario } from '../support/api-scenarios';
+import { identityOfOutputsOnly, outputsOnlyScenario } from '../support/api-scenarios';
 import { orasPush } from '../support/oras';
 import { pushContainerImage, putManifest, uploadBlob } from '../support/raw-oci';
 import { scenarioOf } from '../support/scenarios';
+import { startRegistry } from '../support/services';
 
 /**
  * The service against registries that fail or serve what is not a scenario: the client is told
@@ -111,5 +112,41 @@ describe('artifacts that are not scenarios', () => {
     const res = await rest('POST', '/api/v1/challenge', { id: 'untyped', scenario: reference });
     expect(res.status, await res.text()).toBe(200);
     expect((await rest('DELETE', '/api/v1/challenge/untyped')).status).toBe(200);
+  });
+});
+
+describe('a registry outage', () => {
+  it('should create instances from the cached scenario at the recorded digest when the registry is down', async () => {
+    const own = await startRegistry();
+    let running = true;
+    try {
+      const dir = scenarioOf(svc.scratch, 'outage', outputsOnlyScenario('outage'));
+      const scenario = await orasPush(own.endpoint, 'registry-api/outage:v1', dir);
+      const created = await rest('POST', '/api/v1/challenge', { id: 'outage', scenario });
+      expect(created.status, await created.text()).toBe(200);
+
+      await own.stop();
+      running = false;
+      const warn = vi.spyOn(Logger.prototype, 'warn');
+      try {
+        const res = await rest('POST', '/api/v1/instance', {
+          challengeId: 'outage',
+          sourceId: 'during-outage',
+        });
+        const text = await res.text();
+        expect(res.status, text).toBe(200);
+        const instance = JSON.parse(text) as { connectionInfo: string };
+        expect(identityOfOutputsOnly(instance.connectionInfo)).toMatch(/^[0-9a-f]{16}$/);
+        expect(warn.mock.calls.map((c) => String(c[0]))).toContainEqual(
+          expect.stringContaining(`${scenario}: registry unreachable`),
+        );
+      } finally {
+        warn.mockRestore();
+      }
+      expect((await rest('DELETE', '/api/v1/instance/outage/during-outage')).status).toBe(200);
+      expect((await rest('DELETE', '/api/v1/challenge/outage')).status).toBe(200);
+    } finally {
+      if (running) await own.stop();
+    }
   });
 });

@@ -18,6 +18,8 @@ export interface MimicRegistry {
   blobGets(): number;
   /** Delay before each blob response, to make downloads overlap. */
   setBlobDelay(ms: number): void;
+  /** Sends blob bodies one byte every `ms` (0: at once), as a registry dripping bytes would. */
+  setBlobDrip(ms: number): void;
   stop(): Promise<void>;
 }
 
@@ -26,6 +28,7 @@ export async function startMimicRegistry(): Promise<MimicRegistry> {
   const blobs = new Map<string, Buffer>();
   let blobGets = 0;
   let blobDelay = 0;
+  let blobDrip = 0;
 
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://mimic.local').pathname;
@@ -64,7 +67,21 @@ export async function startMimicRegistry(): Promise<MimicRegistry> {
         'Content-Type': 'application/octet-stream',
         'Content-Length': bytes.byteLength,
       });
-      res.end(req.method === 'HEAD' ? undefined : bytes);
+      if (req.method === 'HEAD' || blobDrip === 0) {
+        res.end(req.method === 'HEAD' ? undefined : bytes);
+        return;
+      }
+      let sent = 0;
+      const drip = setInterval(() => {
+        if (res.destroyed || sent >= bytes.byteLength) {
+          clearInterval(drip);
+          res.end();
+          return;
+        }
+        res.write(bytes.subarray(sent, sent + 1));
+        sent++;
+      }, blobDrip);
+      res.on('close', () => clearInterval(drip));
     }, blobDelay);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -84,6 +101,9 @@ export async function startMimicRegistry(): Promise<MimicRegistry> {
     blobGets: () => blobGets,
     setBlobDelay(ms) {
       blobDelay = ms;
+    },
+    setBlobDrip(ms) {
+      blobDrip = ms;
     },
     stop: () =>
       new Promise<void>((resolve) => {

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { OciInteractionError, OciReferenceMalformedError } from '../../shared/errors/oci.errors';
 import { ScenarioInvalidError } from '../../shared/errors/scenario.errors';
 import { OciRegistry, type FetchedScenario } from '../../shared/ports/oci-registry.port';
-import type { HttpOciRegistryOptions } from './http-oci-registry.options';
+import {
+  DEFAULT_OCI_TRANSFER_TIMEOUT_MS,
+  type HttpOciRegistryOptions,
+} from './http-oci-registry.options';
 import {
   ANNOTATION,
   EMPTY_CONFIG,
@@ -17,8 +20,10 @@ import {
 import { isSha256Digest, manifestReference, parseOciReference } from './oci-reference';
 import {
   RegistryClient,
+  TransferTimeoutError,
   discard,
   readLimitedBytes,
+  transferDeadline,
   type RegistryExchange,
   type RegistryTarget,
 } from './registry-client';
@@ -79,7 +84,7 @@ export class HttpOciRegistry implements OciRegistry {
   async resolve(reference: string, signal?: AbortSignal): Promise<string> {
     const target = { reference, ref: parseOciReference(reference) };
     try {
-      return await this.resolveTarget(target, signal);
+      return await this.bounded(signal, (bounded) => this.resolveTarget(target, bounded));
     } catch (err) {
       throw this.reported(target, err, signal);
     }
@@ -93,18 +98,58 @@ export class HttpOciRegistry implements OciRegistry {
    *
    * @throws as `resolve`; an artifact we refuse to unpack is ScenarioInvalidError naming why.
    */
-  async fetchScenario(reference: string, signal?: AbortSignal): Promise<FetchedScenario> {
+  async fetchScenario(
+    reference: string,
+    signal?: AbortSignal,
+    recordedDigest?: string,
+  ): Promise<FetchedScenario> {
     const target = { reference, ref: parseOciReference(reference) };
     try {
-      const digest = await this.resolveTarget(target, signal);
-      const entry = this.entryPath(digest);
-      if (!(await isDirectory(entry))) {
-        await this.pulls.run(digest, (pullSignal) => this.pull(target, digest, pullSignal), signal);
-      }
-      return { reference, digest, directory: entry };
+      return await this.bounded(signal, async (bounded) => {
+        let digest: string;
+        try {
+          digest = await this.resolveTarget(target, bounded);
+        } catch (err) {
+          const cached = await this.cachedWhenUnreachable(target, err, signal, recordedDigest);
+          if (cached === undefined) throw err;
+          return { reference, digest: cached, directory: this.entryPath(cached) };
+        }
+        const entry = this.entryPath(digest);
+        if (!(await isDirectory(entry))) {
+          // The shared pull has its own bound: a caller joining late must not extend it.
+          await this.pulls.run(
+            digest,
+            (pullSignal) => this.bounded(pullSignal, (s) => this.pull(target, digest, s)),
+            bounded,
+          );
+        }
+        return { reference, digest, directory: entry };
+      });
     } catch (err) {
       throw this.reported(target, err, signal);
     }
+  }
+
+  /**
+   * During a registry outage, the digest the reference was last seen at (pinned in it, or
+   * recorded by the caller) if its files are in the cache: an outage must not stop deployments
+   * of scenarios already here. Only an unreachable registry: one that answers is believed.
+   */
+  private async cachedWhenUnreachable(
+    target: RegistryTarget,
+    err: unknown,
+    signal: AbortSignal | undefined,
+    recordedDigest: string | undefined,
+  ): Promise<string | undefined> {
+    const mapped = RegistryClient.toOciError(target, err, signal);
+    if (!(mapped instanceof OciInteractionError) || mapped.kind !== 'unreachable') return undefined;
+    const digest = target.ref.digest ?? recordedDigest;
+    if (digest === undefined || !isSha256Digest(digest)) return undefined;
+    if (!(await isDirectory(this.entryPath(digest)))) return undefined;
+    this.logger.warn(
+      `${target.reference}: registry unreachable ${causeText(mapped.cause)}; using the cached ${digest}`,
+    );
+    return digest;
   }
 
   /**
@@ -138,89 +183,116 @@ export class HttpOciRegistry implements OciRegistry {
     }
     const target = { reference, ref };
     try {
-      const { files, skipped } = await listScenarioFiles(directory);
-      if (skipped.length > 0) {
-        this.logger.warn(`not pushing links or special files: ${skipped.join(', ')}`);
-      }
-      const { limits } = this.options;
-      if (files.length > limits.maxLayers) {
-        throw new ArtifactRefusedError(
-          `${files.length} files, more than the limit of ${limits.maxLayers}`,
-        );
-      }
-      const layers: PlannedFile[] = [];
-      let total = 0;
-      for (const file of files) {
-        titleSegments(file.title);
-        const bytes = await readRegularFile(file.path);
-        if (bytes.byteLength > limits.maxLayerBytes) {
-          throw new ArtifactRefusedError(
-            `${file.title} is ${bytes.byteLength} bytes, more than the limit of ${limits.maxLayerBytes}`,
-          );
-        }
-        total += bytes.byteLength;
-        if (total > limits.maxTotalBytes) {
-          throw new ArtifactRefusedError(`files add up to more than ${limits.maxTotalBytes} bytes`);
-        }
-        const digest = sha256Digest(bytes);
-        await this.pushBlob(target, digest, bytes, signal);
-        layers.push({
-          mediaType: MEDIA_TYPE.scenarioFile,
-          digest,
-          size: bytes.byteLength,
-          annotations: { [ANNOTATION.title]: file.title },
-          title: file.title,
-        });
-      }
-      // distribution refuses the manifest (MANIFEST_BLOB_UNKNOWN) unless `{}` itself is pushed.
-      await this.pushBlob(target, EMPTY_CONFIG.digest, EMPTY_CONFIG.bytes, signal);
-
-      const manifest = Buffer.from(
-        JSON.stringify({
-          schemaVersion: 2,
-          mediaType: MEDIA_TYPE.ociManifest,
-          artifactType: MEDIA_TYPE.scenarioArtifact,
-          config: {
-            mediaType: MEDIA_TYPE.empty,
-            digest: EMPTY_CONFIG.digest,
-            size: EMPTY_CONFIG.size,
-            data: EMPTY_CONFIG.data,
-          },
-          layers: layers.map(({ mediaType, digest, size, annotations }) => ({
-            mediaType,
-            digest,
-            size,
-            annotations,
-          })),
-          // As oras-go's PackManifest: creation time, second precision.
-          annotations: {
-            [ANNOTATION.created]: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
-          },
-        }),
-      );
-      const digest = sha256Digest(manifest);
-      const put = await this.client.send(
-        target,
-        {
-          method: 'PUT',
-          path: `manifests/${ref.tag}`,
-          headers: { 'Content-Type': MEDIA_TYPE.ociManifest },
-          body: manifest,
-          action: 'push',
-        },
-        signal,
-      );
-      if (put.response.status !== 201) throw await this.client.failure(target, put, 'manifest');
-      const answered = put.response.headers.get('docker-content-digest');
-      await discard(put);
-      if (answered && answered !== digest) {
-        throw new ArtifactRefusedError(
-          `registry stored the manifest as ${answered}, not ${digest}`,
-        );
-      }
-      return digest;
+      return await this.bounded(signal, (bounded) => this.push(directory, target, bounded));
     } catch (err) {
       throw RegistryClient.toOciError(target, err, signal);
+    }
+  }
+
+  private async push(
+    directory: string,
+    target: RegistryTarget,
+    signal: AbortSignal,
+  ): Promise<string> {
+    const { ref } = target;
+    const { files, skipped } = await listScenarioFiles(directory);
+    if (skipped.length > 0) {
+      this.logger.warn(`not pushing links or special files: ${skipped.join(', ')}`);
+    }
+    const { limits } = this.options;
+    if (files.length > limits.maxLayers) {
+      throw new ArtifactRefusedError(
+        `${files.length} files, more than the limit of ${limits.maxLayers}`,
+      );
+    }
+    const layers: PlannedFile[] = [];
+    let total = 0;
+    for (const file of files) {
+      titleSegments(file.title);
+      const bytes = await readRegularFile(file.path);
+      if (bytes.byteLength > limits.maxLayerBytes) {
+        throw new ArtifactRefusedError(
+          `${file.title} is ${bytes.byteLength} bytes, more than the limit of ${limits.maxLayerBytes}`,
+        );
+      }
+      total += bytes.byteLength;
+      if (total > limits.maxTotalBytes) {
+        throw new ArtifactRefusedError(`files add up to more than ${limits.maxTotalBytes} bytes`);
+      }
+      const digest = sha256Digest(bytes);
+      await this.pushBlob(target, digest, bytes, signal);
+      layers.push({
+        mediaType: MEDIA_TYPE.scenarioFile,
+        digest,
+        size: bytes.byteLength,
+        annotations: { [ANNOTATION.title]: file.title },
+        title: file.title,
+      });
+    }
+    // distribution refuses the manifest (MANIFEST_BLOB_UNKNOWN) unless `{}` itself is pushed.
+    await this.pushBlob(target, EMPTY_CONFIG.digest, EMPTY_CONFIG.bytes, signal);
+
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPE.ociManifest,
+        artifactType: MEDIA_TYPE.scenarioArtifact,
+        config: {
+          mediaType: MEDIA_TYPE.empty,
+          digest: EMPTY_CONFIG.digest,
+          size: EMPTY_CONFIG.size,
+          data: EMPTY_CONFIG.data,
+        },
+        layers: layers.map(({ mediaType, digest, size, annotations }) => ({
+          mediaType,
+          digest,
+          size,
+          annotations,
+        })),
+        // As oras-go's PackManifest: creation time, second precision.
+        annotations: {
+          [ANNOTATION.created]: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        },
+      }),
+    );
+    const digest = sha256Digest(manifest);
+    const put = await this.client.send(
+      target,
+      {
+        method: 'PUT',
+        path: `manifests/${ref.tag}`,
+        headers: { 'Content-Type': MEDIA_TYPE.ociManifest },
+        body: manifest,
+        action: 'push',
+      },
+      signal,
+    );
+    if (put.response.status !== 201) throw await this.client.failure(target, put, 'manifest');
+    const answered = put.response.headers.get('docker-content-digest');
+    await discard(put);
+    if (answered && answered !== digest) {
+      throw new ArtifactRefusedError(`registry stored the manifest as ${answered}, not ${digest}`);
+    }
+    return digest;
+  }
+
+  /**
+   * Runs `work` under OCI_TRANSFER_TIMEOUT: the idle timeout of each request does not stop a
+   * registry that drips bytes, this does. Rejects with TransferTimeoutError when it fires.
+   */
+  private async bounded<T>(
+    signal: AbortSignal | undefined,
+    work: (bounded: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const ms = this.options.transferTimeoutMs ?? DEFAULT_OCI_TRANSFER_TIMEOUT_MS;
+    const deadline = transferDeadline(ms, signal);
+    try {
+      return await work(deadline.signal);
+    } catch (err) {
+      const reason: unknown = deadline.signal.reason;
+      throw reason instanceof TransferTimeoutError && !signal?.aborted ? reason : err;
+    } finally {
+      deadline.done();
     }
   }
 

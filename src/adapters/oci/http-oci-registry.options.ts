@@ -20,6 +20,11 @@ export interface HttpOciRegistryOptions {
   limits: OciLimits;
   /** Time allowed for response headers, and then between two chunks of a body. */
   requestTimeoutMs: number;
+  /**
+   * Time allowed for a whole resolve, pull or push, however steadily bytes arrive
+   * (default DEFAULT_OCI_TRANSFER_TIMEOUT_MS).
+   */
+  transferTimeoutMs?: number;
 }
 
 export const DEFAULT_OCI_LIMITS: Readonly<OciLimits> = Object.freeze({
@@ -29,3 +34,4 @@ export const DEFAULT_OCI_LIMITS: Readonly<OciLimits> = Object.freeze({
 });
 
 export const DEFAULT_OCI_REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_OCI_TRANSFER_TIMEOUT_MS = 5 * 60_000;

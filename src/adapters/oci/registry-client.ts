@@ -59,6 +59,31 @@ class RequestTimeoutError extends Error {
   }
 }
 
+/** A whole resolve, pull or push outlasted its bound, however steadily bytes came. */
+export class TransferTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`the transfer took longer than ${ms} ms`);
+    this.name = 'TransferTimeoutError';
+  }
+}
+
+/**
+ * A signal that aborts with TransferTimeoutError after `ms` (or with `signal`'s reason first);
+ * `done` stops its timer.
+ */
+export function transferDeadline(
+  ms: number,
+  signal?: AbortSignal,
+): { signal: AbortSignal; done: () => void } {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new TransferTimeoutError(ms)), ms);
+  timer.unref();
+  return {
+    signal: signal ? AbortSignal.any([signal, controller.signal]) : controller.signal,
+    done: () => clearTimeout(timer),
+  };
+}
+
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -402,12 +427,17 @@ function errorCodes(body: string): string[] {
 
 /** fetch rejects with the abort reason or an AbortError; prefer our timeout when it fired. */
 function unwrapAbort(err: unknown, signal: AbortSignal): unknown {
-  if (signal.aborted && signal.reason instanceof RequestTimeoutError) return signal.reason;
+  if (
+    signal.aborted &&
+    (signal.reason instanceof RequestTimeoutError || signal.reason instanceof TransferTimeoutError)
+  ) {
+    return signal.reason;
+  }
   return err;
 }
 
 function isNetworkError(err: unknown): boolean {
-  if (err instanceof RequestTimeoutError) return true;
+  if (err instanceof RequestTimeoutError || err instanceof TransferTimeoutError) return true;
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;

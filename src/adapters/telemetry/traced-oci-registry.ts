@@ -19,9 +19,13 @@ export class TracedOciRegistry extends OciRegistry {
     });
   }
 
-  fetchScenario(reference: string, signal?: AbortSignal): Promise<FetchedScenario> {
+  fetchScenario(
+    reference: string,
+    signal?: AbortSignal,
+    recordedDigest?: string,
+  ): Promise<FetchedScenario> {
     return inSpan('scenario.pull', { [ATTR.reference]: reference }, async (span) => {
-      const fetched = await this.inner.fetchScenario(reference, signal);
+      const fetched = await this.inner.fetchScenario(reference, signal, recordedDigest);
       span.setAttribute('digest', fetched.digest);
       return fetched;
     });

@@ -23,5 +23,14 @@ export abstract class OciRegistry {
   /** Throws OciReferenceMalformedError when `reference` does not parse; touches no network. */
   abstract checkReference(reference: string): void;
   abstract resolve(reference: string, signal?: AbortSignal): Promise<string>;
-  abstract fetchScenario(reference: string, signal?: AbortSignal): Promise<FetchedScenario>;
+  /**
+   * `recordedDigest`: the digest the caller last saw `reference` at (the challenge's). When the
+   * registry cannot be reached and that digest is in the cache, it is served from there (with
+   * a warning) instead of failing; a reachable registry always has the last word.
+   */
+  abstract fetchScenario(
+    reference: string,
+    signal?: AbortSignal,
+    recordedDigest?: string,
+  ): Promise<FetchedScenario>;
 }

@@ -554,6 +554,54 @@ describe('HttpOciRegistry against an anonymous registry', () => {
   });
 });
 
+describe('HttpOciRegistry during a registry outage', () => {
+  it('should serve the recorded digest from the cache only when the registry cannot be reached', async () => {
+    const own = await startRegistry();
+    let running = true;
+    try {
+      const name = repo(own.endpoint);
+      const reference = `${name}:v1`;
+      const { registry, cacheDir } = adapter();
+      const first = await registry.pushScenario(writeTree(SCENARIO), reference);
+      await registry.fetchScenario(reference);
+
+      // Reachable: a moved tag wins over the recorded digest.
+      const changed = { ...SCENARIO, 'main.go': Buffer.from('package main // v2\n') };
+      const second = await registry.pushScenario(writeTree(changed), reference);
+      const moved = await registry.fetchScenario(reference, undefined, first);
+      expect(moved.digest).toBe(second);
+      expect(readTree(moved.directory)).toEqual(changed);
+
+      await own.stop();
+      running = false;
+      const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        const served = await registry.fetchScenario(reference, undefined, first);
+        expect(served).toEqual({
+          reference,
+          digest: first,
+          directory: join(cacheDir, 'oci', first.replace(':', '_')),
+        });
+        expect(readTree(served.directory)).toEqual(SCENARIO);
+        expect(warn.mock.calls.map((c) => String(c[0]))).toContainEqual(
+          expect.stringContaining(`${reference}: registry unreachable`),
+        );
+        // A pinned digest is its own record.
+        expect((await registry.fetchScenario(`${name}@${second}`)).digest).toBe(second);
+
+        // Nothing recorded, or the recorded digest not in the cache: the outage is the answer.
+        await expectInteraction(registry.fetchScenario(reference), 'unreachable');
+        const { registry: cold } = adapter();
+        await expectInteraction(cold.fetchScenario(reference, undefined, first), 'unreachable');
+      } finally {
+        warn.mockRestore();
+      }
+    } finally {
+      if (running) await own.stop();
+    }
+  });
+});
+
 describe('HttpOciRegistry against a registry it cannot trust byte for byte', () => {
   let mimic: MimicRegistry;
 
@@ -629,6 +677,25 @@ describe('HttpOciRegistry against a registry it cannot trust byte for byte', () 
       expectNothingWritten(parent, digest);
     } finally {
       mimic.setBlobDelay(0);
+    }
+  });
+
+  it('should cut off a registry that drips bytes within the request timeout and leave no entry', async () => {
+    const digest = publish('dripping', { 'Pulumi.yaml': Buffer.alloc(67, 0x61) });
+    const { registry, parent } = adapter({ requestTimeoutMs: 1_000, transferTimeoutMs: 2_000 });
+    mimic.setBlobDrip(100);
+    try {
+      const err = await expectInteraction(
+        registry.fetchScenario(`${mimic.endpoint}/dripping:v1`),
+        'unreachable',
+      );
+      expect((err.cause as Error).name).toBe('TransferTimeoutError');
+      for (let i = 0; i < 100 && listAll(parent).length > 2; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expectNothingWritten(parent, digest);
+    } finally {
+      mimic.setBlobDrip(0);
     }
   });
 

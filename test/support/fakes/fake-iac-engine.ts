@@ -193,7 +193,7 @@ export class FakeIacEngine implements IacEngine {
 }
 
 /** Holds calls while closed; counts the held ones so tests can wait for them (bounded). */
-class Gate {
+export class Gate {
   private open: Deferred<void> | undefined;
   private held = 0;
   private waiters: { count: number; resolve: () => void }[] = [];

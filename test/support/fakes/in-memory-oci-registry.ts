@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { parseOciReference } from '../../../src/adapters/oci/oci-reference';
 import { OciReferenceNotFoundError } from '../../../src/shared/errors';
 import { OciRegistry, type FetchedScenario } from '../../../src/shared/ports/oci-registry.port';
+import { Gate } from './fake-iac-engine';
 
 /** A well-formed digest derived from `seed`: `aDigest('v2')` is stable across runs. */
 export function aDigest(seed: string): string {
@@ -17,7 +18,26 @@ export function aDigest(seed: string): string {
 export class InMemoryOciRegistry implements OciRegistry {
   private readonly digests = new Map<string, string>();
   /** Network-touching calls (`resolve`, `fetchScenario`), in order. */
-  readonly calls: { op: 'resolve' | 'fetchScenario'; reference: string }[] = [];
+  readonly calls: {
+    op: 'resolve' | 'fetchScenario';
+    reference: string;
+    recordedDigest?: string;
+  }[] = [];
+  private readonly fetchGate = new Gate();
+
+  /** Holds every `fetchScenario` (a slow pull) until `releaseFetches`. */
+  holdFetches(): void {
+    this.fetchGate.hold();
+  }
+
+  releaseFetches(): void {
+    this.fetchGate.release();
+  }
+
+  /** Resolves once `count` fetches are held. */
+  whenFetchesHeld(count = 1): Promise<void> {
+    return this.fetchGate.whenHeld(count);
+  }
 
   /** Publishes `reference` with `digest` (default: derived from the reference), replacing any. */
   push(reference: string, digest: string = aDigest(reference)): string {
@@ -39,8 +59,17 @@ export class InMemoryOciRegistry implements OciRegistry {
     return this.lookUp(reference);
   }
 
-  async fetchScenario(reference: string, _signal?: AbortSignal): Promise<FetchedScenario> {
-    this.calls.push({ op: 'fetchScenario', reference });
+  async fetchScenario(
+    reference: string,
+    _signal?: AbortSignal,
+    recordedDigest?: string,
+  ): Promise<FetchedScenario> {
+    this.calls.push({
+      op: 'fetchScenario',
+      reference,
+      ...(recordedDigest === undefined ? {} : { recordedDigest }),
+    });
+    await this.fetchGate.pass();
     return { reference, digest: await this.lookUp(reference), directory: '/nonexistent' };
   }
 
