@@ -14,10 +14,12 @@ import {
 import { EtcdDistributedLock } from './lock/etcd-distributed-lock.adapter';
 import { SystemClock } from './clock/system-clock.adapter';
 import { GatedIacEngine } from './iac/gated-iac-engine';
+import { PendingCreatesIndicator } from './iac/pending-creates.indicator';
 import { PulumiIacEngine } from './iac/pulumi-iac-engine.adapter';
 import { InMemoryDistributedLock } from './lock/in-memory-distributed-lock.adapter';
 import { HttpOciRegistry } from './oci/http-oci-registry.adapter';
 import { FsStateStore } from './state/fs-state-store.adapter';
+import { PendingCreatesGauge } from './telemetry/pending-creates-gauge';
 import { StateGauges } from './telemetry/state-gauges';
 import { TelemetryFlush } from './telemetry/telemetry-flush';
 import { TracedDistributedLock } from './telemetry/traced-distributed-lock';
@@ -65,11 +67,15 @@ const sdkNodeModules = (): string =>
       inject: [RAW_LOCK],
       useFactory: (lock: DistributedLock) => new TracedDistributedLock(lock),
     },
-    // upstream registers an `etcd` check when an endpoint is configured.
+    // upstream registers an `etcd` check when an endpoint is configured; `pulumi` (not critical)
+    // lists resources Pulumi lost track of.
     {
       provide: HEALTH_INDICATORS,
-      inject: [RAW_LOCK],
-      useFactory: (lock: DistributedLock) => (lock instanceof EtcdDistributedLock ? [lock] : []),
+      inject: [RAW_LOCK, IacEngine],
+      useFactory: (lock: DistributedLock, iac: IacEngine) => [
+        ...(lock instanceof EtcdDistributedLock ? [lock] : []),
+        new PendingCreatesIndicator(iac),
+      ],
     },
     {
       provide: RAW_OCI,
@@ -118,6 +124,7 @@ const sdkNodeModules = (): string =>
     },
     // The `challenges` and `instances` gauges, read from the state; the last export on shutdown.
     StateGauges,
+    PendingCreatesGauge,
     TelemetryFlush,
   ],
   exports: [

@@ -10,6 +10,7 @@ class FakeIndicator implements HealthIndicator {
   constructor(
     readonly name: string,
     private readonly answer: () => Promise<void>,
+    readonly critical?: boolean,
   ) {}
 
   check(): Promise<void> {
@@ -19,8 +20,8 @@ class FakeIndicator implements HealthIndicator {
 }
 
 const ok = (name: string): FakeIndicator => new FakeIndicator(name, () => Promise.resolve());
-const failing = (name: string, message: string): FakeIndicator =>
-  new FakeIndicator(name, () => Promise.reject(new Error(message)));
+const failing = (name: string, message: string, critical?: boolean): FakeIndicator =>
+  new FakeIndicator(name, () => Promise.reject(new Error(message)), critical);
 
 describe('HealthController', () => {
   describe('measure', () => {
@@ -50,6 +51,24 @@ describe('HealthController', () => {
       ]).measure();
       expect(report.status).toBe('Unavailable');
       expect(report.failures).toEqual({ etcd: 'lock service unavailable: connection refused' });
+    });
+
+    it('should report Partially Available with the failure when only a non-critical indicator fails', async () => {
+      const report = await new HealthController([
+        ok('etcd'),
+        failing('pulumi', '1 resource(s) whose creation was interrupted', false),
+      ]).measure();
+      expect(report.status).toBe('Partially Available');
+      expect(report.failures).toEqual({ pulumi: '1 resource(s) whose creation was interrupted' });
+    });
+
+    it('should report Unavailable when a critical and a non-critical indicator fail', async () => {
+      const report = await new HealthController([
+        failing('etcd', 'no quorum'),
+        failing('pulumi', 'lost', false),
+      ]).measure();
+      expect(report.status).toBe('Unavailable');
+      expect(report.failures).toEqual({ etcd: 'no quorum', pulumi: 'lost' });
     });
 
     it('should report every failing indicator when several fail', async () => {
@@ -100,6 +119,15 @@ describe('HealthController', () => {
       const res = await fetch(await serve());
       expect(res.status).toBe(200);
       expect(await res.json()).toMatchObject({ status: 'OK' });
+    });
+
+    it('should answer 200 with the failure when only a non-critical indicator fails', async () => {
+      const res = await fetch(await serve([failing('pulumi', 'lost: urn:x', false)]));
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({
+        status: 'Partially Available',
+        failures: { pulumi: 'lost: urn:x' },
+      });
     });
 
     it('should answer 503 with the failures when an indicator fails', async () => {

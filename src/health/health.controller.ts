@@ -34,8 +34,9 @@ export class HealthController {
   }
 
   /**
-   * Runs every indicator concurrently, each within {@link HEALTH_CHECK_TIMEOUT_MS}. Any failure
-   * makes the status "Unavailable" and the answer a 503 (health-go: no check is `SkipOnErr`).
+   * Runs every indicator concurrently, each within {@link HEALTH_CHECK_TIMEOUT_MS}. A failure of
+   * a critical indicator makes the status "Unavailable" and the answer a 503; failures of
+   * non-critical ones only (health-go's `SkipOnErr`) make it "Partially Available", a 200.
    */
   @Get('healthcheck')
   async check(@Res({ passthrough: true }) res: Response): Promise<HealthReport> {
@@ -47,17 +48,20 @@ export class HealthController {
   /** The report without the HTTP part; upstream: hellofresh/health-go v5 `Health.Measure`. */
   async measure(): Promise<HealthReport> {
     const failures: Record<string, string> = {};
+    let critical = false;
     await Promise.all(
       this.indicators.map(async (indicator) => {
         const failure = await runCheck(indicator);
-        if (failure !== undefined) failures[indicator.name] = failure;
+        if (failure === undefined) return;
+        failures[indicator.name] = failure;
+        critical ||= indicator.critical !== false;
       }),
     );
     const failed = Object.keys(failures).length > 0;
     const heap = getHeapStatistics();
     const mem = process.memoryUsage();
     return {
-      status: failed ? 'Unavailable' : 'OK',
+      status: critical ? 'Unavailable' : failed ? 'Partially Available' : 'OK',
       timestamp: new Date().toISOString(),
       ...(failed ? { failures } : {}),
       // Same keys as upstream's Go runtime figures, filled with Node's nearest equivalents.

@@ -36,7 +36,15 @@ describe('JanitorService', () => {
 
       const report = await janitor.sweep();
 
-      expect(report).toEqual({ deleted: 1, drained: 0, orphans: 0, resumed: 0, failed: 0 });
+      expect(report).toEqual({
+        deleted: 1,
+        drained: 0,
+        orphans: 0,
+        leaked: 0,
+        leftovers: 0,
+        resumed: 0,
+        failed: 0,
+      });
       expect((await sut.claimed()).map((i) => i.sourceId)).toEqual(['late']);
       expect(sut.iac.stacksOf('chall-1')).toHaveLength(1);
     });
@@ -50,6 +58,8 @@ describe('JanitorService', () => {
         deleted: 0,
         drained: 0,
         orphans: 0,
+        leaked: 0,
+        leftovers: 0,
         resumed: 0,
         failed: 0,
       });
@@ -113,6 +123,32 @@ describe('JanitorService', () => {
 
       expect(await janitor.sweep()).toMatchObject({ orphans: 1, failed: 0 });
       expect(sut.iac.stacksOf('chall-1')).toEqual([]);
+    });
+
+    it('should count an orphan stack as leaked, not clean, when its destroy found pending creates', async () => {
+      await sut.givenChallenge();
+      const scenario = await sut.oci.fetchScenario(DEFAULT_SCENARIO);
+      // A crash during the create of `server`: Pulumi forgets it on destroy; the engine records it.
+      await sut.iac.up({
+        challengeId: 'chall-1',
+        identity: 'feedfeedfeedfeed',
+        scenario,
+        additional: {},
+      });
+      const urn = 'urn:pulumi:feedfeedfeedfeed::p::pulumi-nodejs:dynamic:Resource::server';
+      sut.iac.pendingOnDestroy.set('feedfeedfeedfeed', [urn]);
+
+      const report = await janitor.sweep();
+
+      expect(report).toMatchObject({ orphans: 0, leaked: 1, failed: 0 });
+      expect(sut.iac.stacksOf('chall-1')).toEqual([]);
+      expect(await sut.iac.pendingCreates()).toMatchObject([{ identity: 'feedfeedfeedfeed', urn }]);
+    });
+
+    it('should report the leftovers of failed operations it reclaimed', async () => {
+      sut.iac.leftovers = 2;
+      expect(await janitor.sweep()).toMatchObject({ leftovers: 2, failed: 0 });
+      expect(await janitor.sweep()).toMatchObject({ leftovers: 0 });
     });
 
     it('should leave a deployment in flight alone when its stack has no record yet', async () => {

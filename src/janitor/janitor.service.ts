@@ -11,6 +11,13 @@ export interface SweepReport {
   drained: number;
   /** Stacks found without an instance record (left by a crash) and destroyed. */
   orphans: number;
+  /**
+   * Orphan stacks destroyed that had creates a dead process left pending: Pulumi lost track of
+   * those resources, which may still run (`IacEngine.pendingCreates` lists them). Never clean.
+   */
+  leaked: number;
+  /** Leftovers of failed operations removed (stack state without a project dir, temp files). */
+  leftovers: number;
   /** Redeployments a crash interrupted, finished or undone. */
   resumed: number;
   failed: number;
@@ -39,7 +46,15 @@ export class JanitorService {
   ) {}
 
   async sweep(now: Date = this.clock.now(), signal?: AbortSignal): Promise<SweepReport> {
-    const report: SweepReport = { deleted: 0, drained: 0, orphans: 0, resumed: 0, failed: 0 };
+    const report: SweepReport = {
+      deleted: 0,
+      drained: 0,
+      orphans: 0,
+      leaked: 0,
+      leftovers: 0,
+      resumed: 0,
+      failed: 0,
+    };
     for (const challenge of await this.state.listChallenges()) {
       const all = await this.state.listInstances(challenge.id);
       const expired = all.filter((i) => i.sourceId !== undefined && isInstanceExpired(i, now));
@@ -86,9 +101,15 @@ export class JanitorService {
       );
     }
     await this.reconcile(report, signal);
-    if (report.deleted + report.drained + report.orphans + report.failed > 0) {
+    report.leftovers = await this.iac.reclaimLeftovers().catch((err: unknown) => {
+      report.failed++;
+      this.logger.error(`janitor: reclaiming leftovers of failed operations: ${String(err)}`);
+      return 0;
+    });
+    const { deleted, drained, orphans, leaked, leftovers, failed } = report;
+    if (deleted + drained + orphans + leaked + leftovers + failed > 0) {
       this.logger.log(
-        `janitor sweep: ${report.deleted} deleted, ${report.drained} drained, ${report.orphans} orphan stacks destroyed, ${report.failed} failed`,
+        `janitor sweep: ${report.deleted} deleted, ${report.drained} drained, ${report.orphans} orphan stacks destroyed, ${report.leaked} orphan stacks destroyed with resources left behind, ${report.leftovers} leftovers removed, ${report.failed} failed`,
       );
     }
     return report;
@@ -149,7 +170,18 @@ export class JanitorService {
                 `janitor: stack ${ref.identity} of challenge ${ref.challengeId} has no record; destroying it`,
               );
               await this.iac.destroy(ref, signal);
-              report.orphans++;
+              // A create the crash left pending is lost to Pulumi: the resource may live on.
+              const lost = (await this.iac.pendingCreates()).filter(
+                (p) => p.identity === ref.identity,
+              );
+              if (lost.length === 0) {
+                report.orphans++;
+                return;
+              }
+              report.leaked++;
+              this.logger.error(
+                `janitor: orphan stack ${ref.identity} of challenge ${ref.challengeId} destroyed, but resources whose creation was interrupted may still exist: ${lost.map((p) => p.urn).join(', ')}`,
+              );
             },
             signal,
           )

@@ -3,6 +3,7 @@ import { ConcurrencyGate, currentPriority } from '../../shared/concurrency-gate'
 import {
   IacEngine,
   type FetchedScenario,
+  type PendingCreate,
   type StackOutputs,
   type StackRef,
   type UpRequest,
@@ -13,7 +14,8 @@ import {
  * no more than its limit of Pulumi CLIs run at once whatever arrives. Player and operator
  * requests go first; background work (pool spin-ups, janitor sweeps, see `inBackground`) waits.
  * Challenges take turns within a priority. Only IaC work waits here: claims, reads and renewals
- * never reach it. Listing stacks reads files and is not gated.
+ * never reach it. Listing stacks and pending creates, and reclaiming leftovers, read and remove
+ * files without Pulumi and are not gated.
  */
 export class GatedIacEngine extends IacEngine {
   private readonly logger = new Logger('IacEngine');
@@ -49,6 +51,14 @@ export class GatedIacEngine extends IacEngine {
 
   listStacks(): Promise<StackRef[]> {
     return this.inner.listStacks();
+  }
+
+  pendingCreates(): Promise<PendingCreate[]> {
+    return this.inner.pendingCreates();
+  }
+
+  reclaimLeftovers(): Promise<number> {
+    return this.inner.reclaimLeftovers();
   }
 
   private gated<T>(

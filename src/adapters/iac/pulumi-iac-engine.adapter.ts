@@ -15,6 +15,7 @@ import {
   mkdir,
   readdir,
   readFile,
+  rename,
   rm,
   stat,
   symlink,
@@ -26,6 +27,7 @@ import { IacOperationError, IacTimeoutError, ScenarioInvalidError } from '../../
 import type {
   FetchedScenario,
   IacEngine,
+  PendingCreate,
   StackOutputs,
   StackRef,
   UpRequest,
@@ -63,6 +65,24 @@ interface StackMeta {
   project: string;
   digest: string;
   challengeId: string;
+}
+
+/** `DIR/pulumi/pending/<identity>.json`: creates a dead Pulumi process left pending. */
+interface PendingRecord {
+  challengeId: string;
+  identity: string;
+  stack: string;
+  resources: { urn: string; foundAt: string }[];
+}
+
+/** The part of a Pulumi checkpoint (file backend, `stacks/<project>/<stack>.json`) read here. */
+interface Checkpoint {
+  checkpoint?: {
+    latest?: {
+      resources?: { urn?: string; type?: string }[];
+      pending_operations?: { type?: string; resource?: { urn?: string } }[];
+    };
+  };
 }
 
 const STACK_FILES = new Set([
@@ -152,6 +172,8 @@ export class PulumiIacEngine implements IacEngine {
         digest: prepared.digest,
         challengeId: request.challengeId,
       });
+      // Pulumi drops the creates a dead process left pending: they are recorded first.
+      if (!fresh) await this.notePendingCreates(prepared.project, request);
       const run = (): ReturnType<Stack['up']> =>
         stack.up({ signal: guard.signal, onEvent: (e) => collectLogged(e, diagnostics) });
       const result = await run()
@@ -194,6 +216,8 @@ export class PulumiIacEngine implements IacEngine {
       return;
     }
     const name = stackName(meta.project, ref.identity);
+    // Pulumi drops the creates a dead process left pending: they are recorded first.
+    await this.notePendingCreates(meta.project, ref);
     // Destroy needs no program (providers keep what they need in the state), so links to a
     // scenario this replica has not fetched are dropped rather than re-made.
     await dropDanglingLinks(workDir);
@@ -241,6 +265,148 @@ export class PulumiIacEngine implements IacEngine {
       }
     }
     return refs;
+  }
+
+  async pendingCreates(): Promise<PendingCreate[]> {
+    const dir = this.pendingDir();
+    const found: PendingCreate[] = [];
+    for (const entry of await readdir(dir).catch(() => [])) {
+      if (!entry.endsWith('.json')) continue;
+      const record = await readPending(join(dir, entry));
+      if (record === undefined) {
+        this.logger.warn(`unreadable pending-create record ${entry}`);
+        continue;
+      }
+      for (const r of record.resources) {
+        found.push({
+          challengeId: record.challengeId,
+          identity: record.identity,
+          urn: r.urn,
+          foundAt: r.foundAt,
+        });
+      }
+    }
+    return found;
+  }
+
+  async reclaimLeftovers(): Promise<number> {
+    const pulumiDir = join(this.opts.dataDir, 'pulumi', 'backend', '.pulumi');
+    let reclaimed = 0;
+    // Pulumi writes its state through temporary `<file>.<hex>.tmp` files renamed into place; one
+    // older than any operation may last was left by a write that failed (a full disk).
+    const staleBefore = Date.now() - 2 * (this.opts.operationTimeoutMs + this.opts.cancelGraceMs);
+    const entries = await readdir(pulumiDir, { recursive: true, withFileTypes: true }).catch(
+      () => [],
+    );
+    for (const entry of entries) {
+      if (!entry.isFile() || !entry.name.endsWith('.tmp')) continue;
+      const path = join(entry.parentPath, entry.name);
+      const info = await stat(path).catch(() => undefined);
+      if (info === undefined || info.mtimeMs > staleBefore) continue;
+      await rm(path, { force: true });
+      this.logger.warn(`removed ${path.slice(this.opts.dataDir.length)}, left by a failed write`);
+      reclaimed++;
+    }
+    // A stack's project directory is made before its state and removed after it, so state listed
+    // first and without a project directory afterwards was left by an operation that failed in
+    // between (a full disk while writing stack.json).
+    const states: [project: string, identity: string][] = [];
+    const stacksDir = join(pulumiDir, 'stacks');
+    for (const project of await readdir(stacksDir).catch(() => [])) {
+      for (const file of await readdir(join(stacksDir, project)).catch(() => [])) {
+        const identity = /^([0-9a-f]{16})\.json$/.exec(file)?.[1];
+        if (identity !== undefined) states.push([project, identity]);
+      }
+    }
+    const withDir = await this.identitiesWithProjectDir();
+    for (const [project, identity] of states) {
+      if (withDir.has(identity)) continue;
+      const checkpoint = await this.readCheckpoint(project, identity);
+      if (checkpoint === undefined) continue;
+      await this.notePendingCreates(project, { challengeId: '', identity });
+      const resources = (checkpoint.checkpoint?.latest?.resources ?? []).filter(
+        (r) => r.type !== 'pulumi:pulumi:Stack' && !r.type?.startsWith('pulumi:providers:'),
+      );
+      const name = stackName(project, identity);
+      if (resources.length > 0) {
+        this.logger.error(
+          `stack ${name} has no project directory but holds resources; remove them by hand: ${resources.map((r) => r.urn).join(', ')}`,
+        );
+        continue;
+      }
+      this.logger.warn(`removing the state of stack ${name}, left without a project directory`);
+      await rm(join(stacksDir, project, `${identity}.json`), { force: true });
+      await this.dropBackendFiles(project, identity);
+      reclaimed++;
+    }
+    return reclaimed;
+  }
+
+  /** Identities that have a project directory (a stack's, or a preview's). */
+  private async identitiesWithProjectDir(): Promise<Set<string>> {
+    const pulumi = join(this.opts.dataDir, 'pulumi');
+    const found = new Set<string>(await readdir(join(pulumi, 'previews')).catch(() => []));
+    for (const challenge of await readdir(join(pulumi, 'stacks')).catch(() => [])) {
+      for (const identity of await readdir(join(pulumi, 'stacks', challenge)).catch(() => []))
+        found.add(identity);
+    }
+    return found;
+  }
+
+  private async readCheckpoint(project: string, identity: string): Promise<Checkpoint | undefined> {
+    const path = join(
+      this.opts.dataDir,
+      'pulumi',
+      'backend',
+      '.pulumi',
+      'stacks',
+      project,
+      `${identity}.json`,
+    );
+    const raw = await readFile(path, 'utf8').catch(() => undefined);
+    try {
+      return raw === undefined ? undefined : (JSON.parse(raw) as Checkpoint);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Records the creates a dead Pulumi process left pending in the stack's checkpoint. Pulumi's
+   * next up or destroy drops them from the state without touching the resources, which may then
+   * live on unseen (a flag server still serving its flag): the record keeps them listed (health
+   * check, metric, janitor) until an operator has dealt with them and removed it.
+   */
+  private async notePendingCreates(project: string, ref: StackRef): Promise<void> {
+    const checkpoint = await this.readCheckpoint(project, ref.identity);
+    const urns = (checkpoint?.checkpoint?.latest?.pending_operations ?? [])
+      .filter((op) => op.type === 'creating' && typeof op.resource?.urn === 'string')
+      .map((op) => op.resource!.urn!);
+    if (urns.length === 0) return;
+    const name = stackName(project, ref.identity);
+    const dir = this.pendingDir();
+    const file = join(dir, `${ref.identity}.json`);
+    const record: PendingRecord = (await readPending(file)) ?? {
+      challengeId: ref.challengeId,
+      identity: ref.identity,
+      stack: name,
+      resources: [],
+    };
+    const foundAt = new Date().toISOString();
+    for (const urn of urns) {
+      if (!record.resources.some((r) => r.urn === urn)) record.resources.push({ urn, foundAt });
+    }
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+    await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
+    await rename(tmp, file);
+    this.logger.error(
+      `stack ${name}${ref.challengeId ? ` of challenge ${ref.challengeId}` : ''}: the creation of ${urns.join(', ')} was interrupted (a Pulumi process died); Pulumi forgets such resources, which may still exist: remove them by hand, then delete ${file.slice(this.opts.dataDir.length + 1)}`,
+    );
+  }
+
+  private pendingDir(): string {
+    return join(this.opts.dataDir, 'pulumi', 'pending');
   }
 
   /** Project directory of a stack: the scenario's files linked, its own Pulumi.yaml copied. */
@@ -361,8 +527,14 @@ export class PulumiIacEngine implements IacEngine {
     await stack.workspace.removeStack(stack.name, { force: true }).catch((err: unknown) => {
       if (!(err instanceof StackNotFoundError)) throw err;
     });
+    await this.dropBackendFiles(project, identity);
+  }
+
+  /** What Pulumi keeps of a stack beside its checkpoint: backups, history, locks. */
+  private async dropBackendFiles(project: string, identity: string): Promise<void> {
     const pulumiDir = join(this.opts.dataDir, 'pulumi', 'backend', '.pulumi');
     await Promise.all([
+      rm(join(pulumiDir, 'stacks', project, `${identity}.json.attrs`), { force: true }),
       rm(join(pulumiDir, 'stacks', project, `${identity}.json.bak`), { force: true }),
       rm(join(pulumiDir, 'stacks', project, `${identity}.json.bak.attrs`), { force: true }),
       rm(join(pulumiDir, 'history', project, identity), { recursive: true, force: true }),
@@ -402,6 +574,15 @@ export class PulumiIacEngine implements IacEngine {
     const lines: string[] = [];
     collectLogged(event, lines);
     for (const line of lines) this.logger.debug(`${stack}: ${line}`);
+  }
+}
+
+async function readPending(path: string): Promise<PendingRecord | undefined> {
+  const raw = await readFile(path, 'utf8').catch(() => undefined);
+  try {
+    return raw === undefined ? undefined : (JSON.parse(raw) as PendingRecord);
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,6 +1,7 @@
 import {
   IacEngine,
   type FetchedScenario,
+  type PendingCreate,
   type StackOutputs,
   type StackRef,
   type UpRequest,
@@ -38,6 +39,14 @@ export class TracedIacEngine extends IacEngine {
 
   listStacks(): Promise<StackRef[]> {
     return this.inner.listStacks();
+  }
+
+  pendingCreates(): Promise<PendingCreate[]> {
+    return this.inner.pendingCreates();
+  }
+
+  reclaimLeftovers(): Promise<number> {
+    return this.inner.reclaimLeftovers();
   }
 
   private measured<T>(

@@ -7,11 +7,15 @@
  *   every healthcheck request.
  * - The caller bounds it with its own timeout (1 s, as upstream); an implementation should also
  *   put a deadline on its calls so that nothing piles up behind a dead dependency.
- * - A failing indicator makes the whole service "Unavailable" (HTTP 503).
+ * - A failing indicator makes the whole service "Unavailable" (HTTP 503), unless it is not
+ *   `critical` (health-go's `SkipOnErr`): the service is then "Partially Available" (HTTP 200),
+ *   the failure still listed.
  */
 export abstract class HealthIndicator {
   /** Key under `failures` in the report, e.g. `etcd` as upstream. */
   abstract readonly name: string;
+  /** False: a failure asks for an operator's attention but the service still works (default true). */
+  readonly critical?: boolean;
   abstract check(): Promise<void>;
 }
 

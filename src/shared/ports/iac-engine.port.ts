@@ -21,6 +21,18 @@ export interface UpRequest extends StackRef {
 }
 
 /**
+ * A resource whose creation was under way when its Pulumi process died (a crash, a `kill -9`,
+ * a full disk): Pulumi drops such pending creates from the state on its next run, so the
+ * resource may still exist with nothing left to destroy it. An operator must check it by hand.
+ */
+export interface PendingCreate extends StackRef {
+  /** Pulumi URN of the resource. */
+  urn: string;
+  /** When it was found (RFC 3339). */
+  foundAt: string;
+}
+
+/**
  * Deploys scenarios with an infrastructure-as-code engine.
  *
  * - `validate` checks the scenario's shape and previews it; leaves nothing behind.
@@ -30,6 +42,9 @@ export interface UpRequest extends StackRef {
  * - Errors: ScenarioInvalidError (the scenario's fault), IacTimeoutError (it outlived the
  *   operation timeout and was cancelled), IacOperationError (the deployment failed).
  * - State lives under the data directory, so any replica can update or destroy any stack.
+ * - Before `up` updates a stack or `destroy` removes it, creates a dead process left pending are
+ *   recorded (they stay listed by `pendingCreates` until an operator clears them): such a stack
+ *   is never reported clean.
  */
 export abstract class IacEngine {
   abstract validate(scenario: FetchedScenario, additional: Record<string, string>): Promise<void>;
@@ -37,4 +52,11 @@ export abstract class IacEngine {
   abstract destroy(stack: StackRef, signal?: AbortSignal): Promise<void>;
   /** Every stack that exists (deployed, or left by an operation that never finished). */
   abstract listStacks(): Promise<StackRef[]>;
+  /** Resources whose creation a dead process left pending (see {@link PendingCreate}). */
+  abstract pendingCreates(): Promise<PendingCreate[]>;
+  /**
+   * Removes what failed operations left beside the stacks (state of a stack that has no project
+   * directory, temporary files of writes that never finished). Returns how many were removed.
+   */
+  abstract reclaimLeftovers(): Promise<number>;
 }

@@ -108,6 +108,8 @@ export interface SweepCounts {
   deleted: number;
   drained: number;
   orphans: number;
+  leaked: number;
+  leftovers: number;
   failed: number;
 }
 
@@ -119,6 +121,8 @@ export function recordSweep(report: SweepCounts | undefined): void {
     ['expired', report.deleted],
     ['drained', report.drained],
     ['orphan', report.orphans],
+    ['leaked', report.leaked],
+    ['leftover', report.leftovers],
     ['failed', report.failed],
   ];
   for (const [kind, n] of kinds) if (n > 0) i.janitorDeleted.add(n, { kind });

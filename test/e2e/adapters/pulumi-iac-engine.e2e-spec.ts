@@ -1,5 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +24,8 @@ import {
   IacTimeoutError,
   ScenarioInvalidError,
 } from '../../../src/shared/errors';
+import type { PendingCreate } from '../../../src/shared/ports';
+import { killProcessesWithEnv } from '../../support/replica-process';
 import { asFetched, NODE_MODULES, scenarioFrom, scenarioOf } from '../../support/scenarios';
 import { useToolchainPath } from '../../support/toolchain';
 
@@ -31,6 +44,37 @@ const portOf = (connectionInfo: string): number =>
   Number(/nc 127\.0\.0\.1 (\d+)/.exec(connectionInfo)?.[1]);
 
 const GO_MAIN_FILE = 'main.go';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+
+/** Processes whose environment holds `name=value`. */
+function processesWithEnv(name: string, value: string): number[] {
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'utf8')
+          .split('\0')
+          .includes(`${name}=${value}`);
+      } catch {
+        return false;
+      }
+    });
+}
+
+/** Pending creates recorded for one stack (other tests' cancelled creates are recorded too). */
+const pendingOf = async (engine: PulumiIacEngine, identity: string): Promise<PendingCreate[]> =>
+  (await engine.pendingCreates()).filter((p) => p.identity === identity);
+
+const commOf = (pid: number): string => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+};
 
 describe('PulumiIacEngine', () => {
   let scratch: string;
@@ -204,6 +248,107 @@ describe('PulumiIacEngine', () => {
       expect(Date.now() - started).toBeLessThan(100_000);
       expect(existsSync(marker)).toBe(false);
       expect(stacksOf('7777777777777777')).toEqual([]);
+    });
+  });
+
+  describe('a Pulumi process killed during a create', () => {
+    it('should record the create Pulumi drops, list it and keep it listed when the stack is destroyed', async () => {
+      const marker = join(scratch, 'pending-create-started');
+      const run = `kill-${Date.now()}`;
+      // `server` stands for a flag server: its create has started (marker) and is still running.
+      const scenario = asFetched(
+        scenarioOf(scratch, 'slow-create', {
+          'Pulumi.yaml': 'name: slow-create\nruntime: nodejs\n',
+          'index.js': `
+            const pulumi = require('@pulumi/pulumi');
+            const server = new pulumi.dynamic.Resource({
+              async create() {
+                require('node:fs').writeFileSync(${JSON.stringify(marker)}, String(process.pid));
+                await new Promise((r) => setTimeout(r, 600000));
+                return { id: 'server', outs: {} };
+              },
+            }, 'server', {});
+            exports.connection_info = server.id;
+          `,
+        }),
+      );
+      const killable = new PulumiIacEngine({
+        ...opts,
+        programEnv: { ...opts.programEnv, CM_TEST_RUN: run },
+      });
+      const ref = { challengeId: 'killed', identity: '9999999999999999' };
+      try {
+        const up = killable.up({ ...ref, scenario, additional: {} }).catch((e: unknown) => e);
+        for (let i = 0; i < 600 && !existsSync(marker); i++) await sleep(100);
+        expect(existsSync(marker), 'the create never started').toBe(true);
+        // `kill -9` of the CLI while the create is in flight, as in a crash.
+        const cli = processesWithEnv('CM_TEST_RUN', run).filter((pid) => commOf(pid) === 'pulumi');
+        expect(cli).toHaveLength(1);
+        process.kill(cli[0]!, 'SIGKILL');
+        expect(await up).toBeInstanceOf(IacOperationError);
+
+        // The failed up destroyed its stack; the create Pulumi dropped is recorded, not forgotten.
+        expect(stacksOf(ref.identity)).toEqual([]);
+        const pending = [
+          {
+            ...ref,
+            urn: 'urn:pulumi:9999999999999999::slow-create::pulumi-nodejs:dynamic:Resource::server',
+            foundAt: expect.any(String) as string,
+          },
+        ];
+        expect(await pendingOf(killable, ref.identity)).toEqual(pending);
+        // Any replica sees it (it lives under DIR), and it stays until an operator removes it.
+        expect(await pendingOf(new PulumiIacEngine(opts), ref.identity)).toEqual(pending);
+        await killable.destroy(ref);
+        expect(await pendingOf(killable, ref.identity)).toEqual(pending);
+        const record = join(opts.dataDir, 'pulumi', 'pending', `${ref.identity}.json`);
+        expect(statSync(record).mode & 0o777).toBe(0o600);
+        expect(readFileSync(record, 'utf8')).toContain('::server');
+      } finally {
+        killProcessesWithEnv('CM_TEST_RUN', run);
+        rmSync(join(opts.dataDir, 'pulumi', 'pending', `${ref.identity}.json`), { force: true });
+      }
+    });
+  });
+
+  describe('leftovers of failed operations', () => {
+    it('should remove the state of a stack left without project directory and stale temp files, and nothing else', async () => {
+      const files = {
+        'Pulumi.yaml': 'name: leftover\nruntime: nodejs\n',
+        'index.js': "exports.connection_info = 'nothing';",
+      };
+      const scenario = asFetched(scenarioOf(scratch, 'leftover', files));
+      const live = { challengeId: 'leftover', identity: 'abababababababab' };
+      await engine.up({ ...live, scenario, additional: {} });
+      // A write failing once Pulumi made the stack's state (stack.json cannot be written, as on a
+      // full disk): the failed up removes the project directory and leaves the state behind.
+      const lost = { challengeId: 'leftover', identity: 'cdcdcdcdcdcdcdcd' };
+      mkdirSync(
+        join(opts.dataDir, 'pulumi', 'stacks', md5('leftover'), lost.identity, 'stack.json'),
+        {
+          recursive: true,
+        },
+      );
+      await expect(engine.up({ ...lost, scenario, additional: {} })).rejects.toThrow();
+      const project = join(opts.dataDir, 'pulumi', 'backend', '.pulumi', 'stacks', 'leftover');
+      expect(existsSync(join(project, `${lost.identity}.json`))).toBe(true);
+      // Pulumi's temporary files: one a failed write left long ago, one of a write under way.
+      const stale = join(project, `${lost.identity}.json.1868f2a.tmp`);
+      const fresh = join(project, `${live.identity}.json.1868f2b.tmp`);
+      writeFileSync(stale, '');
+      utimesSync(stale, new Date(0), new Date(0));
+      writeFileSync(fresh, '');
+
+      expect(await engine.reclaimLeftovers()).toBe(2);
+
+      expect(stacksOf(lost.identity)).toEqual([]);
+      expect(existsSync(stale)).toBe(false);
+      expect(existsSync(fresh)).toBe(true);
+      rmSync(fresh);
+      // The live stack is untouched: it updates and destroys as before.
+      await engine.up({ ...live, scenario, additional: { again: '1' } });
+      await engine.destroy(live);
+      expect(stacksOf(live.identity)).toEqual([]);
     });
   });
 

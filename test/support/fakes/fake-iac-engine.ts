@@ -2,6 +2,7 @@ import { IacOperationError } from '../../../src/shared/errors';
 import type { FetchedScenario } from '../../../src/shared/ports/oci-registry.port';
 import {
   IacEngine,
+  type PendingCreate,
   type StackOutputs,
   type StackRef,
   type UpRequest,
@@ -138,6 +139,23 @@ export class FakeIacEngine implements IacEngine {
     );
   }
 
+  /** What `pendingCreates` lists; a test puts there what a dead `up` would have left. */
+  readonly pending: PendingCreate[] = [];
+  /** Pending creates to record when `destroy` runs on these identities (a crashed `up`'s). */
+  readonly pendingOnDestroy = new Map<string, string[]>();
+  /** What the next `reclaimLeftovers` reports. */
+  leftovers = 0;
+
+  pendingCreates(): Promise<PendingCreate[]> {
+    return Promise.resolve([...this.pending]);
+  }
+
+  reclaimLeftovers(): Promise<number> {
+    const n = this.leftovers;
+    this.leftovers = 0;
+    return Promise.resolve(n);
+  }
+
   stacksOf(challengeId: string): FakeStack[] {
     return [...this.stacks.values()].filter((s) => s.challengeId === challengeId);
   }
@@ -188,6 +206,9 @@ export class FakeIacEngine implements IacEngine {
     signal?.throwIfAborted();
     const failure = this.destroyFailures.get(stack.identity);
     if (failure !== undefined) throw failure;
+    for (const urn of this.pendingOnDestroy.get(stack.identity) ?? []) {
+      this.pending.push({ ...stack, urn, foundAt: new Date(0).toISOString() });
+    }
     this.stacks.delete(keyOf(stack));
   }
 }
