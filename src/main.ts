@@ -3,6 +3,7 @@ import './telemetry/preload';
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { makeOwnerOnly } from './adapters/state/owner-only';
 import { AppModule } from './app.module';
 import { ConfigError, loadConfigFromProcessEnv, type AppConfig } from './config';
 import { createLogger } from './shared/logging';
@@ -10,6 +11,12 @@ import { API_APP_OPTIONS, startApiServer } from './shared/transport';
 
 async function bootstrap(config: AppConfig): Promise<void> {
   const logger = createLogger(config.logLevel);
+  // DIR and CACHE hold flags (records, Pulumi checkpoints) and scenarios: owner-only, including
+  // what older versions or other tools left there.
+  for (const root of [config.dir, config.cache]) {
+    const changed = await makeOwnerOnly(root);
+    if (changed > 0) logger.warn(`${changed} entries under ${root} made owner-only`, 'Bootstrap');
+  }
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     ...API_APP_OPTIONS,
     logger,
@@ -22,6 +29,9 @@ async function bootstrap(config: AppConfig): Promise<void> {
 }
 
 function main(): void {
+  // Files and directories this process and its children (the Pulumi CLI, its plugins, scenario
+  // programs) create are owner-only: 0600 files, 0700 directories.
+  process.umask(0o077);
   let config: AppConfig;
   try {
     config = loadConfigFromProcessEnv();

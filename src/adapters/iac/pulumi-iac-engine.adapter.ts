@@ -417,12 +417,12 @@ export class PulumiIacEngine implements IacEngine {
     additional: Record<string, string>,
     guard: OperationGuard,
   ): Promise<Stack> {
-    await mkdir(workDir, { recursive: true });
+    await mkdir(workDir, { recursive: true, mode: 0o700 });
     await linkScenario(prepared.directory, workDir);
     if (prepared.binary !== undefined) {
       // Read by the Go language host wrapper (tools/pulumi-language-go/wrapper.sh): the program
       // always runs from its prepared binary, never compiled again at run time.
-      await writeFile(join(workDir, '.cm-go-binary'), prepared.binary);
+      await writeFile(join(workDir, '.cm-go-binary'), prepared.binary, { mode: 0o600 });
     }
     const stack = await LocalWorkspace.createOrSelectStack(
       { stackName: stackName(prepared.project, identity), workDir },
@@ -475,7 +475,7 @@ export class PulumiIacEngine implements IacEngine {
   }
 
   private async writeMeta(workDir: string, meta: StackMeta): Promise<void> {
-    await writeFile(join(workDir, 'stack.json'), JSON.stringify(meta));
+    await writeFile(join(workDir, 'stack.json'), JSON.stringify(meta), { mode: 0o600 });
   }
 
   private async workspaceOptions(
@@ -486,7 +486,7 @@ export class PulumiIacEngine implements IacEngine {
     envVars: Record<string, string>;
   }> {
     const backend = join(this.opts.dataDir, 'pulumi', 'backend');
-    await mkdir(backend, { recursive: true });
+    await mkdir(backend, { recursive: true, mode: 0o700 });
     this.command ??= this.opts.pulumiBinary
       ? PulumiCommand.get({
           root: join(this.opts.pulumiBinary, '..', '..'),

@@ -62,7 +62,7 @@ export class ScenarioPreparer {
     const { project, runtime, file, content } = await readProject(scenario);
     // Build in a private temp dir, then rename: a crash never leaves a half-prepared entry.
     const tmp = `${target}.tmp-${randomBytes(6).toString('hex')}`;
-    await mkdir(this.opts.cacheDir, { recursive: true });
+    await mkdir(this.opts.cacheDir, { recursive: true, mode: 0o700 });
     try {
       await cp(scenario.directory, tmp, { recursive: true, verbatimSymlinks: true });
       const prepared: PreparedScenario = {
@@ -73,7 +73,7 @@ export class ScenarioPreparer {
       };
       if (runtime === 'go') prepared.binary = await this.prepareGo(scenario, tmp, file, content);
       else await checkNodejs(scenario, tmp, content);
-      await writeFile(join(tmp, '.prepared.json'), JSON.stringify(prepared));
+      await writeFile(join(tmp, '.prepared.json'), JSON.stringify(prepared), { mode: 0o600 });
       await rename(tmp, target).catch(async (err: NodeJS.ErrnoException) => {
         // Another process prepared the same digest first: keep theirs.
         if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
@@ -133,7 +133,7 @@ export class ScenarioPreparer {
       ...content,
       runtime: { name: 'go', options: { ...(options ?? {}), binary: './main' } },
     };
-    await writeFile(join(dir, file), stringify(rewritten));
+    await writeFile(join(dir, file), stringify(rewritten), { mode: 0o600 });
     return './main';
   }
 }

@@ -258,7 +258,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
 
   /** Creates `<dir>/chall` and removes stale temp files and tombstones left by crashes. */
   async onModuleInit(): Promise<void> {
-    await mkdir(this.root, { recursive: true });
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
     await this.removeStaleScratch();
   }
 
@@ -491,7 +491,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
 
   /** mkdir -p, then fsync the parents of what was created so the new entries survive a crash. */
   private async ensureDir(path: string): Promise<void> {
-    const first = await mkdir(path, { recursive: true });
+    const first = await mkdir(path, { recursive: true, mode: 0o700 });
     if (first === undefined) return;
     for (let dir = path; ; dir = dirname(dir)) {
       await fsyncDir(dirname(dir));
