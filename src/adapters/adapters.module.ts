@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { dirname } from 'node:path';
 import { AppConfig } from '../config';
 import { BackgroundTasks } from '../shared/background-tasks';
+import { ConcurrencyGate } from '../shared/concurrency-gate';
 import {
   Clock,
   DistributedLock,
@@ -12,6 +13,7 @@ import {
 } from '../shared/ports';
 import { EtcdDistributedLock } from './lock/etcd-distributed-lock.adapter';
 import { SystemClock } from './clock/system-clock.adapter';
+import { GatedIacEngine } from './iac/gated-iac-engine';
 import { PendingCreatesIndicator } from './iac/pending-creates.indicator';
 import { PulumiIacEngine } from './iac/pulumi-iac-engine.adapter';
 import { InMemoryDistributedLock } from './lock/in-memory-distributed-lock.adapter';
@@ -24,7 +26,10 @@ import { TracedDistributedLock } from './telemetry/traced-distributed-lock';
 import { TracedIacEngine } from './telemetry/traced-iac-engine';
 import { TracedOciRegistry } from './telemetry/traced-oci-registry';
 
-/** The real adapters; the ports are bound to their traced decorators (src/adapters/telemetry). */
+/**
+ * The real adapters; the ports are bound to their traced decorators (src/adapters/telemetry),
+ * and the IaC engine also to the gate bounding how many operations run at once.
+ */
 const RAW_LOCK = Symbol('raw DistributedLock');
 const RAW_OCI = Symbol('raw OciRegistry');
 const RAW_IAC = Symbol('raw IacEngine');
@@ -110,10 +115,12 @@ const sdkNodeModules = (): string =>
           nodeModulesDir: sdkNodeModules(),
         }),
     },
+    // Spans and durations measure the operation itself; waiting for a slot comes before.
     {
       provide: IacEngine,
-      inject: [RAW_IAC],
-      useFactory: (iac: IacEngine) => new TracedIacEngine(iac),
+      inject: [RAW_IAC, AppConfig],
+      useFactory: (iac: IacEngine, c: AppConfig) =>
+        new GatedIacEngine(new TracedIacEngine(iac), new ConcurrencyGate(c.iac.concurrency)),
     },
     // The `challenges` and `instances` gauges, read from the state; the last export on shutdown.
     StateGauges,

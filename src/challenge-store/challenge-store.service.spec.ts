@@ -39,16 +39,19 @@ describe('checkPoolerBounds', () => {
     [-1, -1, ['MIN_NEGATIVE', 'MAX_NEGATIVE']],
     [3, undefined, []], // max out of scope: no inversion check
     [undefined, -1, ['MAX_NEGATIVE']],
+    [100, 0, []], // the largest pool allowed (100 here)
+    [101, 0, ['MIN_TOO_LARGE']],
+    [20000, 30000, ['MIN_TOO_LARGE']],
   ] as [number | undefined, number | undefined, PoolerViolation[]][])(
     'should report %s/%s as the listed violations when checked',
     (min, max, violations) => {
       if (violations.length === 0) {
-        expect(() => checkPoolerBounds(min, max)).not.toThrow();
+        expect(() => checkPoolerBounds(min, max, 100)).not.toThrow();
         return;
       }
       let thrown: unknown;
       try {
-        checkPoolerBounds(min, max);
+        checkPoolerBounds(min, max, 100);
       } catch (err) {
         thrown = err;
       }
@@ -141,6 +144,7 @@ describe('ChallengeStoreService', () => {
       [-1, 0],
       [0, -1],
       [3, 2],
+      [101, 0], // above the largest pool allowed
     ])(
       'should throw CHALLENGE_POOLER_OUT_OF_BOUNDS before any work when min=%i and max=%i',
       async (min, max) => {
@@ -243,6 +247,7 @@ describe('ChallengeStoreService', () => {
       [new Set<UpdatablePath>(['min']), -1, 0, ['MIN_NEGATIVE']],
       [new Set<UpdatablePath>(['max']), 0, -1, ['MAX_NEGATIVE']],
       [new Set<UpdatablePath>(['min', 'max']), 3, 2, ['INVERTED_BOUNDARIES']],
+      [new Set<UpdatablePath>(['min']), 20000, 0, ['MIN_TOO_LARGE']],
     ] as [Set<UpdatablePath>, number, number, PoolerViolation[]][])(
       'should throw CHALLENGE_POOLER_OUT_OF_BOUNDS before any IaC call when the mask is %o with min=%i max=%i',
       async (mask, min, max, violations) => {

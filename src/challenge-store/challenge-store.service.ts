@@ -30,15 +30,22 @@ import type {
 
 /**
  * upstream: api/v1/common/checks.go. Negative bounds are refused; the inversion is checked only
- * when both bounds are in scope (`max` = 0 means no maximum).
+ * when both bounds are in scope (`max` = 0 means no maximum). Ours: a pool larger than
+ * `maxPoolSize` is refused too (each pooled instance is a deployment kept running).
  */
-export function checkPoolerBounds(min: number | undefined, max: number | undefined): void {
+export function checkPoolerBounds(
+  min: number | undefined,
+  max: number | undefined,
+  maxPoolSize: number,
+): void {
   const violations: PoolerViolation[] = [];
   if (min !== undefined && min < 0) violations.push('MIN_NEGATIVE');
+  if (min !== undefined && min > maxPoolSize) violations.push('MIN_TOO_LARGE');
   if (max !== undefined && max < 0) violations.push('MAX_NEGATIVE');
   if (min !== undefined && max !== undefined && max > 0 && min > max)
     violations.push('INVERTED_BOUNDARIES');
-  if (violations.length > 0) throw new PoolerOutOfBoundsError(violations, { min, max });
+  if (violations.length > 0)
+    throw new PoolerOutOfBoundsError(violations, { min, max }, maxPoolSize);
 }
 
 const sameMap = (a: Record<string, string>, b: Record<string, string>): boolean =>
@@ -66,7 +73,7 @@ export class ChallengeStoreService {
 
   async create(input: CreateChallengeInput, signal?: AbortSignal): Promise<ChallengeView> {
     // Everything a request can get wrong is refused before any lock or IaC work.
-    checkPoolerBounds(input.min, input.max);
+    checkPoolerBounds(input.min, input.max, this.pooler.maxSize);
     this.oci.checkReference(input.scenario);
     const challenge: Challenge = { ...input, additional: { ...input.additional } };
     // Pulled before the lock, so a slow registry never holds the challenge; whether the id is
@@ -128,6 +135,7 @@ export class ChallengeStoreService {
     checkPoolerBounds(
       mask.has('min') ? input.min : undefined,
       mask.has('max') ? input.max : undefined,
+      this.pooler.maxSize,
     );
     if (mask.has('scenario')) this.oci.checkReference(input.scenario ?? '');
     const pulled = await this.pullBeforeUpdate(input, mask, signal);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { availableParallelism } from 'node:os';
 import { AppConfig, ConfigError, parseGoDuration } from './app-config';
 
 describe('AppConfig', () => {
@@ -111,5 +112,26 @@ describe('AppConfig scenario environment', () => {
   it('should bound whole registry transfers by 5m unless OCI_TRANSFER_TIMEOUT says otherwise', () => {
     expect(AppConfig.fromEnv({}).oci.transferTimeoutMs).toBe(5 * 60_000);
     expect(AppConfig.fromEnv({ OCI_TRANSFER_TIMEOUT: '90s' }).oci.transferTimeoutMs).toBe(90_000);
+  });
+});
+
+describe('AppConfig bounds of work', () => {
+  it('should default to one IaC operation per CPU and pools of at most 100', () => {
+    const c = AppConfig.fromEnv({});
+    expect(c.iac.concurrency).toBe(availableParallelism());
+    expect(c.pool.maxSize).toBe(100);
+  });
+
+  it('should read IAC_CONCURRENCY and POOL_MAX_SIZE', () => {
+    const c = AppConfig.fromEnv({ IAC_CONCURRENCY: '3', POOL_MAX_SIZE: '20' });
+    expect(c.iac.concurrency).toBe(3);
+    expect(c.pool.maxSize).toBe(20);
+  });
+
+  it.each([
+    [{ IAC_CONCURRENCY: '0' }, 'IAC_CONCURRENCY'],
+    [{ POOL_MAX_SIZE: '-1' }, 'POOL_MAX_SIZE'],
+  ])('should name the variable when %o is invalid', (env, name) => {
+    expect(() => AppConfig.fromEnv(env)).toThrow(name);
   });
 });

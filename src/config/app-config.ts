@@ -1,4 +1,4 @@
-import { homedir, tmpdir } from 'node:os';
+import { availableParallelism, homedir, tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -145,6 +145,13 @@ const envSchema = z.object({
   /** Bound of compiling a Go scenario. */
   IAC_COMPILE_TIMEOUT: goDuration.default(5 * 60_000),
   /**
+   * Most IaC operations (up, preview, destroy) running at once; the others wait in line, player
+   * requests before pool spin-ups. Each runs a Pulumi CLI, a language host and the program.
+   */
+  IAC_CONCURRENCY: positiveInt.default(availableParallelism()),
+  /** Largest pool (`min`) a challenge may ask for; above it the request is refused. */
+  POOL_MAX_SIZE: positiveInt.default(100),
+  /**
    * Period of the janitor's sweep (after upstream's janitor `TICKER`); `0` turns the janitor off.
    */
   JANITOR_TICKER: z
@@ -235,10 +242,12 @@ export class AppConfig {
     operationTimeoutMs: number;
     cancelGraceMs: number;
     compileTimeoutMs: number;
+    concurrency: number;
     /** Environment of the Pulumi CLI and scenario programs (see HIDDEN_FROM_SCENARIOS). */
     programEnv: Readonly<Record<string, string>>;
   }>;
 
+  readonly pool: Readonly<{ maxSize: number }>;
   readonly janitor: Readonly<{ tickerMs: number; cron: string | undefined }>;
 
   private constructor(env: z.output<typeof envSchema>, raw: RawEnv) {
@@ -271,8 +280,10 @@ export class AppConfig {
       operationTimeoutMs: env.IAC_TIMEOUT,
       cancelGraceMs: env.IAC_CANCEL_GRACE,
       compileTimeoutMs: env.IAC_COMPILE_TIMEOUT,
+      concurrency: env.IAC_CONCURRENCY,
       programEnv: Object.freeze(programEnv),
     });
+    this.pool = Object.freeze({ maxSize: env.POOL_MAX_SIZE });
     this.janitor = Object.freeze({ tickerMs: env.JANITOR_TICKER, cron: env.JANITOR_CRON });
     Object.freeze(this);
   }

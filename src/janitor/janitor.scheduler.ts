@@ -7,6 +7,7 @@ import {
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronJob } from 'cron';
 import { AppConfig } from '../config';
+import { inBackground } from '../shared/concurrency-gate';
 import { lockKeys } from '../shared/domain';
 import { DistributedLock } from '../shared/ports';
 import { JanitorService } from './janitor.service';
@@ -62,8 +63,14 @@ export class JanitorScheduler implements OnApplicationBootstrap, OnApplicationSh
   tick(): Promise<void> {
     if (this.running) return this.running;
     const signal = this.controller.signal;
-    this.running = this.lock
-      .withWriteLock(lockKeys.janitor(), () => this.janitor.sweep(undefined, signal), signal)
+    // Background work: where IaC work waits in line, player requests go first.
+    this.running = inBackground(() =>
+      this.lock.withWriteLock(
+        lockKeys.janitor(),
+        () => this.janitor.sweep(undefined, signal),
+        signal,
+      ),
+    )
       .then(
         (report) => recordSweep(report),
         (err: unknown) => {

@@ -10,6 +10,7 @@ import {
   type ServicesUnderTest,
 } from '../../test/support/services-under-test';
 import { IacOperationError } from '../shared/errors';
+import { PoolLimits } from './pool-limits';
 
 const MINUTE = 60_000;
 const at = (ms: number): Date => new Date(T0.getTime() + ms);
@@ -76,10 +77,10 @@ describe('PoolerService', () => {
 
   describe('spinUp', () => {
     it('should admit only what the bounds allow and destroy the rest when too many run at once', async () => {
-      await sut.givenChallenge({ min: 3, max: 4 });
+      const challenge = await sut.givenChallenge({ min: 0, max: 4 });
       await sut.instances.create({ challengeId: 'chall-1', sourceId: 'source-1', additional: {} });
-      await sut.tasks.drain();
-      // 1 claimed + 3 pooled: the pool can hold 3 at most (max − claimed).
+      await sut.state.saveChallenge({ ...challenge, min: 3 });
+      // 1 claimed + 0 pooled: the pool can hold 3 at most (max − claimed).
       sut.iac.holdUps();
 
       sut.pooler.spinUp('chall-1', 5);
@@ -92,8 +93,62 @@ describe('PoolerService', () => {
       expect(sut.iac.stacksOf('chall-1')).toHaveLength(4);
     });
 
+    it('should run no up when the pool filled while the spin-up waited in line', async () => {
+      await sut.givenChallenge({ min: 2 });
+      const ups = sut.iac.upCount;
+
+      sut.pooler.spinUp('chall-1', 3);
+      await sut.tasks.drain();
+
+      expect(sut.iac.upCount).toBe(ups);
+      expect(await sut.pooled()).toHaveLength(2);
+    });
+
+    it('should queue no more spin-ups of a challenge than the largest pool', async () => {
+      sut = servicesUnderTest(T0, new PoolLimits(3, 16));
+      const challenge = await sut.givenChallenge({ min: 0 });
+      await sut.state.saveChallenge({ ...challenge, min: 3 });
+      sut.iac.holdUps();
+
+      sut.pooler.spinUp('chall-1', 10);
+      sut.pooler.spinUp('chall-1', 10);
+      await within(2_000, sut.iac.whenHeld(3), '3 spin-ups');
+      sut.iac.releaseUps();
+      await sut.tasks.drain();
+
+      expect(sut.iac.upCount).toBe(3);
+      expect(await sut.pooled()).toHaveLength(3);
+    });
+
+    it('should run spin-ups a few at a time, challenges taking turns', async () => {
+      sut = servicesUnderTest(T0, new PoolLimits(100, 1));
+      for (const [id, min] of [
+        ['a', 4],
+        ['b', 1],
+      ] as const) {
+        const challenge = await sut.givenChallenge({ id, min: 0 });
+        await sut.state.saveChallenge({ ...challenge, min });
+      }
+      sut.iac.holdUps();
+
+      sut.pooler.spinUp('a', 4);
+      sut.pooler.spinUp('b', 1);
+      await within(2_000, sut.iac.whenHeld(1), 'the first spin-up');
+      // Give the others every chance to start: they must still be waiting in line.
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      expect(sut.iac.upCount).toBe(1);
+      sut.iac.releaseUps();
+      await sut.tasks.drain();
+
+      const order = sut.iac.calls.flatMap((c) => (c.op === 'up' ? [c.challengeId] : []));
+      expect(order).toEqual(['a', 'a', 'b', 'a', 'a']);
+      expect(await sut.pooled('a')).toHaveLength(4);
+      expect(await sut.pooled('b')).toHaveLength(1);
+    });
+
     it('should record nothing and destroy the stack when the challenge is deleted during up', async () => {
-      await sut.givenChallenge();
+      const challenge = await sut.givenChallenge();
+      await sut.state.saveChallenge({ ...challenge, min: 1 });
       sut.iac.holdUps();
       sut.pooler.spinUp('chall-1', 1);
       await within(2_000, sut.iac.whenHeld(1), 'the spin-up');
@@ -107,7 +162,8 @@ describe('PoolerService', () => {
     });
 
     it('should record nothing and destroy the stack when the challenge expires during up', async () => {
-      await sut.givenChallenge({ until: at(MINUTE) });
+      const challenge = await sut.givenChallenge({ until: at(MINUTE) });
+      await sut.state.saveChallenge({ ...challenge, min: 1 });
       sut.iac.holdUps();
       sut.pooler.spinUp('chall-1', 1);
       await within(2_000, sut.iac.whenHeld(1), 'the spin-up');

@@ -8,9 +8,11 @@ import {
   type Instance,
 } from '../shared/domain';
 import { BackgroundTasks } from '../shared/background-tasks';
+import { ConcurrencyGate, inBackground } from '../shared/concurrency-gate';
 import { ChallengeNotFoundError, InstanceNotFoundError } from '../shared/errors';
 import { Clock, DistributedLock, StateStore, type FetchedScenario } from '../shared/ports';
 import { DeployerService } from './deployer.service';
+import { PoolLimits } from './pool-limits';
 import { poolDelta, shouldRefillAfterClaim, shouldRefillAfterDelete } from './pool-delta';
 
 /**
@@ -22,6 +24,8 @@ export class PoolerService {
   private readonly logger = new Logger(PoolerService.name);
   /** Spin-ups started by this process and not finished, per challenge. */
   private readonly inFlight = new Map<string, number>();
+  /** The line spin-ups wait in: a few at a time, challenges taking turns. */
+  private readonly queue: ConcurrencyGate;
 
   constructor(
     private readonly state: StateStore,
@@ -29,19 +33,30 @@ export class PoolerService {
     private readonly clock: Clock,
     private readonly tasks: BackgroundTasks,
     private readonly deployer: DeployerService,
-  ) {}
+    private readonly limits: PoolLimits,
+  ) {
+    this.queue = new ConcurrencyGate(limits.spinUpConcurrency);
+  }
+
+  /** The largest pool (`min`) a challenge may ask for. */
+  get maxSize(): number {
+    return this.limits.maxSize;
+  }
 
   /**
-   * Starts `count` spin-ups in the background. Each one is admitted only if, once deployed, the
-   * challenge still exists, has not expired, and the pool is still under its target: the pool
-   * never exceeds what the bounds allow, whatever the interleaving.
+   * Queues `count` spin-ups in the background, never more than the largest pool per challenge.
+   * Each one is admitted only if, once deployed, the challenge still exists, has not expired,
+   * and the pool is still under its target: the pool never exceeds what the bounds allow,
+   * whatever the interleaving.
    */
   spinUp(challengeId: string, count: number): void {
-    for (let i = 0; i < count; i++) {
+    const room = this.limits.maxSize - (this.inFlight.get(challengeId) ?? 0);
+    for (let i = 0; i < Math.min(count, room); i++) {
       this.inFlight.set(challengeId, (this.inFlight.get(challengeId) ?? 0) + 1);
       this.tasks.run(`pool spin-up of challenge ${challengeId}`, async (signal) => {
         try {
-          await this.withRetries(challengeId, signal);
+          // Background work: player requests go first wherever IaC work waits in line.
+          await inBackground(() => this.withRetries(challengeId, signal));
         } finally {
           const left = (this.inFlight.get(challengeId) ?? 1) - 1;
           if (left > 0) this.inFlight.set(challengeId, left);
@@ -60,7 +75,10 @@ export class PoolerService {
   private async withRetries(challengeId: string, signal: AbortSignal): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.spinUpOne(challengeId, signal);
+        // Each attempt waits its turn; a retry's pause holds no place in the line.
+        await this.queue.run({ key: challengeId, priority: 'background', signal }, () =>
+          this.spinUpOne(challengeId, signal),
+        );
         return;
       } catch (err) {
         const delay = this.retryDelaysMs[attempt];
@@ -79,18 +97,17 @@ export class PoolerService {
   }
 
   private async spinUpOne(challengeId: string, signal: AbortSignal): Promise<void> {
-    const instance = await this.deployer.deploy(challengeId, {
-      additional: {},
-      signal,
-      admit: async (challenge) => {
-        if (isChallengeExpired(challenge, this.clock.now())) return false;
-        const instances = await this.state.listInstances(challengeId);
-        const pooled = instances.filter((x) => x.sourceId === undefined).length;
-        return (
-          poolDelta(challenge.min, challenge.max, instances.length - pooled, pooled).create > 0
-        );
-      },
-    });
+    const admit = async (challenge: Challenge): Promise<boolean> => {
+      if (isChallengeExpired(challenge, this.clock.now())) return false;
+      const instances = await this.state.listInstances(challengeId);
+      const pooled = instances.filter((x) => x.sourceId === undefined).length;
+      return poolDelta(challenge.min, challenge.max, instances.length - pooled, pooled).create > 0;
+    };
+    // A spin-up that waited in line may have nothing left to do (the pool filled, the bounds
+    // changed, the challenge went): no `up` for an instance that would not be admitted.
+    const current = await this.state.loadChallenge(challengeId);
+    if (!current || !(await admit(current))) return;
+    const instance = await this.deployer.deploy(challengeId, { additional: {}, signal, admit });
     if (instance)
       this.logger.log(
         `instance ${instance.identity} registered in pool of challenge ${challengeId}`,

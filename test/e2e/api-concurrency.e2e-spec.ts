@@ -1,18 +1,25 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RpcStatusJson } from '../../src/shared/transport/rpc-status';
 import {
   bootApiApp,
+  eventually,
   grpcError,
   grpcStatusOf,
   jsonInit,
   ndjson,
   type ApiApp,
 } from '../support/api-app';
-import { failingUpScenario, outputsOnlyScenario } from '../support/api-scenarios';
+import {
+  failingUpScenario,
+  hangingUpScenario,
+  identityOfOutputsOnly,
+  overlapRecordingScenario,
+  outputsOnlyScenario,
+} from '../support/api-scenarios';
 import { orasPush } from '../support/oras';
 import { scenarioOf } from '../support/scenarios';
 
@@ -23,6 +30,13 @@ import { scenarioOf } from '../support/scenarios';
  */
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+/** The `error_id` of a status's ErrorInfo. */
+const errorIdOf = (status: RpcStatusJson | undefined): string => {
+  const info = status?.details.find((d) => d['@type'] === `${T}ErrorInfo`) as
+    { metadata?: Record<string, string> } | undefined;
+  return info?.metadata?.error_id ?? 'none';
+};
+const T = 'type.googleapis.com/google.rpc.';
 const listDir = (path: string): string[] => (existsSync(path) ? readdirSync(path).sort() : []);
 
 let svc: ApiApp;
@@ -161,6 +175,16 @@ describe('CreateInstance whose up fails', () => {
     expect(listDir(join(stacks, 'organization', 'failing-up'))).toEqual([]);
   }
 
+  /** The id a client got names one log line, which holds the program's failure. */
+  function expectCauseLogged(errorId: string): void {
+    const lines = svc
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes(`error_id=${errorId}`));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('SECRET-PULUMI-TEXT');
+  }
+
   it('should answer INTERNAL without Pulumi text and leave nothing when creating over REST', async () => {
     const res = await svc.rest(
       '/api/v1/instance',
@@ -178,10 +202,11 @@ describe('CreateInstance whose up fails', () => {
           '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
           reason: 'INTERNAL_ERROR',
           domain: 'github.com/ctfer-io/chall-manager',
-          metadata: {},
+          metadata: { error_id: expect.stringMatching(/^[0-9a-f]{16}$/) as unknown },
         },
       ],
     });
+    expectCauseLogged(errorIdOf(JSON.parse(text) as RpcStatusJson));
     await expectNothingLeft('rest', 1);
   });
 
@@ -201,10 +226,142 @@ describe('CreateInstance whose up fails', () => {
           '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
           reason: 'INTERNAL_ERROR',
           domain: 'github.com/ctfer-io/chall-manager',
-          metadata: {},
+          metadata: { error_id: expect.stringMatching(/^[0-9a-f]{16}$/) as unknown },
         },
       ],
     });
+    expectCauseLogged(errorIdOf(status));
     await expectNothingLeft('grpc', 2);
+  });
+});
+
+describe('CreateInstance whose up outlives IAC_TIMEOUT', () => {
+  const id = 'hangs';
+  let short: ApiApp;
+
+  beforeAll(async () => {
+    short = await bootApiApp({ JANITOR_TICKER: '0', IAC_TIMEOUT: '15s', IAC_CANCEL_GRACE: '3s' });
+    const scenario = await orasPush(
+      registry,
+      'concurrency/hanging-up:v1',
+      scenarioOf(short.scratch, 'hanging-up', hangingUpScenario()),
+    );
+    const res = await short.rest('/api/v1/challenge', jsonInit('POST', { id, scenario }));
+    expect(res.status, await res.text()).toBe(200);
+  });
+  afterAll(async () => {
+    await short?.close();
+  });
+
+  it('should answer DEADLINE_EXCEEDED (504) with an error id that names the logged cause', async () => {
+    const res = await short.rest(
+      '/api/v1/instance',
+      jsonInit('POST', { challengeId: id, sourceId: 'late' }),
+    );
+    const body = (await res.json()) as RpcStatusJson;
+    expect(res.status).toBe(504);
+    expect(body).toEqual({
+      code: 4,
+      message: 'Deployment timed out.',
+      details: [
+        {
+          '@type': `${T}ErrorInfo`,
+          reason: 'IAC_TIMEOUT',
+          domain: 'github.com/ctfer-io/chall-manager',
+          metadata: { error_id: expect.stringMatching(/^[0-9a-f]{16}$/) as unknown },
+        },
+      ],
+    });
+    const logged = short
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes(`error_id=${errorIdOf(body)}`));
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toContain('IacTimeoutError');
+    // Nothing kept of the cancelled creation.
+    expect((await short.rest(`/api/v1/instance/${id}/late`)).status).toBe(404);
+    expect(listDir(join(short.dir, 'chall', md5(id), 'instance'))).toEqual([]);
+    expect(listDir(join(short.dir, 'pulumi', 'stacks', md5(id)))).toEqual([]);
+  });
+});
+
+describe('IaC work under IAC_CONCURRENCY=2', () => {
+  let gated: ApiApp;
+  let dir: string;
+  const running = (): string[] => listDir(dir).filter((f) => f.startsWith('running-'));
+
+  beforeAll(async () => {
+    gated = await bootApiApp({ JANITOR_TICKER: '0', IAC_CONCURRENCY: '2', LOG_LEVEL: 'info' });
+    dir = join(gated.scratch, 'overlaps');
+    mkdirSync(dir);
+    const [recording, quick] = await Promise.all([
+      orasPush(
+        registry,
+        'concurrency/overlap-recording:v1',
+        scenarioOf(gated.scratch, 'overlap-recording', overlapRecordingScenario(dir)),
+      ),
+      orasPush(
+        registry,
+        'concurrency/outputs-only:pool',
+        scenarioOf(gated.scratch, 'outputs-only', outputsOnlyScenario('pool')),
+      ),
+    ]);
+    // A challenge with one pooled instance, ready before the gate fills.
+    let res = await gated.rest(
+      '/api/v1/challenge',
+      jsonInit('POST', { id: 'pooled', scenario: quick, min: 1, timeout: '600s' }),
+    );
+    expect(res.status, await res.text()).toBe(200);
+    await eventually('the pool of challenge pooled', 180_000, () =>
+      Promise.resolve(listDir(join(gated.dir, 'chall', md5('pooled'), 'instance')).length === 1),
+    );
+    res = await gated.rest(
+      '/api/v1/challenge',
+      jsonInit('POST', { id: 'slow', scenario: recording }),
+    );
+    expect(res.status, await res.text()).toBe(200);
+  });
+  afterAll(async () => {
+    writeFileSync(join(dir, 'release'), '');
+    await gated?.close();
+  });
+
+  it('should run at most 2 ups at once and still answer claims and reads while both slots are taken', async () => {
+    const pooledIdentity = listDir(join(gated.dir, 'chall', md5('pooled'), 'instance'))[0];
+    const creates = ['s1', 's2', 's3'].map((sourceId) =>
+      gated.rest('/api/v1/instance', jsonInit('POST', { challengeId: 'slow', sourceId })),
+    );
+    // Two programs run; the third `up` waits for a slot.
+    await eventually(
+      'two ups running and a third waiting for a slot',
+      180_000,
+      () =>
+        Promise.resolve(
+          running().length >= 2 && /of challenge slow waiting for an IaC slot/.test(gated.logs()),
+        ),
+      () => `running: ${running().join(', ')}`,
+    );
+    expect(running()).toHaveLength(2);
+
+    // The gate is full: a claim from the pool, reads and a renewal are answered all the same.
+    const claim = await gated.rest(
+      '/api/v1/instance',
+      jsonInit('POST', { challengeId: 'pooled', sourceId: 'p1' }),
+    );
+    const claimed = (await claim.json()) as Record<string, unknown>;
+    expect(claim.status, JSON.stringify(claimed)).toBe(200);
+    expect(identityOfOutputsOnly(claimed.connectionInfo)).toBe(pooledIdentity);
+    expect((await gated.rest('/api/v1/instance/pooled/p1')).status).toBe(200);
+    expect((await gated.rest('/api/v1/instance/pooled/p1', { method: 'PATCH' })).status).toBe(200);
+    expect((await gated.rest('/api/v1/challenge/slow')).status).toBe(200);
+    expect(running()).toHaveLength(2);
+
+    writeFileSync(join(dir, 'release'), '');
+    const answers = await Promise.all(creates);
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200]);
+    const overlaps = readFileSync(join(dir, 'overlaps.log'), 'utf8').trim().split('\n');
+    expect(overlaps).toHaveLength(3);
+    // Each program saw how many ran beside it, itself included: never more than the limit.
+    expect(Math.max(...overlaps.map((l) => Number(l.split(' ')[1])))).toBe(2);
   });
 });

@@ -432,6 +432,31 @@ describe('errors of spec §3.8 on REST and gRPC', () => {
     expect(got).toMatchObject({ min: '0', max: '0' });
   });
 
+  it('should answer CHALLENGE_POOLER_OUT_OF_BOUNDS naming the largest pool when min exceeds POOL_MAX_SIZE', async () => {
+    await expectNoStateChange(() =>
+      expectBoth(
+        () => rest('PATCH', `/api/v1/challenge/${ID}`, { min: 20000, updateMask: 'min' }),
+        () =>
+          challengeRpc('UpdateChallenge', { id: ID, min: '20000', updateMask: { paths: ['min'] } }),
+        {
+          code: 3,
+          http: 400,
+          message: 'Pooler configuration out of bounds.',
+          details: [
+            errorInfo('CHALLENGE_POOLER_OUT_OF_BOUNDS', { min: '20000' }),
+            badRequest([
+              'min',
+              'TOO_LARGE',
+              'Minimum boundary cannot exceed the largest pool allowed (100).',
+            ]),
+          ],
+        },
+      ),
+    );
+    const got = (await (await rest('GET', `/api/v1/challenge/${ID}`)).json()) as object;
+    expect(got).toMatchObject({ min: '0', max: '0' });
+  });
+
   it('should answer CHALLENGE_INVALID_UPDATE_MASK when the mask names an unknown path', async () => {
     await expectNoStateChange(() =>
       expectBoth(

@@ -8,6 +8,7 @@ import { BackgroundTasks } from '../../src/shared/background-tasks';
 import type { Instance } from '../../src/shared/domain';
 import {
   bootApiApp,
+  eventually,
   jsonInit,
   readBanner,
   tcpClosed,
@@ -31,20 +32,6 @@ import { useToolchainPath } from '../support/toolchain';
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` every 200 ms until it holds; fails after `withinMs` naming `what`. */
-async function eventually(
-  what: string,
-  withinMs: number,
-  check: () => Promise<boolean>,
-  detail: () => string = () => '',
-): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${what}\n${detail()}`);
-    await sleep(200);
-  }
-}
 
 /** The instance records of a challenge, read from DIR as another replica would. */
 function recordsOf(dir: string, challengeId: string): Promise<Instance[]> {

@@ -31,7 +31,24 @@ export interface ApiApp {
   grpc: ApiClients;
   /** fetch() against the service. */
   rest(path: string, init?: RequestInit): Promise<Response>;
+  /** What this process wrote on stdout and stderr since the service booted (its log lines). */
+  logs(): string;
   close(): Promise<void>;
+}
+
+/** Everything written on stdout and stderr since the first boot; still written through. */
+let captured = '';
+let capturing = false;
+function captureOutput(): void {
+  if (capturing) return;
+  capturing = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+    stream.write = (chunk: unknown, ...rest: unknown[]): boolean => {
+      captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString();
+      return write(chunk, ...rest);
+    };
+  }
 }
 
 /**
@@ -39,6 +56,8 @@ export interface ApiApp {
  * few minutes; `env` overrides or adds variables. Logs only errors unless CM_TEST_LOG_LEVEL says.
  */
 export async function bootApiApp(env: Record<string, string> = {}): Promise<ApiApp> {
+  captureOutput();
+  const logStart = captured.length;
   const scratch = mkdtempSync(join(tmpdir(), 'cm-api-e2e-'));
   const port = await freePort();
   const dir = join(scratch, 'data');
@@ -70,6 +89,7 @@ export async function bootApiApp(env: Record<string, string> = {}): Promise<ApiA
     scratch,
     grpc,
     rest: (path, init) => fetch(`${base}${path}`, init),
+    logs: () => captured.slice(logStart),
     close: async () => {
       grpc.close();
       await app.close();
@@ -163,5 +183,19 @@ export async function tcpClosed(connectionInfo: string, withinMs = 10_000): Prom
     if (refused) return true;
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Polls `check` every 200 ms until it holds; fails after `withinMs` naming `what`. */
+export async function eventually(
+  what: string,
+  withinMs: number,
+  check: () => Promise<boolean>,
+  detail: () => string = () => '',
+): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${what}\n${detail()}`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }

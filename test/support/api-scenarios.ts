@@ -75,3 +75,60 @@ exports.connection_info = boom.id;
 `,
   };
 }
+
+/**
+ * A program whose `up` never ends: a dynamic resource whose creation waits ten minutes (a
+ * preview creates nothing, so the challenge can be created).
+ */
+export function hangingUpScenario(): Record<string, string> {
+  return {
+    'Pulumi.yaml': 'name: hanging-up\nruntime: nodejs\n',
+    'package.json': PACKAGE_JSON('hanging-up'),
+    'index.js': `const pulumi = require('@pulumi/pulumi');
+const hang = {
+  async create() {
+    await new Promise((resolve) => setTimeout(resolve, 600000));
+    return { id: 'never', outs: {} };
+  },
+};
+const r = new pulumi.dynamic.Resource(hang, 'hang', {});
+exports.connection_info = r.id;
+`,
+  };
+}
+
+/**
+ * A program whose `up` records how many `up` of it run at once: a dynamic resource whose creation
+ * writes `<dir>/running-<identity>`, appends `<identity> <files running-* seen>` to
+ * `<dir>/overlaps.log`, then waits until `<dir>/release` exists (five minutes at most) and
+ * removes its file. A preview creates nothing, so the challenge can be created.
+ */
+export function overlapRecordingScenario(dir: string): Record<string, string> {
+  return {
+    'Pulumi.yaml': 'name: overlap-recording\nruntime: nodejs\n',
+    'package.json': PACKAGE_JSON('overlap-recording'),
+    'index.js': `const pulumi = require('@pulumi/pulumi');
+const config = new pulumi.Config();
+const identity = config.require('identity');
+
+const recorder = {
+  async create(inputs) {
+    const fs = require('node:fs');
+    const path = require('node:path');
+    const mine = path.join(inputs.dir, 'running-' + inputs.identity);
+    fs.writeFileSync(mine, '');
+    const running = fs.readdirSync(inputs.dir).filter((f) => f.startsWith('running-')).length;
+    fs.appendFileSync(path.join(inputs.dir, 'overlaps.log'), inputs.identity + ' ' + running + '\\n');
+    const deadline = Date.now() + 300000;
+    while (!fs.existsSync(path.join(inputs.dir, 'release')) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    fs.rmSync(mine, { force: true });
+    return { id: inputs.identity, outs: inputs };
+  },
+};
+const r = new pulumi.dynamic.Resource(recorder, 'recorder', { dir: ${JSON.stringify(dir)}, identity });
+exports.connection_info = r.id.apply((id) => 'http://' + id + '.ctf.invalid');
+`,
+  };
+}

@@ -3,6 +3,7 @@ import { ChallengeStoreService } from '../../src/challenge-store/challenge-store
 import type { UpdateChallengeInput } from '../../src/challenge-store/challenge-store.types';
 import { InstanceManagerService } from '../../src/instance-manager/instance-manager.service';
 import { DeployerService } from '../../src/pooler/deployer.service';
+import { PoolLimits } from '../../src/pooler/pool-limits';
 import { PoolerService } from '../../src/pooler/pooler.service';
 import { BackgroundTasks } from '../../src/shared/background-tasks';
 import type { Challenge, Instance } from '../../src/shared/domain';
@@ -35,7 +36,13 @@ export interface ServicesUnderTest {
 /** The default scenario of {@link aChallenge}, published in the fake registry at start. */
 export const DEFAULT_SCENARIO = aChallenge().scenario;
 
-export function servicesUnderTest(start: Date = T0): ServicesUnderTest {
+/** Pool bounds of the services under test: spin-ups are not the bottleneck unless a test says. */
+export const TEST_POOL_LIMITS = new PoolLimits(100, 16);
+
+export function servicesUnderTest(
+  start: Date = T0,
+  limits: PoolLimits = TEST_POOL_LIMITS,
+): ServicesUnderTest {
   const state = new InMemoryStateStore();
   const lock = new InMemoryDistributedLock();
   const clock = new FixedClock(start);
@@ -43,7 +50,7 @@ export function servicesUnderTest(start: Date = T0): ServicesUnderTest {
   const iac = new FakeIacEngine();
   const tasks = new BackgroundTasks();
   const deployer = new DeployerService(state, lock, oci, iac, clock);
-  const pooler = new PoolerService(state, lock, clock, tasks, deployer);
+  const pooler = new PoolerService(state, lock, clock, tasks, deployer, limits);
   const challenges = new ChallengeStoreService(state, lock, clock, oci, iac, pooler, deployer);
   const instances = new InstanceManagerService(state, lock, clock, pooler, deployer);
   oci.push(DEFAULT_SCENARIO);

@@ -17,13 +17,17 @@ export class OperationGuard {
   private readonly timer: NodeJS.Timeout;
   private killTimer: NodeJS.Timeout | undefined;
   private readonly onParentAbort = (): void => this.abort();
+  private expired = false;
 
   constructor(
     timeoutMs: number,
     private readonly graceMs: number,
     private readonly parent?: AbortSignal,
   ) {
-    this.timer = setTimeout(() => this.abort(), timeoutMs);
+    this.timer = setTimeout(() => {
+      this.expired = true;
+      this.abort();
+    }, timeoutMs);
     parent?.addEventListener('abort', this.onParentAbort, { once: true });
     if (parent?.aborted) this.abort();
   }
@@ -35,6 +39,11 @@ export class OperationGuard {
   /** Whether the operation was cancelled (its stack may hold a stale lock and pending work). */
   get aborted(): boolean {
     return this.controller.signal.aborted;
+  }
+
+  /** Whether it was cancelled because it outlived its timeout (not by the caller). */
+  get timedOut(): boolean {
+    return this.expired;
   }
 
   get env(): Record<string, string> {

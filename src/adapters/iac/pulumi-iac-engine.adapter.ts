@@ -23,7 +23,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IacOperationError, ScenarioInvalidError } from '../../shared/errors';
+import { IacOperationError, IacTimeoutError, ScenarioInvalidError } from '../../shared/errors';
 import type {
   FetchedScenario,
   IacEngine,
@@ -131,6 +131,8 @@ export class PulumiIacEngine implements IacEngine {
           onEvent: (e) => collectDiagnostics(e, problems),
         });
       } catch (err) {
+        if (guard.timedOut)
+          throw new IacTimeoutError('preview', scenario.reference, { cause: err });
         this.logger.warn(`preview of ${scenario.reference} failed: ${String(err)}`);
         throw new ScenarioInvalidError(
           scenario.reference,
@@ -185,9 +187,7 @@ export class PulumiIacEngine implements IacEngine {
         })
         .catch((err: unknown) => {
           // The CLI's text holds the program's own output: it goes to the logs redacted.
-          throw new IacOperationError('up', name, {
-            cause: new Error(redact(describe(err), secrets)),
-          });
+          throw iacFailure(guard, 'up', name, new Error(redact(describe(err), secrets)));
         });
       const outputs = readOutputs(request.scenario.reference, result.outputs);
       secrets = [...secrets, outputs.connectionInfo, ...outputs.flags];
@@ -228,7 +228,7 @@ export class PulumiIacEngine implements IacEngine {
         await this.workspaceOptions(meta.project, guard),
       ).catch((err: unknown) => {
         if (err instanceof StackNotFoundError) return undefined;
-        throw new IacOperationError('destroy', name, { cause: err });
+        throw iacFailure(guard, 'destroy', name, err);
       });
       if (stack) {
         const run = (): Promise<unknown> =>
@@ -245,7 +245,7 @@ export class PulumiIacEngine implements IacEngine {
           .catch(async (err: unknown) => {
             guard.dispose();
             if (guard.aborted) await this.dropLocks(meta.project, ref.identity);
-            throw new IacOperationError('destroy', name, { cause: err });
+            throw iacFailure(guard, 'destroy', name, err);
           });
         await this.removeStack(stack, meta.project, ref.identity, false);
       }
@@ -651,4 +651,16 @@ async function dropDanglingLinks(workDir: string): Promise<void> {
     if ((await lstat(path)).isSymbolicLink() && !(await stat(path).catch(() => undefined)))
       await unlink(path);
   }
+}
+
+/** The error of a failed operation: a timeout when it outlived its bound, else a failure. */
+function iacFailure(
+  guard: OperationGuard,
+  operation: 'up' | 'destroy',
+  stackName: string,
+  cause: unknown,
+): IacOperationError | IacTimeoutError {
+  return guard.timedOut
+    ? new IacTimeoutError(operation, stackName, { cause })
+    : new IacOperationError(operation, stackName, { cause });
 }

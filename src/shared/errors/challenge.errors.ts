@@ -32,7 +32,9 @@ export class ChallengeNoRenewalError extends DomainError {
   }
 }
 
-export type PoolerViolation = 'MIN_NEGATIVE' | 'MAX_NEGATIVE' | 'INVERTED_BOUNDARIES';
+/** `MIN_TOO_LARGE` is ours: a pool larger than the service's POOL_MAX_SIZE. */
+export type PoolerViolation =
+  'MIN_NEGATIVE' | 'MAX_NEGATIVE' | 'INVERTED_BOUNDARIES' | 'MIN_TOO_LARGE';
 
 /** `min`/`max` out of bounds; metadata carries the bounds in scope, as upstream's. */
 export class PoolerOutOfBoundsError extends DomainError {
@@ -40,6 +42,8 @@ export class PoolerOutOfBoundsError extends DomainError {
   constructor(
     readonly violations: PoolerViolation[],
     bounds: { min?: number; max?: number },
+    /** The largest pool allowed, named by a MIN_TOO_LARGE violation. */
+    readonly maxPoolSize?: number,
   ) {
     const metadata: Record<string, string> = {};
     if (bounds.min !== undefined) metadata.min = String(bounds.min);

@@ -2,6 +2,7 @@
  * ErrorInfo reasons, verbatim from upstream (ctfer-io/chall-manager pkg/errors, api/v1/common).
  * `INVALID_ARGUMENT` is ours: a request that fails validation before any work starts.
  * `SERVICE_UNAVAILABLE` is ours: the lock service (etcd) cannot be reached.
+ * `IAC_TIMEOUT` is ours: a deployment outlived `IAC_TIMEOUT` and was cancelled.
  */
 export const ERROR_REASONS = [
   'CHALLENGE_ALREADY_EXISTS',
@@ -20,6 +21,7 @@ export const ERROR_REASONS = [
   'SCENARIO_PREPROCESSING',
   'INVALID_ARGUMENT',
   'SERVICE_UNAVAILABLE',
+  'IAC_TIMEOUT',
   'INTERNAL_ERROR',
 ] as const;
 export type ErrorReason = (typeof ERROR_REASONS)[number];

@@ -4,6 +4,7 @@ import {
   ChallengeExpiredError,
   ChallengeNotFoundError,
   IacOperationError,
+  IacTimeoutError,
   InstanceNotFoundError,
   InvalidArgumentError,
   InvalidUpdateMaskError,
@@ -92,6 +93,32 @@ describe('statusOfDomainError', () => {
     });
   });
 
+  it('should name the largest pool allowed when min exceeds it', () => {
+    const status = statusOfDomainError(
+      new PoolerOutOfBoundsError(['MIN_TOO_LARGE'], { min: 20000 }, 100),
+    );
+    expect(status.code).toBe(GrpcCode.INVALID_ARGUMENT);
+    expect(status.message).toBe('Pooler configuration out of bounds.');
+    expect(status.details).toEqual([
+      {
+        type: 'ErrorInfo',
+        reason: 'CHALLENGE_POOLER_OUT_OF_BOUNDS',
+        domain: ERROR_DOMAIN,
+        metadata: { min: '20000' },
+      },
+      {
+        type: 'BadRequest',
+        fieldViolations: [
+          {
+            field: 'min',
+            reason: 'TOO_LARGE',
+            description: 'Minimum boundary cannot exceed the largest pool allowed (100).',
+          },
+        ],
+      },
+    ]);
+  });
+
   it('should add the update-mask violation and two help links when the mask is invalid', () => {
     const status = statusOfDomainError(new InvalidUpdateMaskError(['nope']));
     expect(status.details.map((d) => d.type)).toEqual(['ErrorInfo', 'BadRequest', 'Help']);
@@ -164,6 +191,15 @@ describe('statusOfDomainError', () => {
         },
       ],
     });
+  });
+
+  it('should answer DEADLINE_EXCEEDED with its own reason when an IaC operation times out', () => {
+    const status = statusOfDomainError(new IacTimeoutError('up', 'stack'));
+    expect(status.code).toBe(GrpcCode.DEADLINE_EXCEEDED);
+    expect(HTTP_FROM_GRPC[status.code]).toBe(504);
+    expect(status.details).toEqual([
+      { type: 'ErrorInfo', reason: 'IAC_TIMEOUT', domain: ERROR_DOMAIN, metadata: {} },
+    ]);
   });
 
   it('should answer the generic internal status when an IaC operation fails', () => {

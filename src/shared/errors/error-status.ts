@@ -125,7 +125,7 @@ const badRequest = (field: string, reason: string, description: string): StatusD
 });
 
 const POOLER_VIOLATIONS: Record<
-  PoolerViolation,
+  Exclude<PoolerViolation, 'MIN_TOO_LARGE'>,
   { field: string; reason: string; description: string }
 > = {
   MIN_NEGATIVE: {
@@ -144,6 +144,18 @@ const POOLER_VIOLATIONS: Record<
     description: 'When an upper bound is defined, minimum cannot exceed maximum.',
   },
 };
+
+const poolerViolation = (
+  v: PoolerViolation,
+  maxPoolSize: number | undefined,
+): { field: string; reason: string; description: string } =>
+  v === 'MIN_TOO_LARGE'
+    ? {
+        field: 'min',
+        reason: 'TOO_LARGE',
+        description: `Minimum boundary cannot exceed the largest pool allowed (${maxPoolSize ?? '?'}).`,
+      }
+    : POOLER_VIOLATIONS[v];
 
 const instanceName = (e: DomainError): string =>
   `${e.metadata.challenge_id ?? ''}/${e.metadata.source_id ?? ''}`;
@@ -199,8 +211,11 @@ const TABLE = {
     details: [
       {
         type: 'BadRequest',
-        fieldViolations: fieldOf(e, PoolerOutOfBoundsError, (p) => p.violations, []).map(
-          (v) => POOLER_VIOLATIONS[v],
+        fieldViolations: fieldOf(e, PoolerOutOfBoundsError, (p) => p.violations, []).map((v) =>
+          poolerViolation(
+            v,
+            fieldOf(e, PoolerOutOfBoundsError, (p) => p.maxPoolSize, undefined),
+          ),
         ),
       },
     ],
@@ -346,6 +361,7 @@ const TABLE = {
     };
   },
   SERVICE_UNAVAILABLE: () => ({ code: GrpcCode.UNAVAILABLE }),
+  IAC_TIMEOUT: () => ({ code: GrpcCode.DEADLINE_EXCEEDED }),
   INTERNAL_ERROR: () => ({ code: GrpcCode.INTERNAL, message: INTERNAL_MESSAGE }),
 } satisfies Record<ErrorReason, (e: DomainError) => Row>;
 

@@ -31,7 +31,7 @@ export class ScenarioPreprocessError extends DomainError {
 
 /**
  * A deployment (`up`, `destroy`) failed for a reason that is not the scenario's shape: provider
- * error, timeout, program crash. Clients see INTERNAL_ERROR; the cause goes to the logs.
+ * error, program crash. Clients see INTERNAL_ERROR; the cause goes to the logs.
  */
 export class IacOperationError extends DomainError {
   readonly reason = 'INTERNAL_ERROR';
@@ -41,5 +41,20 @@ export class IacOperationError extends DomainError {
     options?: { cause?: unknown },
   ) {
     super('An internal error occurred.', {}, options);
+  }
+}
+
+/**
+ * A deployment (`up`, `destroy`, preview) outlived the operation timeout and was cancelled (what
+ * it created is cleaned up). Clients see DEADLINE_EXCEEDED; the cause goes to the logs.
+ */
+export class IacTimeoutError extends DomainError {
+  readonly reason = 'IAC_TIMEOUT';
+  constructor(
+    readonly operation: 'up' | 'destroy' | 'preview',
+    readonly stackName: string,
+    options?: { cause?: unknown },
+  ) {
+    super('Deployment timed out.', {}, options);
   }
 }

@@ -39,7 +39,8 @@ export interface PendingCreate extends StackRef {
  * - `up` creates the stack or updates it in place. If it fails, what it created is destroyed and
  *   the stack removed before the error is thrown (no orphans).
  * - `destroy` removes every resource and the stack; destroying a missing stack succeeds.
- * - Errors: ScenarioInvalidError (the scenario's fault), IacOperationError (the deployment failed).
+ * - Errors: ScenarioInvalidError (the scenario's fault), IacTimeoutError (it outlived the
+ *   operation timeout and was cancelled), IacOperationError (the deployment failed).
  * - State lives under the data directory, so any replica can update or destroy any stack.
  * - Before `up` updates a stack or `destroy` removes it, creates a dead process left pending are
  *   recorded (they stay listed by `pendingCreates` until an operator clears them): such a stack

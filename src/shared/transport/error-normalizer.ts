@@ -1,4 +1,5 @@
 import { HttpException, HttpStatus, type LoggerService } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { DomainError } from '../errors/domain-error';
 import {
@@ -13,14 +14,29 @@ import { MAX_BODY_BYTES } from './protojson';
 /**
  * Turns anything thrown into the google.rpc.Status a client sees (style §7). Domain errors use
  * the table; the few errors from routing and body parsing get upstream's gateway answers; the
- * rest is logged with its stack and hidden behind INTERNAL_ERROR (decisions §2.9).
+ * rest is hidden behind INTERNAL_ERROR (decisions §2.9). Every server-side fault (INTERNAL,
+ * UNKNOWN, DEADLINE_EXCEEDED) is logged with its cause under a fresh `error_id`, which the client
+ * gets in the ErrorInfo metadata: an operator finds the cause from what the user reports.
  */
 export function toRpcStatus(error: unknown, logger: LoggerService): RpcStatus {
-  if (error instanceof DomainError) {
-    if (error.reason === 'INTERNAL_ERROR') logUnexpected(error, logger);
-    return statusOfDomainError(error);
-  }
-  if (error instanceof HttpException) return statusOfHttpException(error, logger);
+  const status = statusOf(error);
+  if (!SERVER_FAULTS.has(status.code)) return status;
+  const errorId = randomBytes(8).toString('hex');
+  logFault(errorId, error, logger);
+  const info = status.details.find((d) => d.type === 'ErrorInfo');
+  if (info?.type === 'ErrorInfo') info.metadata = { ...info.metadata, error_id: errorId };
+  return status;
+}
+
+const SERVER_FAULTS: ReadonlySet<GrpcCode> = new Set<GrpcCode>([
+  GrpcCode.UNKNOWN,
+  GrpcCode.DEADLINE_EXCEEDED,
+  GrpcCode.INTERNAL,
+]);
+
+function statusOf(error: unknown): RpcStatus {
+  if (error instanceof DomainError) return statusOfDomainError(error);
+  if (error instanceof HttpException) return statusOfHttpException(error);
   const bodyProblem = bodyParserProblem(error);
   if (bodyProblem !== undefined) {
     return statusOfDomainError(new InvalidArgumentError('body', bodyProblem));
@@ -29,12 +45,11 @@ export function toRpcStatus(error: unknown, logger: LoggerService): RpcStatus {
     // The caller went away; upstream answers CANCELLED with an empty message.
     return { code: GrpcCode.CANCELLED, message: '', details: [] };
   }
-  logUnexpected(error, logger);
   return internalErrorStatus();
 }
 
 /** Exceptions Nest raises itself: unknown routes, our method fallbacks, body parsing. */
-function statusOfHttpException(error: HttpException, logger: LoggerService): RpcStatus {
+function statusOfHttpException(error: HttpException): RpcStatus {
   switch (error.getStatus() as HttpStatus) {
     // grpc-gateway's answers for an unknown route and a known path with another method.
     case HttpStatus.NOT_FOUND:
@@ -51,7 +66,6 @@ function statusOfHttpException(error: HttpException, logger: LoggerService): Rpc
     case HttpStatus.PAYLOAD_TOO_LARGE:
       return statusOfDomainError(new InvalidArgumentError('body', tooLarge()));
     default:
-      logUnexpected(error, logger);
       return internalErrorStatus();
   }
 }
@@ -71,10 +85,10 @@ function bodyParserProblem(error: unknown): string | undefined {
 const tooLarge = (): string => `must not exceed ${MAX_BODY_BYTES} bytes`;
 
 /** Logs with the stack and the cause chain, which never reach the client. */
-function logUnexpected(error: unknown, logger: LoggerService): void {
+function logFault(errorId: string, error: unknown, logger: LoggerService): void {
   const describe = (e: unknown): string =>
     e instanceof Error ? (e.stack ?? e.message) : inspect(e);
   const cause = error instanceof DomainError ? error.cause : undefined;
   const causeText = cause === undefined ? '' : `\ncaused by: ${describe(cause)}`;
-  logger.error(`request failed: ${describe(error)}${causeText}`);
+  logger.error(`request failed (error_id=${errorId}): ${describe(error)}${causeText}`);
 }

@@ -19,7 +19,11 @@ import {
   PulumiIacEngine,
   type PulumiIacEngineOptions,
 } from '../../../src/adapters/iac/pulumi-iac-engine.adapter';
-import { IacOperationError, ScenarioInvalidError } from '../../../src/shared/errors';
+import {
+  IacOperationError,
+  IacTimeoutError,
+  ScenarioInvalidError,
+} from '../../../src/shared/errors';
 import type { PendingCreate } from '../../../src/shared/ports';
 import { killProcessesWithEnv } from '../../support/replica-process';
 import { asFetched, NODE_MODULES, scenarioFrom, scenarioOf } from '../../support/scenarios';
@@ -239,7 +243,7 @@ describe('PulumiIacEngine', () => {
       const ref = { challengeId: 'hanging', identity: '7777777777777777' };
       const started = Date.now();
       await expect(slowEngine.up({ ...ref, scenario, additional: {} })).rejects.toBeInstanceOf(
-        IacOperationError,
+        IacTimeoutError,
       );
       expect(Date.now() - started).toBeLessThan(100_000);
       expect(existsSync(marker)).toBe(false);

@@ -1,0 +1,80 @@
+import type { LoggerService } from '@nestjs/common';
+import { describe, expect, it } from 'vitest';
+import {
+  ChallengeNotFoundError,
+  IacOperationError,
+  IacTimeoutError,
+  ScenarioPreprocessError,
+} from '../errors';
+import { GrpcCode, HTTP_FROM_GRPC } from '../errors/error-status';
+import { toRpcStatus } from './error-normalizer';
+
+/** A logger keeping its error lines. */
+function recordingLogger(): LoggerService & { errors: string[] } {
+  const errors: string[] = [];
+  return {
+    errors,
+    log: () => undefined,
+    warn: () => undefined,
+    error: (message: unknown) => void errors.push(String(message)),
+  };
+}
+
+const errorIdOf = (status: ReturnType<typeof toRpcStatus>): string | undefined => {
+  const info = status.details.find((d) => d.type === 'ErrorInfo');
+  return info?.type === 'ErrorInfo' ? info.metadata.error_id : undefined;
+};
+
+describe('toRpcStatus', () => {
+  it('should answer DEADLINE_EXCEEDED (HTTP 504) with an error id when an IaC operation times out', () => {
+    const logger = recordingLogger();
+    const status = toRpcStatus(
+      new IacTimeoutError('up', 'p-0123', { cause: new Error('cancelled by the CLI') }),
+      logger,
+    );
+    expect(status.code).toBe(GrpcCode.DEADLINE_EXCEEDED);
+    expect(HTTP_FROM_GRPC[status.code]).toBe(504);
+    expect(status.message).toBe('Deployment timed out.');
+    expect(status.details).toEqual([
+      {
+        type: 'ErrorInfo',
+        reason: 'IAC_TIMEOUT',
+        domain: 'github.com/ctfer-io/chall-manager',
+        metadata: { error_id: expect.stringMatching(/^[0-9a-f]{16}$/) as unknown },
+      },
+    ]);
+    expect(logger.errors).toHaveLength(1);
+    expect(logger.errors[0]).toContain(`error_id=${errorIdOf(status)}`);
+    expect(logger.errors[0]).toContain('cancelled by the CLI');
+  });
+
+  it('should keep the program text in the log line of its error id, never in the status, when an IaC operation fails', () => {
+    const logger = recordingLogger();
+    const status = toRpcStatus(
+      new IacOperationError('up', 'p-0123', { cause: new Error('program threw: SECRET') }),
+      logger,
+    );
+    expect(status.code).toBe(GrpcCode.INTERNAL);
+    expect(status.message).toBe('An internal error occurred.');
+    expect(JSON.stringify(status)).not.toContain('SECRET');
+    expect(logger.errors).toHaveLength(1);
+    expect(logger.errors[0]).toContain(`error_id=${errorIdOf(status)}`);
+    expect(logger.errors[0]).toContain('program threw: SECRET');
+  });
+
+  it('should give each failure its own error id', () => {
+    const logger = recordingLogger();
+    const a = errorIdOf(toRpcStatus(new Error('one'), logger));
+    const b = errorIdOf(toRpcStatus(new ScenarioPreprocessError('r:1'), logger));
+    expect(a).toMatch(/^[0-9a-f]{16}$/);
+    expect(b).toMatch(/^[0-9a-f]{16}$/);
+    expect(a).not.toBe(b);
+  });
+
+  it('should neither log nor add an error id when the client is at fault', () => {
+    const logger = recordingLogger();
+    const status = toRpcStatus(new ChallengeNotFoundError('c'), logger);
+    expect(errorIdOf(status)).toBeUndefined();
+    expect(logger.errors).toEqual([]);
+  });
+});
