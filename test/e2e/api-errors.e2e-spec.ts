@@ -1,6 +1,7 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RpcStatusJson } from '../../src/shared/transport/rpc-status';
 import {
@@ -756,6 +757,52 @@ describe('malformed input on REST', () => {
       expect(challenge.instances).toHaveLength(1);
     },
   );
+});
+
+describe('bodies that are not what their Content-Encoding says', () => {
+  const json = Buffer.from(JSON.stringify({ id: 'bad', scenario: 'r/s:v1' }));
+  it.each([
+    ['gzip', 'plain JSON', json],
+    ['gzip', 'a truncated gzip stream', gzipSync(json).subarray(0, 12)],
+    ['deflate', 'plain JSON', json],
+    ['br', 'gzip bytes', gzipSync(json)],
+    ['br', 'a truncated brotli stream', brotliCompressSync(json).subarray(0, 5)],
+  ] as const)(
+    'should answer 400 INVALID_ARGUMENT on the body, log no error and change nothing when a %s body is %s',
+    async (encoding, _case, bytes) => {
+      const logStart = svc.logs().length;
+      await expectNoStateChange(async () => {
+        const res = await svc.rest('/api/v1/challenge', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+          body: bytes,
+        });
+        const text = await res.text();
+        expect(res.status, text).toBe(400);
+        const status = JSON.parse(text) as RpcStatusJson;
+        expect(status.code).toBe(3);
+        expect(status.message).toMatch(/^invalid body: /);
+        expect(status.details).toEqual([
+          errorInfo('INVALID_ARGUMENT', { field: 'body' }),
+          badRequest(['body', 'INVALID_ARGUMENT', expect.any(String)]),
+        ]);
+      }, 'bad');
+      expect(svc.logs().slice(logStart)).not.toMatch(/"level":"error"/);
+    },
+  );
+
+  it('should still decode a body that is what its Content-Encoding says', async () => {
+    const res = await svc.rest('/api/v1/challenge', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync(Buffer.from(JSON.stringify({ id: '', scenario: 'r/s:v1' }))),
+    });
+    // Decoded, then refused for its empty id: the body itself was read.
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as RpcStatusJson).details[0]).toEqual(
+      errorInfo('INVALID_ARGUMENT', { field: 'id' }),
+    );
+  });
 });
 
 describe('malformed input on gRPC', () => {
