@@ -1,5 +1,6 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { existsSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -731,6 +732,27 @@ describe('malformed input on REST', () => {
       { sourceId: 3 },
       'sourceId',
     ],
+    [
+      'a timeout putting until past the last Timestamp',
+      'POST',
+      '/api/v1/challenge',
+      { id: 'bad', scenario: 'r/s:v1', timeout: '315576000000s' },
+      'timeout',
+    ],
+    [
+      'a timeout putting until past the last Timestamp',
+      'PATCH',
+      `/api/v1/challenge/${ID}`,
+      { timeout: '315576000000s', updateMask: 'timeout' },
+      'timeout',
+    ],
+    [
+      'an until past the last Timestamp',
+      'POST',
+      '/api/v1/challenge',
+      { id: 'bad', scenario: 'r/s:v1', until: '10000-01-01T00:00:00Z' },
+      'until',
+    ],
     ['an oversized body', 'POST', '/api/v1/challenge', { id: 'bad', scenario: big }, 'body'],
   ] as const)(
     'should answer 400 INVALID_ARGUMENT naming the field and change nothing when sending %s to %s %s',
@@ -837,6 +859,28 @@ describe('malformed input on gRPC', () => {
       'until',
     ],
     [
+      'CreateChallenge',
+      'a timeout putting until past the last Timestamp',
+      { id: 'bad', scenario: 'r/s:v1', timeout: { seconds: '315576000000', nanos: 0 } },
+      'timeout',
+    ],
+    [
+      'UpdateChallenge',
+      'a timeout putting until past the last Timestamp',
+      {
+        id: ID,
+        timeout: { seconds: '315576000000', nanos: 0 },
+        updateMask: { paths: ['timeout'] },
+      },
+      'timeout',
+    ],
+    [
+      'CreateChallenge',
+      'an until past the last Timestamp',
+      { id: 'bad', scenario: 'r/s:v1', until: { seconds: '253402300800', nanos: 0 } },
+      'until',
+    ],
+    [
       'UpdateChallenge',
       'an unknown strategy number',
       { id: ID, updateStrategy: 7, updateMask: { paths: [] } },
@@ -886,5 +930,52 @@ describe('malformed input on gRPC', () => {
     );
     expect(err.code).toBe(GrpcStatus.INVALID_ARGUMENT);
     expect(err.details).toContain('sourceId');
+  });
+});
+
+describe('a recorded timeout putting until past the last Timestamp', () => {
+  const LEGACY = 'legacy-timeout';
+  const md5 = (text: string): string => createHash('md5').update(text).digest('hex');
+
+  it('should answer INVALID_ARGUMENT naming timeout and deploy nothing when creating an instance', async () => {
+    const created = await rest('POST', '/api/v1/challenge', {
+      id: LEGACY,
+      scenario,
+      timeout: '600s',
+    });
+    expect(created.status, await created.text()).toBe(200);
+    // As a record stored before timeouts were checked holds it: "315576000000s" in nanoseconds.
+    const record = join(svc.dir, 'chall', md5(LEGACY), 'info.json');
+    const text = readFileSync(record, 'utf8');
+    expect(text).toContain('"timeout":600000000000');
+    writeFileSync(
+      record,
+      text.replace('"timeout":600000000000', '"timeout":315576000000000000000'),
+    );
+    const got = (await (await rest('GET', `/api/v1/challenge/${LEGACY}`)).json()) as object;
+    expect(got).toMatchObject({ timeout: '315576000000s' });
+
+    const expected: Expected = {
+      code: 3,
+      http: 400,
+      message:
+        "invalid timeout: the challenge's timeout puts the instance's until past 9999-12-31T23:59:59Z, the last instant a Timestamp can carry; update the challenge's timeout",
+      details: [
+        errorInfo('INVALID_ARGUMENT', { field: 'timeout' }),
+        badRequest(['timeout', 'INVALID_ARGUMENT', expect.any(String)]),
+      ],
+    };
+    await expectBoth(
+      () => rest('POST', '/api/v1/instance', { challengeId: LEGACY, sourceId: SOURCE }),
+      () => instanceRpc('CreateInstance', { challengeId: LEGACY, sourceId: SOURCE }),
+      expected,
+    );
+    expect(
+      existsSync(join(svc.dir, 'chall', md5(LEGACY), 'instance'))
+        ? readdirSync(join(svc.dir, 'chall', md5(LEGACY), 'instance'))
+        : [],
+    ).toEqual([]);
+    const deleted = await rest('DELETE', `/api/v1/challenge/${LEGACY}`);
+    expect(deleted.status).toBe(200);
   });
 });
