@@ -1,6 +1,8 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { existsSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RpcStatusJson } from '../../src/shared/transport/rpc-status';
 import {
@@ -730,6 +732,27 @@ describe('malformed input on REST', () => {
       { sourceId: 3 },
       'sourceId',
     ],
+    [
+      'a timeout putting until past the last Timestamp',
+      'POST',
+      '/api/v1/challenge',
+      { id: 'bad', scenario: 'r/s:v1', timeout: '315576000000s' },
+      'timeout',
+    ],
+    [
+      'a timeout putting until past the last Timestamp',
+      'PATCH',
+      `/api/v1/challenge/${ID}`,
+      { timeout: '315576000000s', updateMask: 'timeout' },
+      'timeout',
+    ],
+    [
+      'an until past the last Timestamp',
+      'POST',
+      '/api/v1/challenge',
+      { id: 'bad', scenario: 'r/s:v1', until: '10000-01-01T00:00:00Z' },
+      'until',
+    ],
     ['an oversized body', 'POST', '/api/v1/challenge', { id: 'bad', scenario: big }, 'body'],
   ] as const)(
     'should answer 400 INVALID_ARGUMENT naming the field and change nothing when sending %s to %s %s',
@@ -756,6 +779,52 @@ describe('malformed input on REST', () => {
       expect(challenge.instances).toHaveLength(1);
     },
   );
+});
+
+describe('bodies that are not what their Content-Encoding says', () => {
+  const json = Buffer.from(JSON.stringify({ id: 'bad', scenario: 'r/s:v1' }));
+  it.each([
+    ['gzip', 'plain JSON', json],
+    ['gzip', 'a truncated gzip stream', gzipSync(json).subarray(0, 12)],
+    ['deflate', 'plain JSON', json],
+    ['br', 'gzip bytes', gzipSync(json)],
+    ['br', 'a truncated brotli stream', brotliCompressSync(json).subarray(0, 5)],
+  ] as const)(
+    'should answer 400 INVALID_ARGUMENT on the body, log no error and change nothing when a %s body is %s',
+    async (encoding, _case, bytes) => {
+      const logStart = svc.logs().length;
+      await expectNoStateChange(async () => {
+        const res = await svc.rest('/api/v1/challenge', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+          body: bytes,
+        });
+        const text = await res.text();
+        expect(res.status, text).toBe(400);
+        const status = JSON.parse(text) as RpcStatusJson;
+        expect(status.code).toBe(3);
+        expect(status.message).toMatch(/^invalid body: /);
+        expect(status.details).toEqual([
+          errorInfo('INVALID_ARGUMENT', { field: 'body' }),
+          badRequest(['body', 'INVALID_ARGUMENT', expect.any(String)]),
+        ]);
+      }, 'bad');
+      expect(svc.logs().slice(logStart)).not.toMatch(/"level":"error"/);
+    },
+  );
+
+  it('should still decode a body that is what its Content-Encoding says', async () => {
+    const res = await svc.rest('/api/v1/challenge', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync(Buffer.from(JSON.stringify({ id: '', scenario: 'r/s:v1' }))),
+    });
+    // Decoded, then refused for its empty id: the body itself was read.
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as RpcStatusJson).details[0]).toEqual(
+      errorInfo('INVALID_ARGUMENT', { field: 'id' }),
+    );
+  });
 });
 
 describe('malformed input on gRPC', () => {
@@ -787,6 +856,28 @@ describe('malformed input on gRPC', () => {
       'CreateChallenge',
       'out-of-range nanos',
       { id: 'bad', until: { seconds: '1', nanos: 2_000_000_000 } },
+      'until',
+    ],
+    [
+      'CreateChallenge',
+      'a timeout putting until past the last Timestamp',
+      { id: 'bad', scenario: 'r/s:v1', timeout: { seconds: '315576000000', nanos: 0 } },
+      'timeout',
+    ],
+    [
+      'UpdateChallenge',
+      'a timeout putting until past the last Timestamp',
+      {
+        id: ID,
+        timeout: { seconds: '315576000000', nanos: 0 },
+        updateMask: { paths: ['timeout'] },
+      },
+      'timeout',
+    ],
+    [
+      'CreateChallenge',
+      'an until past the last Timestamp',
+      { id: 'bad', scenario: 'r/s:v1', until: { seconds: '253402300800', nanos: 0 } },
       'until',
     ],
     [
@@ -839,5 +930,52 @@ describe('malformed input on gRPC', () => {
     );
     expect(err.code).toBe(GrpcStatus.INVALID_ARGUMENT);
     expect(err.details).toContain('sourceId');
+  });
+});
+
+describe('a recorded timeout putting until past the last Timestamp', () => {
+  const LEGACY = 'legacy-timeout';
+  const md5 = (text: string): string => createHash('md5').update(text).digest('hex');
+
+  it('should answer INVALID_ARGUMENT naming timeout and deploy nothing when creating an instance', async () => {
+    const created = await rest('POST', '/api/v1/challenge', {
+      id: LEGACY,
+      scenario,
+      timeout: '600s',
+    });
+    expect(created.status, await created.text()).toBe(200);
+    // As a record stored before timeouts were checked holds it: "315576000000s" in nanoseconds.
+    const record = join(svc.dir, 'chall', md5(LEGACY), 'info.json');
+    const text = readFileSync(record, 'utf8');
+    expect(text).toContain('"timeout":600000000000');
+    writeFileSync(
+      record,
+      text.replace('"timeout":600000000000', '"timeout":315576000000000000000'),
+    );
+    const got = (await (await rest('GET', `/api/v1/challenge/${LEGACY}`)).json()) as object;
+    expect(got).toMatchObject({ timeout: '315576000000s' });
+
+    const expected: Expected = {
+      code: 3,
+      http: 400,
+      message:
+        "invalid timeout: the challenge's timeout puts the instance's until past 9999-12-31T23:59:59Z, the last instant a Timestamp can carry; update the challenge's timeout",
+      details: [
+        errorInfo('INVALID_ARGUMENT', { field: 'timeout' }),
+        badRequest(['timeout', 'INVALID_ARGUMENT', expect.any(String)]),
+      ],
+    };
+    await expectBoth(
+      () => rest('POST', '/api/v1/instance', { challengeId: LEGACY, sourceId: SOURCE }),
+      () => instanceRpc('CreateInstance', { challengeId: LEGACY, sourceId: SOURCE }),
+      expected,
+    );
+    expect(
+      existsSync(join(svc.dir, 'chall', md5(LEGACY), 'instance'))
+        ? readdirSync(join(svc.dir, 'chall', md5(LEGACY), 'instance'))
+        : [],
+    ).toEqual([]);
+    const deleted = await rest('DELETE', `/api/v1/challenge/${LEGACY}`);
+    expect(deleted.status).toBe(200);
   });
 });

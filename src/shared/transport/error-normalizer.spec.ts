@@ -1,4 +1,5 @@
 import type { LoggerService } from '@nestjs/common';
+import { gzipSync, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
   ChallengeNotFoundError,
@@ -77,4 +78,45 @@ describe('toRpcStatus', () => {
     expect(errorIdOf(status)).toBeUndefined();
     expect(logger.errors).toEqual([]);
   });
+
+  it.each([
+    ['not gzip at all', Buffer.from('{"id":"c"}')],
+    ['a truncated gzip stream', gzipSync(Buffer.from('{"id":"c"}')).subarray(0, 12)],
+  ])(
+    'should answer INVALID_ARGUMENT on the body without logging when a gzip body is %s',
+    (_case, bytes) => {
+      // What body-parser forwards: the gunzip stream's own error, given status 400.
+      let thrown: unknown;
+      try {
+        gunzipSync(bytes);
+      } catch (err) {
+        thrown = Object.assign(err as Error, { status: 400, statusCode: 400, expose: true });
+      }
+      const logger = recordingLogger();
+      const status = toRpcStatus(thrown, logger);
+      expect(status.code).toBe(GrpcCode.INVALID_ARGUMENT);
+      expect(status.message).toMatch(
+        /^invalid body: cannot be decompressed as its Content-Encoding says: /,
+      );
+      expect(status.details).toEqual([
+        {
+          type: 'ErrorInfo',
+          reason: 'INVALID_ARGUMENT',
+          domain: 'github.com/ctfer-io/chall-manager',
+          metadata: { field: 'body' },
+        },
+        {
+          type: 'BadRequest',
+          fieldViolations: [
+            {
+              field: 'body',
+              reason: 'INVALID_ARGUMENT',
+              description: expect.any(String) as unknown,
+            },
+          ],
+        },
+      ]);
+      expect(logger.errors).toEqual([]);
+    },
+  );
 });

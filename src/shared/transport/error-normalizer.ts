@@ -74,12 +74,30 @@ function statusOfHttpException(error: HttpException): RpcStatus {
 function bodyParserProblem(error: unknown): string | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
   const { type, status, expose } = error as { type?: unknown; status?: unknown; expose?: unknown };
-  if (typeof type !== 'string' || typeof status !== 'number' || status < 400 || status > 499) {
-    return undefined;
+  if (typeof status !== 'number' || status < 400 || status > 499) return undefined;
+  if (isDecompressionError(error)) {
+    return `cannot be decompressed as its Content-Encoding says: ${error.message}`;
   }
+  if (typeof type !== 'string') return undefined;
   if (type === 'entity.too.large') return tooLarge();
   // Exposed http-errors messages are written for clients ("unsupported charset", ...).
   return expose === true && error instanceof Error ? error.message : 'cannot be read';
+}
+
+/**
+ * A body that is not what its Content-Encoding (gzip, deflate, br, zstd) says: body-parser
+ * hands on the decompression stream's own zlib error, given a 4xx status but no `type`.
+ * zlib errors carry a numeric `errno` and a string `code` (`Z_DATA_ERROR`, `Z_BUF_ERROR`,
+ * `ERR__ERROR_FORMAT_…` for brotli).
+ */
+function isDecompressionError(error: object): error is Error {
+  const { errno, code } = error as { errno?: unknown; code?: unknown };
+  return (
+    error instanceof Error &&
+    typeof errno === 'number' &&
+    typeof code === 'string' &&
+    (code.startsWith('Z_') || code.startsWith('ERR_'))
+  );
 }
 
 const tooLarge = (): string => `must not exceed ${MAX_BODY_BYTES} bytes`;
