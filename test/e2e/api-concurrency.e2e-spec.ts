@@ -19,6 +19,7 @@ import {
   identityOfOutputsOnly,
   overlapRecordingScenario,
   outputsOnlyScenario,
+  throwingProgramScenario,
 } from '../support/api-scenarios';
 import { orasPush } from '../support/oras';
 import { scenarioOf } from '../support/scenarios';
@@ -282,6 +283,64 @@ describe('CreateInstance whose up outlives IAC_TIMEOUT', () => {
     expect((await short.rest(`/api/v1/instance/${id}/late`)).status).toBe(404);
     expect(listDir(join(short.dir, 'chall', md5(id), 'instance'))).toEqual([]);
     expect(listDir(join(short.dir, 'pulumi', 'stacks', md5(id)))).toEqual([]);
+  });
+});
+
+describe('CreateInstance whose program throws', () => {
+  const id = 'throws';
+  let capped: ApiApp;
+
+  beforeAll(async () => {
+    // The operator's NODE_OPTIONS reach the programs: a 256 MB heap, as a small container would
+    // set. The SDK's coloured error printing on Node >= 20.19.6 (nodejs/node#64011) exhausts
+    // any heap, so without the service's preload the program dies before reporting its error.
+    capped = await bootApiApp({ JANITOR_TICKER: '0', NODE_OPTIONS: '--max-old-space-size=256' });
+    const scenario = await orasPush(
+      registry,
+      'concurrency/throwing-program:v1',
+      scenarioOf(capped.scratch, 'throwing-program', throwingProgramScenario()),
+    );
+    const res = await capped.rest('/api/v1/challenge', jsonInit('POST', { id, scenario }));
+    expect(res.status, await res.text()).toBe(200);
+  });
+  afterAll(async () => {
+    await capped?.close();
+  });
+
+  it('should answer INTERNAL, log the program error under the error id and leave nothing when creating', async () => {
+    const started = Date.now();
+    const res = await capped.rest(
+      '/api/v1/instance',
+      jsonInit('POST', { challengeId: id, sourceId: 'thrower' }),
+    );
+    const body = (await res.json()) as RpcStatusJson;
+    console.log(`CreateInstance of a throwing program answered in ${Date.now() - started} ms`);
+    expect(res.status).toBe(500);
+    expect(JSON.stringify(body)).not.toContain('SECRET-PULUMI-TEXT');
+    expect(body).toEqual({
+      code: 13,
+      message: 'An internal error occurred.',
+      details: [
+        {
+          '@type': `${T}ErrorInfo`,
+          reason: 'INTERNAL_ERROR',
+          domain: 'github.com/ctfer-io/chall-manager',
+          metadata: { error_id: expect.stringMatching(/^[0-9a-f]{16}$/) as unknown },
+        },
+      ],
+    });
+    const logged = capped
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes(`error_id=${errorIdOf(body)}`));
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toContain('SECRET-PULUMI-TEXT: the program threw at top level');
+    expect((await capped.rest(`/api/v1/instance/${id}/thrower`)).status).toBe(404);
+    expect(listDir(join(capped.dir, 'chall', md5(id), 'instance'))).toEqual([]);
+    expect(listDir(join(capped.dir, 'pulumi', 'stacks', md5(id)))).toEqual([]);
+    const stacks = join(capped.dir, 'pulumi', 'backend', '.pulumi', 'stacks');
+    expect(listDir(join(stacks, 'throwing-program'))).toEqual([]);
+    expect(listDir(join(stacks, 'organization', 'throwing-program'))).toEqual([]);
   });
 });
 

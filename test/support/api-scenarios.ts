@@ -77,6 +77,23 @@ exports.connection_info = boom.id;
 }
 
 /**
+ * A program that throws at top level during an `up` (a preview passes, so the challenge can be
+ * created). The error text contains `SECRET-PULUMI-TEXT`.
+ */
+export function throwingProgramScenario(): Record<string, string> {
+  return {
+    'Pulumi.yaml': 'name: throwing-program\nruntime: nodejs\n',
+    'package.json': PACKAGE_JSON('throwing-program'),
+    'index.js': `const pulumi = require('@pulumi/pulumi');
+if (!pulumi.runtime.isDryRun()) {
+  throw new Error('SECRET-PULUMI-TEXT: the program threw at top level');
+}
+exports.connection_info = 'http://never.ctf.invalid';
+`,
+  };
+}
+
+/**
  * A program whose `up` never ends: a dynamic resource whose creation waits ten minutes (a
  * preview creates nothing, so the challenge can be created).
  */

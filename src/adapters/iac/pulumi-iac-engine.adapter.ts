@@ -33,6 +33,7 @@ import type {
   UpRequest,
 } from '../../shared/ports';
 import { OperationGuard } from './operation-guard';
+import { installProgramPreload, nodeOptionsWithPreload } from './program-preload';
 import { redact } from './redact';
 import { ScenarioPreparer, type PreparedScenario } from './scenario-preparer';
 
@@ -107,6 +108,8 @@ export class PulumiIacEngine implements IacEngine {
   private readonly logger = new Logger(PulumiIacEngine.name);
   private readonly preparer: ScenarioPreparer;
   private command: Promise<PulumiCommand> | undefined;
+  /** Path of the preload given to nodejs scenario processes (written once, see program-preload). */
+  private preload: Promise<string> | undefined;
 
   constructor(private readonly opts: PulumiIacEngineOptions) {
     this.preparer = new ScenarioPreparer({
@@ -493,6 +496,11 @@ export class PulumiIacEngine implements IacEngine {
           skipVersionCheck: false,
         })
       : PulumiCommand.get({ skipVersionCheck: false });
+    this.preload ??= installProgramPreload(join(this.opts.cacheDir, 'node')).catch((err) => {
+      // A failed write is not remembered: the next operation tries again.
+      this.preload = undefined;
+      throw err;
+    });
     return {
       pulumiCommand: await this.command,
       envVars: {
@@ -502,6 +510,8 @@ export class PulumiIacEngine implements IacEngine {
         PULUMI_SKIP_UPDATE_CHECK: 'true',
         // nodejs scenarios need not ship node_modules: the service's @pulumi/pulumi is found here.
         NODE_PATH: this.opts.nodeModulesDir,
+        // A throwing program reports its error at once instead of after a minute of CPU.
+        NODE_OPTIONS: nodeOptionsWithPreload(this.opts.programEnv.NODE_OPTIONS, await this.preload),
         ...(project === undefined ? {} : { CM_PROJECT: project }),
         ...guard?.env,
       },

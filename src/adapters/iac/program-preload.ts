@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/**
+ * Loaded (`--require`) into every Node.js process a nodejs scenario runs in: the program, and the
+ * dynamic-resource provider. It makes `util.inspect` ignore `colors`.
+ *
+ * Why: when a program throws, `@pulumi/pulumi` (cmd/run/error.ts, `defaultErrorMessage`) prints
+ * the error with `util.inspect(err, { colors: true })`. The SDK's source maps place its top-level
+ * files at `node_modules/@pulumi/<file>.ts` (one directory too high), so the stack holds frames
+ * such as `…/node_modules/@pulumi/resource.ts:1598:22`. On Node.js 20.19.6 and later, the
+ * colouring of `node_modules` names in error stacks loops on a scoped name with nothing after it
+ * (nodejs/node#64011), growing a string until V8 refuses it: about a minute of CPU and gigabytes
+ * of memory before the SDK falls back to `util.inspect(err)` and reports the error. Colours are
+ * of no use here (the output goes to logs, never to a terminal), so they are dropped and the
+ * error is reported at once, with the same text.
+ *
+ * ES modules importing `inspect` from `node:util` see the same function
+ * (`syncBuiltinESMExports`). Kept in plain CommonJS: Node loads it as is.
+ */
+export const PROGRAM_PRELOAD = `'use strict';
+// chall-manager: util.inspect without colours in scenario processes (see the service's
+// src/adapters/iac/program-preload.ts for why).
+const util = require('node:util');
+const { syncBuiltinESMExports } = require('node:module');
+util.inspect = new Proxy(util.inspect, {
+  apply(target, thisArg, args) {
+    const options = args[1];
+    if (options !== null && typeof options === 'object' && options.colors) {
+      args[1] = { ...options, colors: false };
+    } else if (args.length >= 4 && args[3]) {
+      // The legacy signature: inspect(value, showHidden, depth, colors).
+      args[3] = false;
+    }
+    return Reflect.apply(target, thisArg, args);
+  },
+});
+syncBuiltinESMExports();
+`;
+
+/** Writes {@link PROGRAM_PRELOAD} under `dir` (atomically: replicas may share CACHE); its path.
+ * Owner-only like the rest of CACHE: scenario processes run as the service's user. */
+export async function installProgramPreload(dir: string): Promise<string> {
+  const path = join(dir, 'program-preload.cjs');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(tmp, PROGRAM_PRELOAD, { mode: 0o600 });
+  await rename(tmp, path);
+  return path;
+}
+
+/**
+ * `NODE_OPTIONS` for scenario processes: the operator's own options, then the preload. The path
+ * is quoted the way Node parses `NODE_OPTIONS` (double quotes, backslash escapes).
+ */
+export function nodeOptionsWithPreload(current: string | undefined, preload: string): string {
+  const quoted = `"${preload.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  const own = current?.trim() ?? '';
+  return `${own === '' ? '' : `${own} `}--require ${quoted}`;
+}
