@@ -123,6 +123,12 @@ build_tool oras oras.land/oras/cmd/oras "$CM_TOOLCHAIN_DIR/oras-$oras_v/oras" \
 mkdir -p "$CM_TOOLCHAIN_BIN"
 ln -sfn "$CM_TOOLCHAIN_DIR/oras-$oras_v/oras" "$CM_TOOLCHAIN_BIN/oras"
 
+# --- Kubernetes manifest checker (tests of deploy/) -------------------------------------------
+k8s_api_v=$(mod_version k8s-validate k8s.io/api)
+build_tool k8s-validate chall-manager/tools/k8s-validate \
+  "$CM_TOOLCHAIN_DIR/k8s-validate-$k8s_api_v/k8s-validate"
+ln -sfn "$CM_TOOLCHAIN_DIR/k8s-validate-$k8s_api_v/k8s-validate" "$CM_TOOLCHAIN_BIN/k8s-validate"
+
 # --- npm dependencies -----------------------------------------------------------------------
 lock_stamp=$(sha256sum "$ROOT/package-lock.json" | cut -c1-16)
 if [ "$(cat "$ROOT/node_modules/.setup-stamp" 2>/dev/null)" != "$lock_stamp" ]; then

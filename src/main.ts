@@ -7,7 +7,7 @@ import { makeOwnerOnly } from './adapters/state/owner-only';
 import { AppModule } from './app.module';
 import { ConfigError, loadConfigFromProcessEnv, type AppConfig } from './config';
 import { createLogger } from './shared/logging';
-import { API_APP_OPTIONS, startApiServer } from './shared/transport';
+import { API_APP_OPTIONS, gracefulShutdown, startApiServer } from './shared/transport';
 
 async function bootstrap(config: AppConfig): Promise<void> {
   const logger = createLogger(config.logLevel);
@@ -21,11 +21,31 @@ async function bootstrap(config: AppConfig): Promise<void> {
     ...API_APP_OPTIONS,
     logger,
   });
-  // SIGTERM/SIGINT close the app: the public port, the gRPC server, then the providers.
-  app.enableShutdownHooks();
   // gRPC and REST on one port (single-port.ts), gRPC sharing the app's filter.
   await startApiServer(app, config.port);
   logger.log(`chall-manager listening on port ${config.port} (gRPC and REST)`, 'Bootstrap');
+  // SIGTERM/SIGINT drain the replica, then close it and exit 0 (graceful-shutdown.ts). Not
+  // Nest's enableShutdownHooks: it closes the app at once, cutting the calls in flight, and
+  // exits by re-raising the signal.
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return; // a second signal changes nothing: the drain is bounded
+    stopping = true;
+    logger.log(`${signal} received`, 'Shutdown');
+    gracefulShutdown(app, {
+      graceMs: config.shutdownGraceMs,
+      cancelGraceMs: config.iac.cancelGraceMs,
+      logger,
+    }).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`chall-manager: shutdown failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
 
 function main(): void {

@@ -12,14 +12,14 @@ import {
   within,
   type ServicesUnderTest,
 } from '../../test/support/services-under-test';
-import type { Challenge } from '../shared/domain';
+import { MAX_TIMESTAMP_MS, type Challenge } from '../shared/domain';
 import {
   IacOperationError,
   PoolerOutOfBoundsError,
   ScenarioInvalidError,
   type PoolerViolation,
 } from '../shared/errors';
-import { checkPoolerBounds } from './challenge-store.service';
+import { checkPoolerBounds, checkTimeout } from './challenge-store.service';
 import type { UpdatablePath } from './challenge-store.types';
 
 const MINUTE = 60_000;
@@ -57,6 +57,22 @@ describe('checkPoolerBounds', () => {
       }
       expect(thrown).toBeInstanceOf(PoolerOutOfBoundsError);
       expect((thrown as PoolerOutOfBoundsError).violations).toEqual(violations);
+    },
+  );
+});
+
+describe('checkTimeout', () => {
+  const longest = MAX_TIMESTAMP_MS - T0.getTime();
+  it.each([undefined, 1, longest])('should accept a timeout of %s ms at T0', (timeoutMs) => {
+    expect(() => checkTimeout(timeoutMs, T0)).not.toThrow();
+  });
+
+  it.each([longest + 1, 315_576_000_000_000])(
+    'should throw INVALID_ARGUMENT naming timeout when a timeout of %s ms puts until past the last Timestamp',
+    (timeoutMs) => {
+      expect(() => checkTimeout(timeoutMs, T0)).toThrow(
+        expect.objectContaining({ reason: 'INVALID_ARGUMENT', field: 'timeout' }) as Error,
+      );
     },
   );
 });
@@ -139,6 +155,16 @@ describe('ChallengeStoreService', () => {
         expect(await sut.state.listChallenges()).toEqual([]);
       },
     );
+
+    it('should throw INVALID_ARGUMENT naming timeout before any work when the timeout puts until past the last Timestamp', async () => {
+      // timeout "315576000000s": accepted before, instances then expired in year 12027.
+      await expect(
+        sut.challenges.create({ ...aCreateRequest(), timeoutMs: 315_576_000_000_000 }),
+      ).rejects.toMatchObject({ reason: 'INVALID_ARGUMENT', field: 'timeout' });
+      expect(sut.iac.calls).toEqual([]);
+      expect(sut.oci.calls).toEqual([]);
+      expect(await sut.state.listChallenges()).toEqual([]);
+    });
 
     it.each([
       [-1, 0],
@@ -263,6 +289,36 @@ describe('ChallengeStoreService', () => {
         expect(await sut.state.loadChallenge('chall-1')).toEqual(challenge);
       },
     );
+
+    it('should throw INVALID_ARGUMENT naming timeout before any work when the masked timeout puts until past the last Timestamp', async () => {
+      const challenge = await withInstances({ timeoutMs: 10 * MINUTE });
+      const [claimed] = await sut.claimed();
+      const registryCalls = sut.oci.calls.length;
+
+      const calls = await iacCallsOf(async () => {
+        await expect(
+          sut.challenges.update(
+            anUpdate(challenge, { mask: new Set(['timeout']), timeoutMs: 315_576_000_000_000 }),
+          ),
+        ).rejects.toMatchObject({ reason: 'INVALID_ARGUMENT', field: 'timeout' });
+      });
+
+      expect(calls).toEqual([]);
+      expect(sut.oci.calls.length).toBe(registryCalls);
+      expect(await sut.state.loadChallenge('chall-1')).toEqual(challenge);
+      expect((await sut.claimed())[0]).toEqual(claimed);
+    });
+
+    it('should keep the claimed instances until at the last Timestamp when the record holds a timeout past it', async () => {
+      const challenge = await withInstances({ timeoutMs: 10 * MINUTE });
+      // Stored before timeouts were checked; the update leaves it alone and recomputes until.
+      await sut.state.saveChallenge({ ...challenge, timeoutMs: 315_576_000_000_000 });
+
+      await sut.challenges.update(anUpdate(challenge, { mask: new Set(['min']), min: 0 }));
+
+      const [claimed] = await sut.claimed();
+      expect(claimed?.until?.toISOString()).toBe('9999-12-31T23:59:59.999Z');
+    });
 
     it('should accept min above the stored max when only min is in the mask', async () => {
       const challenge = await sut.givenChallenge({ min: 0, max: 2 });

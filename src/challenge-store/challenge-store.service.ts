@@ -4,6 +4,7 @@ import {
   computeUntil,
   isChallengeExpired,
   lockKeys,
+  untilOverflows,
   type Challenge,
   type Instance,
 } from '../shared/domain';
@@ -12,6 +13,7 @@ import {
   ChallengeNotFoundError,
   IacOperationError,
   PoolerOutOfBoundsError,
+  timeoutPastLastTimestamp,
   type PoolerViolation,
 } from '../shared/errors';
 import {
@@ -48,6 +50,14 @@ export function checkPoolerBounds(
     throw new PoolerOutOfBoundsError(violations, { min, max }, maxPoolSize);
 }
 
+/**
+ * Refuses a timeout whose instances could not be given an `until`: now + timeout past the last
+ * Timestamp. Checked alone, whatever `until` says, as an update may clear `until` later.
+ */
+export function checkTimeout(timeoutMs: number | undefined, now: Date): void {
+  if (untilOverflows({ timeoutMs }, now)) throw timeoutPastLastTimestamp(false);
+}
+
 const sameMap = (a: Record<string, string>, b: Record<string, string>): boolean =>
   Object.keys(a).length === Object.keys(b).length &&
   Object.entries(a).every(([k, v]) => b[k] === v);
@@ -74,6 +84,7 @@ export class ChallengeStoreService {
   async create(input: CreateChallengeInput, signal?: AbortSignal): Promise<ChallengeView> {
     // Everything a request can get wrong is refused before any lock or IaC work.
     checkPoolerBounds(input.min, input.max, this.pooler.maxSize);
+    checkTimeout(input.timeoutMs, this.clock.now());
     this.oci.checkReference(input.scenario);
     const challenge: Challenge = { ...input, additional: { ...input.additional } };
     // Pulled before the lock, so a slow registry never holds the challenge; whether the id is
@@ -137,6 +148,7 @@ export class ChallengeStoreService {
       mask.has('max') ? input.max : undefined,
       this.pooler.maxSize,
     );
+    if (mask.has('timeout')) checkTimeout(input.timeoutMs, this.clock.now());
     if (mask.has('scenario')) this.oci.checkReference(input.scenario ?? '');
     const pulled = await this.pullBeforeUpdate(input, mask, signal);
 

@@ -113,6 +113,12 @@ describe('AppConfig scenario environment', () => {
     expect(AppConfig.fromEnv({}).oci.transferTimeoutMs).toBe(5 * 60_000);
     expect(AppConfig.fromEnv({ OCI_TRANSFER_TIMEOUT: '90s' }).oci.transferTimeoutMs).toBe(90_000);
   });
+
+  it('should give requests in flight 30s on SIGTERM unless SHUTDOWN_GRACE says otherwise', () => {
+    expect(AppConfig.fromEnv({}).shutdownGraceMs).toBe(30_000);
+    expect(AppConfig.fromEnv({ SHUTDOWN_GRACE: '2m' }).shutdownGraceMs).toBe(120_000);
+    expect(() => AppConfig.fromEnv({ SHUTDOWN_GRACE: 'never' })).toThrow('SHUTDOWN_GRACE');
+  });
 });
 
 describe('AppConfig bounds of work', () => {

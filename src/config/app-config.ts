@@ -170,6 +170,11 @@ const envSchema = z.object({
       return ms;
     })
     .default(60_000),
+  /**
+   * On SIGTERM, how long requests in flight may run before they are cancelled (their IaC work
+   * then gets IAC_CANCEL_GRACE to stop and is cleaned up).
+   */
+  SHUTDOWN_GRACE: goDuration.default(30_000),
   /** Cron expression for the janitor instead of a period (upstream's CronJob default: every minute). */
   JANITOR_CRON: z
     .string()
@@ -249,6 +254,8 @@ export class AppConfig {
 
   readonly pool: Readonly<{ maxSize: number }>;
   readonly janitor: Readonly<{ tickerMs: number; cron: string | undefined }>;
+  /** SIGTERM: how long requests in flight may run before they are cancelled. */
+  readonly shutdownGraceMs: number;
 
   private constructor(env: z.output<typeof envSchema>, raw: RawEnv) {
     this.port = env.PORT;
@@ -285,6 +292,7 @@ export class AppConfig {
     });
     this.pool = Object.freeze({ maxSize: env.POOL_MAX_SIZE });
     this.janitor = Object.freeze({ tickerMs: env.JANITOR_TICKER, cron: env.JANITOR_CRON });
+    this.shutdownGraceMs = env.SHUTDOWN_GRACE;
     Object.freeze(this);
   }
 

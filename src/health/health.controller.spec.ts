@@ -2,6 +2,7 @@ import { Test } from '@nestjs/testing';
 import type { INestApplication } from '@nestjs/common';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { HEALTH_INDICATORS, HealthIndicator } from '../shared/ports/health-indicator.port';
+import { DrainState } from '../shared/transport/drain';
 import { HEALTH_CHECK_TIMEOUT_MS, HealthController } from './health.controller';
 
 /** An indicator whose answer the test chooses. */
@@ -105,14 +106,17 @@ describe('HealthController', () => {
       app = undefined;
     });
 
-    async function serve(indicators?: HealthIndicator[]): Promise<string> {
+    async function serve(indicators?: HealthIndicator[], path = 'healthcheck'): Promise<string> {
       const moduleRef = await Test.createTestingModule({
         controllers: [HealthController],
-        providers: indicators ? [{ provide: HEALTH_INDICATORS, useValue: indicators }] : [],
+        providers: [
+          DrainState,
+          ...(indicators ? [{ provide: HEALTH_INDICATORS, useValue: indicators }] : []),
+        ],
       }).compile();
       app = moduleRef.createNestApplication({ logger: false });
       await app.listen(0, '127.0.0.1');
-      return `${await app.getUrl()}/healthcheck`;
+      return `${await app.getUrl()}/${path}`;
     }
 
     it('should answer 200 when no indicator is bound', async () => {
@@ -137,6 +141,71 @@ describe('HealthController', () => {
         status: 'Unavailable',
         failures: { etcd: 'no quorum' },
       });
+    });
+
+    it('should keep /healthcheck answering 200 while the replica drains', async () => {
+      const url = await serve([ok('etcd')]);
+      app!.get(DrainState).begin();
+      const res = await fetch(url);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ status: 'OK' });
+    });
+  });
+
+  describe('probes (GET /livez, GET /readyz)', () => {
+    let app: INestApplication | undefined;
+    afterEach(async () => {
+      await app?.close();
+      app = undefined;
+    });
+
+    async function serve(indicators: HealthIndicator[]): Promise<string> {
+      const moduleRef = await Test.createTestingModule({
+        controllers: [HealthController],
+        providers: [DrainState, { provide: HEALTH_INDICATORS, useValue: indicators }],
+      }).compile();
+      app = moduleRef.createNestApplication({ logger: false });
+      await app.listen(0, '127.0.0.1');
+      return await app.getUrl();
+    }
+
+    it('should answer liveness 200 without running any indicator, even when etcd fails', async () => {
+      const etcd = failing('etcd', 'no quorum');
+      const base = await serve([etcd]);
+      const res = await fetch(`${base}/livez`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({
+        status: 'OK',
+        component: { name: 'chall-manager' },
+      });
+      expect(etcd.calls).toBe(0);
+    });
+
+    it('should answer readiness 200 when the indicators pass and 503 when etcd fails', async () => {
+      const base = await serve([ok('etcd')]);
+      expect((await fetch(`${base}/readyz`)).status).toBe(200);
+      await app!.close();
+      const down = await serve([failing('etcd', 'no quorum')]);
+      const res = await fetch(`${down}/readyz`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({
+        status: 'Unavailable',
+        failures: { etcd: 'no quorum' },
+      });
+    });
+
+    it('should answer readiness 503 at once when the replica drains, liveness still 200', async () => {
+      const etcd = ok('etcd');
+      const base = await serve([etcd]);
+      app!.get(DrainState).begin();
+      const ready = await fetch(`${base}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({
+        status: 'Unavailable',
+        failures: { shutdown: 'shutting down' },
+      });
+      expect(etcd.calls).toBe(0);
+      expect((await fetch(`${base}/livez`)).status).toBe(200);
     });
   });
 });

@@ -2,6 +2,7 @@ import { Controller, Get, Inject, Optional, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { getHeapStatistics } from 'node:v8';
 import { HEALTH_INDICATORS, HealthIndicator } from '../shared/ports/health-indicator.port';
+import { DrainState, ServedWhileDraining } from '../shared/transport/drain';
 import { SERVICE_NAME, SERVICE_VERSION } from '../shared/version';
 
 /** Answer of `GET /healthcheck`, shaped as upstream's (hellofresh/health-go v5). */
@@ -25,12 +26,29 @@ export const HEALTH_CHECK_TIMEOUT_MS = 1_000;
 // health-go reports a check that overran its budget with this text as the failure message.
 const TIMEOUT_MESSAGE = 'Timeout during health check';
 
+/** The failure `/readyz` reports while the replica drains (SIGTERM received). */
+export const DRAINING_FAILURE = { shutdown: 'shutting down' };
+
+/**
+ * The probes, answered while the replica drains too (they must see it drain):
+ * - `GET /healthcheck`: upstream's, unchanged (every indicator; 503 when a critical one fails);
+ * - `GET /livez`: liveness, 200 as long as the process serves HTTP. It checks no dependency, so
+ *   an etcd outage does not get every replica restarted;
+ * - `GET /readyz`: readiness, 503 as soon as the replica drains, else as `/healthcheck` (a
+ *   replica that cannot reach etcd takes no traffic).
+ */
 @Controller()
+@ServedWhileDraining()
 export class HealthController {
   private readonly indicators: readonly HealthIndicator[];
+  private readonly drain: DrainState;
 
-  constructor(@Optional() @Inject(HEALTH_INDICATORS) indicators?: HealthIndicator[]) {
+  constructor(
+    @Optional() @Inject(HEALTH_INDICATORS) indicators?: HealthIndicator[],
+    @Optional() drain?: DrainState,
+  ) {
     this.indicators = indicators ?? [];
+    this.drain = drain ?? new DrainState();
   }
 
   /**
@@ -40,9 +58,23 @@ export class HealthController {
    */
   @Get('healthcheck')
   async check(@Res({ passthrough: true }) res: Response): Promise<HealthReport> {
-    const report = await this.measure();
-    res.status(report.status === 'Unavailable' ? 503 : 200);
-    return report;
+    const answer = await this.measure();
+    res.status(answer.status === 'Unavailable' ? 503 : 200);
+    return answer;
+  }
+
+  /** Liveness: no dependency is checked. */
+  @Get('livez')
+  live(): HealthReport {
+    return report({}, false);
+  }
+
+  /** Readiness: fails at once when the replica drains, else runs the indicators. */
+  @Get('readyz')
+  async ready(@Res({ passthrough: true }) res: Response): Promise<HealthReport> {
+    const answer = this.drain.isDraining ? report(DRAINING_FAILURE, true) : await this.measure();
+    res.status(answer.status === 'Unavailable' ? 503 : 200);
+    return answer;
   }
 
   /** The report without the HTTP part; upstream: hellofresh/health-go v5 `Health.Measure`. */
@@ -57,24 +89,29 @@ export class HealthController {
         critical ||= indicator.critical !== false;
       }),
     );
-    const failed = Object.keys(failures).length > 0;
-    const heap = getHeapStatistics();
-    const mem = process.memoryUsage();
-    return {
-      status: critical ? 'Unavailable' : failed ? 'Partially Available' : 'OK',
-      timestamp: new Date().toISOString(),
-      ...(failed ? { failures } : {}),
-      // Same keys as upstream's Go runtime figures, filled with Node's nearest equivalents.
-      system: {
-        version: process.version,
-        goroutines_count: process.getActiveResourcesInfo().length,
-        total_alloc_bytes: heap.total_heap_size,
-        heap_objects_count: heap.number_of_native_contexts + heap.number_of_detached_contexts,
-        alloc_bytes: mem.heapUsed,
-      },
-      component: { name: SERVICE_NAME, version: SERVICE_VERSION },
-    };
+    return report(failures, critical);
   }
+}
+
+/** health-go's report of these failures (none: OK; `critical`: Unavailable). */
+function report(failures: Record<string, string>, critical: boolean): HealthReport {
+  const failed = Object.keys(failures).length > 0;
+  const heap = getHeapStatistics();
+  const mem = process.memoryUsage();
+  return {
+    status: critical ? 'Unavailable' : failed ? 'Partially Available' : 'OK',
+    timestamp: new Date().toISOString(),
+    ...(failed ? { failures } : {}),
+    // Same keys as upstream's Go runtime figures, filled with Node's nearest equivalents.
+    system: {
+      version: process.version,
+      goroutines_count: process.getActiveResourcesInfo().length,
+      total_alloc_bytes: heap.total_heap_size,
+      heap_objects_count: heap.number_of_native_contexts + heap.number_of_detached_contexts,
+      alloc_bytes: mem.heapUsed,
+    },
+    component: { name: SERVICE_NAME, version: SERVICE_VERSION },
+  };
 }
 
 /** Resolves with the failure message, or undefined when the check passed in time. */

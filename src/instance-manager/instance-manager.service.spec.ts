@@ -93,6 +93,34 @@ describe('InstanceManagerService', () => {
       expect(await sut.claimed()).toEqual([]);
     });
 
+    it('should throw INVALID_ARGUMENT naming timeout without pulling or deploying when the recorded timeout puts until past the last Timestamp', async () => {
+      const challenge = await sut.givenChallenge();
+      // Stored before timeouts were checked; the API now refuses it.
+      await sut.state.saveChallenge({ ...challenge, timeoutMs: 315_576_000_000_000 });
+      const registryCalls = sut.oci.calls.length;
+
+      await expect(
+        sut.instances.create({ challengeId: 'chall-1', sourceId: 'source-1', additional: {} }),
+      ).rejects.toMatchObject({ reason: 'INVALID_ARGUMENT', field: 'timeout' });
+      expect(sut.iac.upCount).toBe(0);
+      expect(sut.oci.calls.length).toBe(registryCalls);
+      expect(await sut.claimed()).toEqual([]);
+    });
+
+    it('should claim no pooled instance when the recorded timeout puts until past the last Timestamp', async () => {
+      const challenge = await sut.givenChallenge({ min: 1 });
+      await sut.tasks.drain();
+      const pooled = await sut.pooled();
+      expect(pooled).toHaveLength(1);
+      await sut.state.saveChallenge({ ...challenge, timeoutMs: 315_576_000_000_000 });
+
+      await expect(
+        sut.instances.create({ challengeId: 'chall-1', sourceId: 'source-1', additional: {} }),
+      ).rejects.toMatchObject({ reason: 'INVALID_ARGUMENT', field: 'timeout' });
+      expect(await sut.pooled()).toEqual(pooled);
+      expect(await sut.claimed()).toEqual([]);
+    });
+
     it('should throw CHALLENGE_NOT_FOUND when the challenge does not exist', async () => {
       await expect(
         sut.instances.create({ challengeId: 'nope', sourceId: 'source-1', additional: {} }),
@@ -314,6 +342,23 @@ describe('InstanceManagerService', () => {
 
       await expect(sut.instances.renew('chall-1', 'source-1')).rejects.toMatchObject({
         reason: 'INSTANCE_EXPIRED',
+      });
+      expect(await sut.instances.retrieve('chall-1', 'source-1')).toEqual(created);
+    });
+
+    it('should throw INVALID_ARGUMENT naming timeout and keep the instance when the recorded timeout puts until past the last Timestamp', async () => {
+      const challenge = await sut.givenChallenge({ timeoutMs: 10 * MINUTE });
+      const created = await sut.instances.create({
+        challengeId: 'chall-1',
+        sourceId: 'source-1',
+        additional: {},
+      });
+      await sut.state.saveChallenge({ ...challenge, timeoutMs: 315_576_000_000_000 });
+      sut.clock.set(at(MINUTE));
+
+      await expect(sut.instances.renew('chall-1', 'source-1')).rejects.toMatchObject({
+        reason: 'INVALID_ARGUMENT',
+        field: 'timeout',
       });
       expect(await sut.instances.retrieve('chall-1', 'source-1')).toEqual(created);
     });

@@ -5,6 +5,7 @@ import {
   isChallengeExpired,
   isInstanceExpired,
   lockKeys,
+  untilOverflows,
   type Challenge,
   type Instance,
 } from '../shared/domain';
@@ -15,6 +16,7 @@ import {
   InstanceAlreadyExistsError,
   InstanceExpiredError,
   InstanceNotFoundError,
+  timeoutPastLastTimestamp,
 } from '../shared/errors';
 import { Clock, DistributedLock, StateStore, type FetchedScenario } from '../shared/ports';
 import { measureInstanceOp, type InstanceOpProbe } from '../shared/telemetry';
@@ -63,8 +65,9 @@ export class InstanceManagerService {
           lockKeys.challenge(challengeId),
           async () => {
             const challenge = await this.requireChallenge(challengeId);
-            if (isChallengeExpired(challenge, this.clock.now()))
-              throw new ChallengeExpiredError(challengeId);
+            const now = this.clock.now();
+            if (isChallengeExpired(challenge, now)) throw new ChallengeExpiredError(challengeId);
+            if (untilOverflows(challenge, now)) throw timeoutPastLastTimestamp(true);
             if (await this.findClaimed(challengeId, sourceId))
               throw new InstanceAlreadyExistsError(challengeId, sourceId);
             return { challenge, claimed: await this.pooler.claim(challenge, sourceId) };
@@ -100,14 +103,17 @@ export class InstanceManagerService {
    * to claim, or one to update with the source's additional), so a slow registry never holds
    * the source. Looked at without locks (records are replaced atomically); under the locks the
    * checks are made again, and the deployer compares the scenario with the challenge then.
-   * Nothing to pull when the create will fail anyway (unknown, expired, already claimed).
+   * Nothing to pull when the create will fail anyway (unknown, expired, timeout past the last
+   * Timestamp, already claimed).
    */
   private async pullBeforeCreate(
     input: CreateInstanceInput,
     signal?: AbortSignal,
   ): Promise<FetchedScenario | undefined> {
     const challenge = await this.state.loadChallenge(input.challengeId);
-    if (!challenge || isChallengeExpired(challenge, this.clock.now())) return undefined;
+    const now = this.clock.now();
+    if (!challenge || isChallengeExpired(challenge, now) || untilOverflows(challenge, now))
+      return undefined;
     if (await this.findClaimed(input.challengeId, input.sourceId)) return undefined;
     const instances = await this.state.listInstances(input.challengeId);
     const pooled = instances.some((x) => x.sourceId === undefined);
@@ -155,6 +161,7 @@ export class InstanceManagerService {
             const now = this.clock.now();
             if (isInstanceExpired(instance, now))
               throw new InstanceExpiredError(challengeId, sourceId);
+            if (untilOverflows(challenge, now)) throw timeoutPastLastTimestamp(true);
             const renewed: Instance = { ...instance, lastRenew: now };
             const until = computeUntil(challenge, now);
             if (until) renewed.until = until;

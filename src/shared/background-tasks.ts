@@ -49,9 +49,16 @@ export class BackgroundTasks implements OnApplicationShutdown {
     }
   }
 
-  /** Asks running work to stop (abort signal), then waits for all of it. */
+  /** Asks running work to stop (abort signal); idempotent. SIGTERM calls it at once. */
+  cancel(): void {
+    if (!this.controller.signal.aborted) {
+      this.controller.abort(new DOMException('application shutdown', 'AbortError'));
+    }
+  }
+
+  /** Asks running work to stop, then waits for all of it (and its clean-up). */
   async onApplicationShutdown(): Promise<void> {
-    this.controller.abort(new DOMException('application shutdown', 'AbortError'));
+    this.cancel();
     await this.drain();
   }
 }

@@ -1,6 +1,13 @@
-import { status as GrpcStatus } from '@grpc/grpc-js';
-import { existsSync, readdirSync } from 'node:fs';
+import {
+  status as GrpcStatus,
+  type CallOptions,
+  type Client,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RpcStatusJson } from '../../src/shared/transport/rpc-status';
 import {
@@ -647,6 +654,10 @@ describe('errors of spec §3.8 on REST and gRPC', () => {
   });
 });
 
+/** Ids far over the 256-byte limit: 32 KiB in bodies, 8 KiB in URLs (Node reads 16 KiB of headers). */
+const huge = 'x'.repeat(32 * 1024);
+const long = 'x'.repeat(8 * 1024);
+
 describe('malformed input on REST', () => {
   const big = 'x'.repeat(1024 * 1024 + 16);
   it.each([
@@ -730,6 +741,77 @@ describe('malformed input on REST', () => {
       { sourceId: 3 },
       'sourceId',
     ],
+    [
+      'a timeout putting until past the last Timestamp',
+      'POST',
+      '/api/v1/challenge',
+      { id: 'bad', scenario: 'r/s:v1', timeout: '315576000000s' },
+      'timeout',
+    ],
+    [
+      'a timeout putting until past the last Timestamp',
+      'PATCH',
+      `/api/v1/challenge/${ID}`,
+      { timeout: '315576000000s', updateMask: 'timeout' },
+      'timeout',
+    ],
+    [
+      'an until past the last Timestamp',
+      'POST',
+      '/api/v1/challenge',
+      { id: 'bad', scenario: 'r/s:v1', until: '10000-01-01T00:00:00Z' },
+      'until',
+    ],
+    ['a 32 KiB id', 'POST', '/api/v1/challenge', { id: huge, scenario: 'r/s:v1' }, 'id'],
+    ['an 8 KiB path id', 'GET', `/api/v1/challenge/${long}`, undefined, 'id'],
+    ['an 8 KiB path id', 'PATCH', `/api/v1/challenge/${long}`, { updateMask: '' }, 'id'],
+    ['an 8 KiB path id', 'DELETE', `/api/v1/challenge/${long}`, undefined, 'id'],
+    [
+      'a 32 KiB sourceId',
+      'POST',
+      '/api/v1/instance',
+      { challengeId: ID, sourceId: huge },
+      'sourceId',
+    ],
+    [
+      'a 32 KiB challengeId',
+      'POST',
+      '/api/v1/instance',
+      { challengeId: huge, sourceId: SOURCE },
+      'challengeId',
+    ],
+    ['an 8 KiB path sourceId', 'GET', `/api/v1/instance/${ID}/${long}`, undefined, 'sourceId'],
+    ['an 8 KiB path sourceId', 'PATCH', `/api/v1/instance/${ID}/${long}`, {}, 'sourceId'],
+    ['an 8 KiB path sourceId', 'DELETE', `/api/v1/instance/${ID}/${long}`, undefined, 'sourceId'],
+    ['an 8 KiB sourceId query', 'GET', `/api/v1/instance?sourceId=${long}`, undefined, 'sourceId'],
+    [
+      'a 2 KiB scenario',
+      'POST',
+      '/api/v1/challenge',
+      { id: 'bad', scenario: `r/${'s'.repeat(2048)}:v1` },
+      'scenario',
+    ],
+    [
+      'a 2 KiB scenario',
+      'PATCH',
+      `/api/v1/challenge/${ID}`,
+      { scenario: `r/${'s'.repeat(2048)}:v1`, updateMask: 'scenario' },
+      'scenario',
+    ],
+    [
+      'a 40 KiB additional',
+      'POST',
+      '/api/v1/challenge',
+      { id: 'bad', scenario: 'r/s:v1', additional: { k: 'v'.repeat(40 * 1024) } },
+      'additional',
+    ],
+    [
+      'a 40 KiB additional',
+      'POST',
+      '/api/v1/instance',
+      { challengeId: ID, sourceId: 'bad', additional: { k: 'v'.repeat(40 * 1024) } },
+      'additional',
+    ],
     ['an oversized body', 'POST', '/api/v1/challenge', { id: 'bad', scenario: big }, 'body'],
   ] as const)(
     'should answer 400 INVALID_ARGUMENT naming the field and change nothing when sending %s to %s %s',
@@ -756,6 +838,52 @@ describe('malformed input on REST', () => {
       expect(challenge.instances).toHaveLength(1);
     },
   );
+});
+
+describe('bodies that are not what their Content-Encoding says', () => {
+  const json = Buffer.from(JSON.stringify({ id: 'bad', scenario: 'r/s:v1' }));
+  it.each([
+    ['gzip', 'plain JSON', json],
+    ['gzip', 'a truncated gzip stream', gzipSync(json).subarray(0, 12)],
+    ['deflate', 'plain JSON', json],
+    ['br', 'gzip bytes', gzipSync(json)],
+    ['br', 'a truncated brotli stream', brotliCompressSync(json).subarray(0, 5)],
+  ] as const)(
+    'should answer 400 INVALID_ARGUMENT on the body, log no error and change nothing when a %s body is %s',
+    async (encoding, _case, bytes) => {
+      const logStart = svc.logs().length;
+      await expectNoStateChange(async () => {
+        const res = await svc.rest('/api/v1/challenge', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+          body: bytes,
+        });
+        const text = await res.text();
+        expect(res.status, text).toBe(400);
+        const status = JSON.parse(text) as RpcStatusJson;
+        expect(status.code).toBe(3);
+        expect(status.message).toMatch(/^invalid body: /);
+        expect(status.details).toEqual([
+          errorInfo('INVALID_ARGUMENT', { field: 'body' }),
+          badRequest(['body', 'INVALID_ARGUMENT', expect.any(String)]),
+        ]);
+      }, 'bad');
+      expect(svc.logs().slice(logStart)).not.toMatch(/"level":"error"/);
+    },
+  );
+
+  it('should still decode a body that is what its Content-Encoding says', async () => {
+    const res = await svc.rest('/api/v1/challenge', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync(Buffer.from(JSON.stringify({ id: '', scenario: 'r/s:v1' }))),
+    });
+    // Decoded, then refused for its empty id: the body itself was read.
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as RpcStatusJson).details[0]).toEqual(
+      errorInfo('INVALID_ARGUMENT', { field: 'id' }),
+    );
+  });
 });
 
 describe('malformed input on gRPC', () => {
@@ -787,6 +915,28 @@ describe('malformed input on gRPC', () => {
       'CreateChallenge',
       'out-of-range nanos',
       { id: 'bad', until: { seconds: '1', nanos: 2_000_000_000 } },
+      'until',
+    ],
+    [
+      'CreateChallenge',
+      'a timeout putting until past the last Timestamp',
+      { id: 'bad', scenario: 'r/s:v1', timeout: { seconds: '315576000000', nanos: 0 } },
+      'timeout',
+    ],
+    [
+      'UpdateChallenge',
+      'a timeout putting until past the last Timestamp',
+      {
+        id: ID,
+        timeout: { seconds: '315576000000', nanos: 0 },
+        updateMask: { paths: ['timeout'] },
+      },
+      'timeout',
+    ],
+    [
+      'CreateChallenge',
+      'an until past the last Timestamp',
+      { id: 'bad', scenario: 'r/s:v1', until: { seconds: '253402300800', nanos: 0 } },
       'until',
     ],
     [
@@ -839,5 +989,172 @@ describe('malformed input on gRPC', () => {
     );
     expect(err.code).toBe(GrpcStatus.INVALID_ARGUMENT);
     expect(err.details).toContain('sourceId');
+  });
+});
+
+describe('a recorded timeout putting until past the last Timestamp', () => {
+  const LEGACY = 'legacy-timeout';
+  const md5 = (text: string): string => createHash('md5').update(text).digest('hex');
+
+  it('should answer INVALID_ARGUMENT naming timeout and deploy nothing when creating an instance', async () => {
+    const created = await rest('POST', '/api/v1/challenge', {
+      id: LEGACY,
+      scenario,
+      timeout: '600s',
+    });
+    expect(created.status, await created.text()).toBe(200);
+    // As a record stored before timeouts were checked holds it: "315576000000s" in nanoseconds.
+    const record = join(svc.dir, 'chall', md5(LEGACY), 'info.json');
+    const text = readFileSync(record, 'utf8');
+    expect(text).toContain('"timeout":600000000000');
+    writeFileSync(
+      record,
+      text.replace('"timeout":600000000000', '"timeout":315576000000000000000'),
+    );
+    const got = (await (await rest('GET', `/api/v1/challenge/${LEGACY}`)).json()) as object;
+    expect(got).toMatchObject({ timeout: '315576000000s' });
+
+    const expected: Expected = {
+      code: 3,
+      http: 400,
+      message:
+        "invalid timeout: the challenge's timeout puts the instance's until past 9999-12-31T23:59:59Z, the last instant a Timestamp can carry; update the challenge's timeout",
+      details: [
+        errorInfo('INVALID_ARGUMENT', { field: 'timeout' }),
+        badRequest(['timeout', 'INVALID_ARGUMENT', expect.any(String)]),
+      ],
+    };
+    await expectBoth(
+      () => rest('POST', '/api/v1/instance', { challengeId: LEGACY, sourceId: SOURCE }),
+      () => instanceRpc('CreateInstance', { challengeId: LEGACY, sourceId: SOURCE }),
+      expected,
+    );
+    expect(
+      existsSync(join(svc.dir, 'chall', md5(LEGACY), 'instance'))
+        ? readdirSync(join(svc.dir, 'chall', md5(LEGACY), 'instance'))
+        : [],
+    ).toEqual([]);
+    const deleted = await rest('DELETE', `/api/v1/challenge/${LEGACY}`);
+    expect(deleted.status).toBe(200);
+  });
+});
+
+describe('oversized fields on gRPC', () => {
+  type Callback = (err: ServiceError | null, res?: unknown) => void;
+  type Method = (req: object, options: CallOptions, callback: Callback) => unknown;
+  /** A unary call on the shared clients (one HTTP/2 connection) that gives up after 10 s. */
+  const call = (
+    client: Client & Record<string, unknown>,
+    method: string,
+    req: object,
+  ): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      (client[method] as Method).call(
+        client,
+        req,
+        { deadline: Date.now() + 10_000 },
+        (err: ServiceError | null, res?: unknown) => (err ? reject(err) : resolve(res)),
+      );
+    });
+
+  const ID_PROBLEM = 'must be at most 256 bytes';
+  it.each([
+    ['ChallengeStore', 'RetrieveChallenge', { id: huge }, 'id', ID_PROBLEM],
+    ['ChallengeStore', 'DeleteChallenge', { id: huge }, 'id', ID_PROBLEM],
+    ['ChallengeStore', 'CreateChallenge', { id: huge, scenario: 'r/s:v1' }, 'id', ID_PROBLEM],
+    [
+      'ChallengeStore',
+      'UpdateChallenge',
+      { id: huge, updateMask: { paths: ['timeout'] }, timeout: { seconds: '60', nanos: 0 } },
+      'id',
+      ID_PROBLEM,
+    ],
+    [
+      'ChallengeStore',
+      'CreateChallenge',
+      { id: 'bad', scenario: `r/${'s'.repeat(2048)}:v1` },
+      'scenario',
+      'must be at most 1024 bytes',
+    ],
+    [
+      'ChallengeStore',
+      'CreateChallenge',
+      { id: 'bad', scenario: 'r/s:v1', additional: { k: 'v'.repeat(40 * 1024) } },
+      'additional',
+      'keys and values together must be at most 32768 bytes',
+    ],
+    [
+      'InstanceManager',
+      'CreateInstance',
+      { challengeId: ID, sourceId: huge },
+      'sourceId',
+      ID_PROBLEM,
+    ],
+    [
+      'InstanceManager',
+      'CreateInstance',
+      { challengeId: huge, sourceId: 'x' },
+      'challengeId',
+      ID_PROBLEM,
+    ],
+    [
+      'InstanceManager',
+      'RetrieveInstance',
+      { challengeId: huge, sourceId: SOURCE },
+      'challengeId',
+      ID_PROBLEM,
+    ],
+    [
+      'InstanceManager',
+      'RenewInstance',
+      { challengeId: ID, sourceId: huge },
+      'sourceId',
+      ID_PROBLEM,
+    ],
+    [
+      'InstanceManager',
+      'DeleteInstance',
+      { challengeId: ID, sourceId: huge },
+      'sourceId',
+      ID_PROBLEM,
+    ],
+  ] as const)(
+    'should answer %s/%s INVALID_ARGUMENT naming %s without echoing it, while a call beside it on the same connection succeeds',
+    async (service, method, req, field, problem) => {
+      const client = service === 'ChallengeStore' ? svc.grpc.challenge : svc.grpc.instance;
+      await expectNoStateChange(async () => {
+        // Both in flight at once on the one HTTP/2 connection of the clients.
+        const [refused, beside] = await Promise.allSettled([
+          call(client, method, req),
+          call(svc.grpc.challenge, 'RetrieveChallenge', { id: ID }),
+        ]);
+        expect(beside.status, String(beside.status === 'rejected' && beside.reason)).toBe(
+          'fulfilled',
+        );
+        expect(refused.status).toBe('rejected');
+        const err = (refused as PromiseRejectedResult).reason as ServiceError;
+        expect(err.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+        expect(err.details).toBe(`invalid ${field}: ${problem}`);
+        expect(grpcStatusOf(err)?.details).toEqual([
+          errorInfo('INVALID_ARGUMENT', { field }),
+          badRequest([field, 'INVALID_ARGUMENT', problem]),
+        ]);
+      }, 'bad');
+      // And the next call on that connection too.
+      await expect(
+        call(svc.grpc.instance, 'RetrieveInstance', { challengeId: ID, sourceId: SOURCE }),
+      ).resolves.toMatchObject({ challengeId: ID, sourceId: SOURCE });
+    },
+  );
+
+  it('should fail the QueryInstance stream with INVALID_ARGUMENT naming sourceId when it is oversized', async () => {
+    const err = await grpcError(
+      svc.grpc.stream(svc.grpc.instance, 'QueryInstance')({ sourceId: huge }),
+    );
+    expect(err.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(err.details).toBe('invalid sourceId: must be at most 256 bytes');
+    await expect(call(svc.grpc.challenge, 'RetrieveChallenge', { id: ID })).resolves.toMatchObject({
+      id: ID,
+    });
   });
 });

@@ -8,7 +8,11 @@ import { FsStateStore } from '../../src/adapters/state/fs-state-store.adapter';
 import type { Instance } from '../../src/shared/domain';
 import type { RpcStatusJson } from '../../src/shared/transport/rpc-status';
 import { jsonInit, ndjson, timestampMs } from '../support/api-app';
-import { identityOfOutputsOnly, outputsOnlyScenario } from '../support/api-scenarios';
+import {
+  gatedUpScenario,
+  identityOfOutputsOnly,
+  outputsOnlyScenario,
+} from '../support/api-scenarios';
 import { connectApiClients, statusDetails, type ApiClients } from '../support/grpc-client';
 import { orasPush } from '../support/oras';
 import {
@@ -58,40 +62,6 @@ async function eventually(
     if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${what}\n${detail()}`);
     await sleep(200);
   }
-}
-
-/**
- * {@link outputsOnlyScenario}'s outputs behind a dynamic resource whose creation writes
- * `<markerDir>/started-<identity>`, then waits while `<markerDir>/hold` exists (60 s at most):
- * an `up` held in progress for as long as the test wants.
- */
-function gatedUpScenario(markerDir: string): Record<string, string> {
-  return {
-    'Pulumi.yaml': 'name: gated-up\nruntime: nodejs\n',
-    'package.json': `${JSON.stringify({ name: 'gated-up', private: true, main: 'index.js' })}\n`,
-    'index.js': `const pulumi = require('@pulumi/pulumi');
-const config = new pulumi.Config();
-const identity = config.require('identity');
-
-const gate = {
-  async create(inputs) {
-    const fs = require('node:fs');
-    fs.writeFileSync(inputs.dir + '/started-' + inputs.identity, String(process.pid));
-    const until = Date.now() + 60000;
-    while (fs.existsSync(inputs.dir + '/hold') && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return { id: inputs.identity, outs: inputs };
-  },
-  async delete() {},
-};
-
-const gated = new pulumi.dynamic.Resource(gate, 'gated', { dir: ${JSON.stringify(markerDir)}, identity });
-
-exports.connection_info = gated.id.apply((id) => 'http://' + id + '.ctf.invalid');
-exports.flags = ['PLUGIN{' + identity + '-0}'];
-`,
-  };
 }
 
 type Transport = 'REST' | 'gRPC';

@@ -13,6 +13,7 @@ import {
 } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { writeNdjsonStream } from '../../shared/transport/ndjson';
+import { DrainState } from '../../shared/transport/drain';
 import { ChallengeStoreService } from '../challenge-store.service';
 import {
   challengeIdFromPath,
@@ -25,12 +26,17 @@ import {
 /** api.v1.challenge.ChallengeStore over REST, at upstream's grpc-gateway paths and shapes. */
 @Controller('api/v1/challenge')
 export class ChallengeStoreHttpController {
-  constructor(private readonly store: ChallengeStoreService) {}
+  constructor(
+    private readonly store: ChallengeStoreService,
+    private readonly drain: DrainState,
+  ) {}
 
   @Post()
   @HttpCode(200)
   async create(@Body() body: unknown): Promise<ChallengeJson> {
-    return challengeToJson(await this.store.create(createChallengeFromJson(body)));
+    return challengeToJson(
+      await this.store.create(createChallengeFromJson(body), this.drain.signal),
+    );
   }
 
   @Get(':id')
@@ -46,12 +52,14 @@ export class ChallengeStoreHttpController {
 
   @Patch(':id')
   async update(@Param('id') id: string, @Body() body: unknown): Promise<ChallengeJson> {
-    return challengeToJson(await this.store.update(updateChallengeFromJson(id, body)));
+    return challengeToJson(
+      await this.store.update(updateChallengeFromJson(id, body), this.drain.signal),
+    );
   }
 
   @Delete(':id')
   async delete(@Param('id') id: string): Promise<Record<string, never>> {
-    await this.store.delete(challengeIdFromPath(id));
+    await this.store.delete(challengeIdFromPath(id), this.drain.signal);
     return {};
   }
 

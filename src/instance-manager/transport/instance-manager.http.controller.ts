@@ -14,6 +14,7 @@ import {
 } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { writeNdjsonStream } from '../../shared/transport/ndjson';
+import { DrainState } from '../../shared/transport/drain';
 import { InstanceManagerService } from '../instance-manager.service';
 import {
   createInstanceFromJson,
@@ -29,12 +30,17 @@ const KEY = ':challengeId/:sourceId';
 /** api.v1.instance.InstanceManager over REST, at upstream's grpc-gateway paths and shapes. */
 @Controller('api/v1/instance')
 export class InstanceManagerHttpController {
-  constructor(private readonly instances: InstanceManagerService) {}
+  constructor(
+    private readonly instances: InstanceManagerService,
+    private readonly drain: DrainState,
+  ) {}
 
   @Post()
   @HttpCode(200)
   async create(@Body() body: unknown): Promise<InstanceJson> {
-    return instanceToJson(await this.instances.create(createInstanceFromJson(body)));
+    return instanceToJson(
+      await this.instances.create(createInstanceFromJson(body), this.drain.signal),
+    );
   }
 
   @Get(KEY)
@@ -64,7 +70,9 @@ export class InstanceManagerHttpController {
     @Body() body: unknown,
   ): Promise<InstanceJson> {
     const key = renewKeyFromJson(challengeId, sourceId, body);
-    return instanceToJson(await this.instances.renew(key.challengeId, key.sourceId));
+    return instanceToJson(
+      await this.instances.renew(key.challengeId, key.sourceId, this.drain.signal),
+    );
   }
 
   @Delete(KEY)
@@ -73,7 +81,7 @@ export class InstanceManagerHttpController {
     @Param('sourceId') sourceId: string,
   ): Promise<Record<string, never>> {
     const key = instanceKeyFromPath(challengeId, sourceId);
-    await this.instances.delete(key.challengeId, key.sourceId);
+    await this.instances.delete(key.challengeId, key.sourceId, this.drain.signal);
     return {};
   }
 

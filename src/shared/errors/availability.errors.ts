@@ -17,3 +17,15 @@ export class ServiceUnavailableError extends DomainError {
     );
   }
 }
+
+/**
+ * The replica is shutting down (SIGTERM): it finishes the requests it has and refuses new ones.
+ * Ours, not upstream's: UNAVAILABLE (HTTP 503) with the same reason, so clients retry, on
+ * another replica behind a Service.
+ */
+export class ShuttingDownError extends DomainError {
+  readonly reason = 'SERVICE_UNAVAILABLE';
+  constructor() {
+    super('Service shutting down. Try again later.', { state: 'shutting_down' });
+  }
+}

@@ -16,6 +16,7 @@ export class GrpcConnectionSink {
   readonly bindUrl: string;
   private readonly bindDir: string;
   private injector: ConnectionInjector | undefined;
+  private server: Server | undefined;
 
   constructor() {
     this.bindDir = mkdtempSync(join(tmpdir(), 'cm-grpc-'));
@@ -27,6 +28,7 @@ export class GrpcConnectionSink {
     if (!(server instanceof Server)) {
       throw new TypeError('the gRPC microservice did not hand over a grpc-js Server');
     }
+    this.server = server;
     this.injector = server.createConnectionInjector(ServerCredentials.createInsecure());
     // The injector is all we need; stop listening on the private socket and remove it.
     server.unbind(this.bindUrl);
@@ -46,6 +48,27 @@ export class GrpcConnectionSink {
     if (!this.injector) return false;
     this.injector.injectConnection(connection);
     return true;
+  }
+
+  /**
+   * gRPC's graceful shutdown: GOAWAY on every connection (clients reconnect elsewhere for their
+   * next call), then waits for the streams still open to end; past `graceMs` they are cancelled.
+   * By the time it is called the calls in flight have drained, so it is normally immediate.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    this.injector = undefined;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, graceMs);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** Removes the private directory (idempotent; also used when the server never started). */

@@ -32,8 +32,10 @@ import { setupSwagger } from './swagger/swagger';
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** A client that sends nothing for this long is dropped before it is routed. */
 const PEEK_TIMEOUT_MS = 30_000;
-/** How long open HTTP/1 connections may finish their request on shutdown. */
-const SHUTDOWN_GRACE_MS = 5_000;
+/**
+ * How long open connections may finish on close (after the drain: see graceful-shutdown.ts).
+ */
+const CLOSE_GRACE_MS = 5_000;
 
 /** Options for NestFactory.create / createNestApplication: we register our own body parser. */
 export const API_APP_OPTIONS: NestApplicationOptions = { bodyParser: false };
@@ -110,17 +112,21 @@ export class SinglePortServer implements BeforeApplicationShutdown, OnApplicatio
     socket.once('end', () => clearTimeout(timer));
   }
 
-  /** Stops accepting, and lets idle HTTP/1 connections go (gRPC ones close with the server). */
-  beforeApplicationShutdown(): void {
+  /**
+   * Stops accepting, lets idle HTTP/1 connections go, and shuts gRPC down gracefully (GOAWAY)
+   * before Nest's own close of the gRPC server, which would cancel open streams at once.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
     this.server?.close();
     const http = this.adapterHost.httpAdapter?.getHttpServer() as HttpServer | undefined;
     http?.closeIdleConnections();
+    await this.grpc.shutdown(CLOSE_GRACE_MS);
   }
 
   /** Gives busy connections a short grace, then cuts what is left. */
   async onApplicationShutdown(): Promise<void> {
     const http = this.adapterHost.httpAdapter?.getHttpServer() as HttpServer | undefined;
-    const deadline = Date.now() + SHUTDOWN_GRACE_MS;
+    const deadline = Date.now() + CLOSE_GRACE_MS;
     while (this.sockets.size > 0 && Date.now() < deadline) {
       // Keep-alive connections become idle as their last response ends.
       http?.closeIdleConnections();

@@ -1,14 +1,23 @@
-import { Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { Global, Module } from '@nestjs/common';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { DomainErrorFilter } from './domain-error.filter';
+import { DrainInterceptor, DrainState } from './drain';
 import { SinglePortServer } from './single-port';
 
 /**
  * What both API transports share: the one exception filter (for REST and, through
- * `inheritAppConfig`, gRPC) and the single public port. Imported once by AppModule.
+ * `inheritAppConfig`, gRPC), the drain interceptor (calls in flight, refusals on shutdown) and
+ * the single public port. Imported once by AppModule; global so that the controllers of every
+ * context and the probes see the one DrainState.
  */
+@Global()
 @Module({
-  providers: [{ provide: APP_FILTER, useClass: DomainErrorFilter }, SinglePortServer],
-  exports: [SinglePortServer],
+  providers: [
+    { provide: APP_FILTER, useClass: DomainErrorFilter },
+    DrainState,
+    { provide: APP_INTERCEPTOR, useClass: DrainInterceptor },
+    SinglePortServer,
+  ],
+  exports: [SinglePortServer, DrainState],
 })
 export class TransportModule {}
