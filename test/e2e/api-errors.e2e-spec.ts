@@ -1,9 +1,15 @@
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import {
+  status as GrpcStatus,
+  type CallOptions,
+  type Client,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { MAX_ID_BYTES } from '../../src/shared/transport/protojson';
 import type { RpcStatusJson } from '../../src/shared/transport/rpc-status';
 import {
   bootApiApp,
@@ -649,6 +655,10 @@ describe('errors of spec §3.8 on REST and gRPC', () => {
   });
 });
 
+/** Ids far over the 256-byte limit: 32 KiB in bodies, 8 KiB in URLs (Node reads 16 KiB of headers). */
+const huge = 'x'.repeat(32 * 1024);
+const long = 'x'.repeat(8 * 1024);
+
 describe('malformed input on REST', () => {
   const big = 'x'.repeat(1024 * 1024 + 16);
   it.each([
@@ -753,6 +763,49 @@ describe('malformed input on REST', () => {
       { id: 'bad', scenario: 'r/s:v1', until: '10000-01-01T00:00:00Z' },
       'until',
     ],
+    ['a 32 KiB id', 'POST', '/api/v1/challenge', { id: huge, scenario: 'r/s:v1' }, 'id'],
+    [
+      'a 32 KiB sourceId',
+      'POST',
+      '/api/v1/instance',
+      { challengeId: ID, sourceId: huge },
+      'sourceId',
+    ],
+    [
+      'a 32 KiB challengeId',
+      'POST',
+      '/api/v1/instance',
+      { challengeId: huge, sourceId: SOURCE },
+      'challengeId',
+    ],
+    [
+      'a 2 KiB scenario',
+      'POST',
+      '/api/v1/challenge',
+      { id: 'bad', scenario: `r/${'s'.repeat(2048)}:v1` },
+      'scenario',
+    ],
+    [
+      'a 2 KiB scenario',
+      'PATCH',
+      `/api/v1/challenge/${ID}`,
+      { scenario: `r/${'s'.repeat(2048)}:v1`, updateMask: 'scenario' },
+      'scenario',
+    ],
+    [
+      'a 40 KiB additional',
+      'POST',
+      '/api/v1/challenge',
+      { id: 'bad', scenario: 'r/s:v1', additional: { k: 'v'.repeat(40 * 1024) } },
+      'additional',
+    ],
+    [
+      'a 40 KiB additional',
+      'POST',
+      '/api/v1/instance',
+      { challengeId: ID, sourceId: 'bad', additional: { k: 'v'.repeat(40 * 1024) } },
+      'additional',
+    ],
     ['an oversized body', 'POST', '/api/v1/challenge', { id: 'bad', scenario: big }, 'body'],
   ] as const)(
     'should answer 400 INVALID_ARGUMENT naming the field and change nothing when sending %s to %s %s',
@@ -777,6 +830,35 @@ describe('malformed input on REST', () => {
       };
       expect(challenge).toMatchObject({ timeout: null, until: '2000-01-01T00:00:00Z' });
       expect(challenge.instances).toHaveLength(1);
+    },
+  );
+
+  // The URL holds the 8 KiB id where the route says {id}; the test name keeps the route.
+  it.each([
+    ['GET', '/api/v1/challenge/{id}', undefined, 'id'],
+    ['PATCH', '/api/v1/challenge/{id}', { updateMask: '' }, 'id'],
+    ['DELETE', '/api/v1/challenge/{id}', undefined, 'id'],
+    ['GET', `/api/v1/instance/${ID}/{id}`, undefined, 'sourceId'],
+    ['PATCH', `/api/v1/instance/${ID}/{id}`, {}, 'sourceId'],
+    ['DELETE', `/api/v1/instance/${ID}/{id}`, undefined, 'sourceId'],
+    ['GET', '/api/v1/instance?sourceId={id}', undefined, 'sourceId'],
+  ] as const)(
+    'should answer 400 INVALID_ARGUMENT naming the field without echoing it when %s %s carries an 8 KiB id',
+    async (method, route, body, field) => {
+      await expectNoStateChange(async () => {
+        const res = await rest(method, route.replace('{id}', long), body);
+        const text = await res.text();
+        expect(res.status, text).toBe(400);
+        expect(text).not.toContain(long.slice(0, MAX_ID_BYTES + 1));
+        expect(JSON.parse(text)).toEqual({
+          code: 3,
+          message: `invalid ${field}: must be at most ${MAX_ID_BYTES} bytes`,
+          details: [
+            errorInfo('INVALID_ARGUMENT', { field }),
+            badRequest([field, 'INVALID_ARGUMENT', `must be at most ${MAX_ID_BYTES} bytes`]),
+          ],
+        });
+      });
     },
   );
 });
@@ -977,5 +1059,125 @@ describe('a recorded timeout putting until past the last Timestamp', () => {
     ).toEqual([]);
     const deleted = await rest('DELETE', `/api/v1/challenge/${LEGACY}`);
     expect(deleted.status).toBe(200);
+  });
+});
+
+describe('oversized fields on gRPC', () => {
+  type Callback = (err: ServiceError | null, res?: unknown) => void;
+  type Method = (req: object, options: CallOptions, callback: Callback) => unknown;
+  /** A unary call on the shared clients (one HTTP/2 connection) that gives up after 10 s. */
+  const call = (
+    client: Client & Record<string, unknown>,
+    method: string,
+    req: object,
+  ): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      (client[method] as Method).call(
+        client,
+        req,
+        { deadline: Date.now() + 10_000 },
+        (err: ServiceError | null, res?: unknown) => (err ? reject(err) : resolve(res)),
+      );
+    });
+
+  const ID_PROBLEM = 'must be at most 256 bytes';
+  it.each([
+    ['ChallengeStore', 'RetrieveChallenge', 'id', { id: huge }, ID_PROBLEM],
+    ['ChallengeStore', 'DeleteChallenge', 'id', { id: huge }, ID_PROBLEM],
+    ['ChallengeStore', 'CreateChallenge', 'id', { id: huge, scenario: 'r/s:v1' }, ID_PROBLEM],
+    [
+      'ChallengeStore',
+      'UpdateChallenge',
+      'id',
+      { id: huge, updateMask: { paths: ['timeout'] }, timeout: { seconds: '60', nanos: 0 } },
+      ID_PROBLEM,
+    ],
+    [
+      'ChallengeStore',
+      'CreateChallenge',
+      'scenario',
+      { id: 'bad', scenario: `r/${'s'.repeat(2048)}:v1` },
+      'must be at most 1024 bytes',
+    ],
+    [
+      'ChallengeStore',
+      'CreateChallenge',
+      'additional',
+      { id: 'bad', scenario: 'r/s:v1', additional: { k: 'v'.repeat(40 * 1024) } },
+      'keys and values together must be at most 32768 bytes',
+    ],
+    [
+      'InstanceManager',
+      'CreateInstance',
+      'sourceId',
+      { challengeId: ID, sourceId: huge },
+      ID_PROBLEM,
+    ],
+    [
+      'InstanceManager',
+      'CreateInstance',
+      'challengeId',
+      { challengeId: huge, sourceId: 'x' },
+      ID_PROBLEM,
+    ],
+    [
+      'InstanceManager',
+      'RetrieveInstance',
+      'challengeId',
+      { challengeId: huge, sourceId: SOURCE },
+      ID_PROBLEM,
+    ],
+    [
+      'InstanceManager',
+      'RenewInstance',
+      'sourceId',
+      { challengeId: ID, sourceId: huge },
+      ID_PROBLEM,
+    ],
+    [
+      'InstanceManager',
+      'DeleteInstance',
+      'sourceId',
+      { challengeId: ID, sourceId: huge },
+      ID_PROBLEM,
+    ],
+  ] as const)(
+    'should answer %s/%s INVALID_ARGUMENT naming %s without echoing it, while a call beside it on the same connection succeeds',
+    async (service, method, field, req, problem) => {
+      const client = service === 'ChallengeStore' ? svc.grpc.challenge : svc.grpc.instance;
+      await expectNoStateChange(async () => {
+        // Both in flight at once on the one HTTP/2 connection of the clients.
+        const [refused, beside] = await Promise.allSettled([
+          call(client, method, req),
+          call(svc.grpc.challenge, 'RetrieveChallenge', { id: ID }),
+        ]);
+        expect(beside.status, String(beside.status === 'rejected' && beside.reason)).toBe(
+          'fulfilled',
+        );
+        expect(refused.status).toBe('rejected');
+        const err = (refused as PromiseRejectedResult).reason as ServiceError;
+        expect(err.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+        expect(err.details).toBe(`invalid ${field}: ${problem}`);
+        expect(grpcStatusOf(err)?.details).toEqual([
+          errorInfo('INVALID_ARGUMENT', { field }),
+          badRequest([field, 'INVALID_ARGUMENT', problem]),
+        ]);
+      }, 'bad');
+      // And the next call on that connection too.
+      await expect(
+        call(svc.grpc.instance, 'RetrieveInstance', { challengeId: ID, sourceId: SOURCE }),
+      ).resolves.toMatchObject({ challengeId: ID, sourceId: SOURCE });
+    },
+  );
+
+  it('should fail the QueryInstance stream with INVALID_ARGUMENT naming sourceId when it is oversized', async () => {
+    const err = await grpcError(
+      svc.grpc.stream(svc.grpc.instance, 'QueryInstance')({ sourceId: huge }),
+    );
+    expect(err.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(err.details).toBe('invalid sourceId: must be at most 256 bytes');
+    await expect(call(svc.grpc.challenge, 'RetrieveChallenge', { id: ID })).resolves.toMatchObject({
+      id: ID,
+    });
   });
 });

@@ -233,6 +233,13 @@ afterAll(async () => {
 
 const node = (i: number): Node => nodes[i % nodes.length]!;
 const outputs = (): string => nodes.map((n) => `--- ${n.name}:\n${n.replica.output()}`).join('\n');
+/** The replicas' warnings and errors, last 60 lines. */
+const warnings = (): string =>
+  outputs()
+    .split('\n')
+    .filter((line) => /^---|WARN|ERROR|"level":"(warn|error)"/.test(line))
+    .slice(-60)
+    .join('\n');
 
 describe('three replicas sharing DIR and a 3-member etcd cluster', () => {
   it(`should create exactly ${SOURCES} instances and answer INSTANCE_ALREADY_EXISTS to the others when ${SOURCES} sources race ${PER_SOURCE} creates each over the three replicas`, async () => {
@@ -268,7 +275,8 @@ describe('three replicas sharing DIR and a 3-member etcd cluster', () => {
     const successes = outcomes.filter((o) => o.ok);
     // No 5xx, no other error: only the expected conflicts.
     for (const f of failures) {
-      expect(f, JSON.stringify(f)).toMatchObject({
+      // On failure, what the replicas logged about it (an unexpected error is rare and racy).
+      expect(f, `${JSON.stringify(f)}\n${warnings()}`).toMatchObject({
         code: GRPC_ALREADY_EXISTS,
         reason: 'INSTANCE_ALREADY_EXISTS',
       });

@@ -67,41 +67,65 @@ function stopper(child: ChildProcess, dir: string): () => Promise<void> {
   };
 }
 
-/** A single-member etcd on 127.0.0.1 with a temporary data dir. */
-export async function startEtcd(): Promise<RunningService> {
+/** A single-member etcd that tests can kill and start again (same port, same data). */
+export interface RestartableEtcd extends RunningService {
+  /** SIGKILLs it (no graceful stop) and waits for the exit. */
+  kill(): Promise<void>;
+  /** Starts it again on its port and data dir, and waits until it is healthy. */
+  restart(): Promise<void>;
+}
+
+/** A single-member etcd on 127.0.0.1 with a temporary data dir; `extraArgs` go to etcd. */
+export async function startEtcd(extraArgs: readonly string[] = []): Promise<RestartableEtcd> {
   const dir = mkdtempSync(join(tmpdir(), 'cm-etcd-'));
   const [client, peer] = [await freePort(), await freePort()];
-  const { child, log } = startProcess(
-    'etcd',
-    [
-      '--name',
-      'test',
-      '--data-dir',
-      join(dir, 'data'),
-      '--logger=zap',
-      '--log-level=warn',
-      '--listen-client-urls',
-      `http://127.0.0.1:${client}`,
-      '--advertise-client-urls',
-      `http://127.0.0.1:${client}`,
-      '--listen-peer-urls',
-      `http://127.0.0.1:${peer}`,
-      '--initial-advertise-peer-urls',
-      `http://127.0.0.1:${peer}`,
-      '--initial-cluster',
-      `test=http://127.0.0.1:${peer}`,
-    ],
-    dir,
-  );
-  await waitFor(
-    'etcd',
-    async () => {
-      const res = await fetch(`http://127.0.0.1:${client}/health`);
-      return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+  const launch = (): { child: ChildProcess; log: string } =>
+    startProcess(
+      'etcd',
+      [
+        '--name',
+        'test',
+        '--data-dir',
+        join(dir, 'data'),
+        '--logger=zap',
+        '--log-level=warn',
+        '--listen-client-urls',
+        `http://127.0.0.1:${client}`,
+        '--advertise-client-urls',
+        `http://127.0.0.1:${client}`,
+        '--listen-peer-urls',
+        `http://127.0.0.1:${peer}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${peer}`,
+        '--initial-cluster',
+        `test=http://127.0.0.1:${peer}`,
+        ...extraArgs,
+      ],
+      dir,
+    );
+  const healthy = async (): Promise<boolean> => {
+    const res = await fetch(`http://127.0.0.1:${client}/health`, {
+      signal: AbortSignal.timeout(1_000),
+    });
+    return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+  };
+  let { child, log } = launch();
+  await waitFor('etcd', healthy, log);
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  return {
+    endpoint: `127.0.0.1:${client}`,
+    stop: async () => stopper(child, dir)(),
+    async kill() {
+      if (!running()) return;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGKILL');
+      await exited;
     },
-    log,
-  );
-  return { endpoint: `127.0.0.1:${client}`, stop: stopper(child, dir) };
+    async restart() {
+      if (!running()) ({ child, log } = launch());
+      await waitFor('etcd', healthy, log);
+    },
+  };
 }
 
 export interface RegistryOptions {

@@ -1,5 +1,6 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { CallOptions } from '@grpc/grpc-js';
+import { noop } from 'cockatiel';
 import {
   Etcd3,
   EtcdLeaseInvalidError,
@@ -77,6 +78,8 @@ const ENTRY = /^(read|write)-[0-9a-f-]{36}$/;
 
 /** Per-call budget of the health check, as upstream's `etcd` check (1 s). */
 const HEALTH_DEADLINE_MS = 1_000;
+/** How long past a try's deadline gRPC gets to report it before the try is abandoned. */
+const DEADLINE_GRACE_MS = 250;
 
 /**
  * Readers-writer lock shared by all replicas through etcd.
@@ -165,6 +168,13 @@ export class EtcdDistributedLock
       // Streams (watch, keepalive) are long-lived and must not get a deadline.
       defaultCallOptions: (context) =>
         context.isStream ? {} : { deadline: Date.now() + callTimeoutMs },
+      // No per-endpoint circuit breaker. etcd3 1.1.2 answers "invalid auth token" by calling
+      // again from inside the breaker's half-open trial, and that inner call waits for the trial
+      // to end: the client deadlocks, and every later call waits behind it, for good. Tokens are
+      // lost exactly in outages (etcd forgets an unused one after --auth-token-ttl, and all of
+      // them when it restarts), so with authentication every outage long enough to open the
+      // breaker ended that way. call() already retries transient failures with a backoff.
+      faultHandling: { host: () => noop },
     });
   }
 
@@ -479,8 +489,10 @@ export class EtcdDistributedLock
    * Runs one etcd operation within `budgetMs`. Each try gets a third of the budget, so that a
    * try stalled on a leader that just died (its proposal is lost; etcd would answer only after
    * its own 7 s request timeout) leaves time to retry once a new leader is elected. Transient
-   * errors (etcd3's "recoverable" ones, an open circuit breaker, or `retryable`) are retried
-   * with a short backoff; the operations are idempotent (unique keys), so retrying is safe.
+   * errors (etcd3's "recoverable" ones, or `retryable`) are retried with a short backoff; the
+   * operations are idempotent (unique keys), so retrying is safe. A try that outlives its
+   * deadline (a client-side stall that gRPC's deadline does not cover, such as waiting for a
+   * token) is abandoned as timed out: no call outlives its budget, whatever etcd3 does.
    */
   private async call<T>(
     op: (options: CallOptions) => Promise<T>,
@@ -491,7 +503,8 @@ export class EtcdDistributedLock
     const tryMs = Math.max(1, Math.floor(budgetMs / 3));
     for (let pause = 50; ; pause = Math.min(2 * pause, 500)) {
       try {
-        return await op({ deadline: Math.min(Date.now() + tryMs, giveUpAt) });
+        const deadline = Math.min(Date.now() + tryMs, giveUpAt);
+        return await withinDeadline(op({ deadline }), deadline);
       } catch (err) {
         const transient = isTransient(err) || retryable(err);
         if (!transient || this.closed || Date.now() + pause >= giveUpAt) throw err;
@@ -505,26 +518,34 @@ export class EtcdDistributedLock
     if (err instanceof GRPCDeadlineExceededError) {
       return new LockUnavailableError(`etcd did not answer within ${budgetMs} ms`, { cause: err });
     }
-    if (isBrokenCircuit(err)) {
-      return new LockUnavailableError(
-        'every etcd endpoint failed recently (each is retried 5 s after its last failure)',
-        { cause: err },
-      );
-    }
     return new LockUnavailableError(describe(err), { cause: err });
   }
 }
 
 /**
- * etcd3's per-endpoint circuit breaker (cockatiel) opens after 3 straight failures of an
- * endpoint and lets a call through again 5 s later.
+ * `pending`, or a {@link GRPCDeadlineExceededError} once `deadline` (epoch ms) has passed plus a
+ * grace for gRPC's own deadline to answer first.
  */
-function isBrokenCircuit(err: unknown): boolean {
-  return (err as { isBrokenCircuitError?: unknown } | null)?.isBrokenCircuitError === true;
+async function withinDeadline<T>(pending: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(new GRPCDeadlineExceededError('etcd call stalled in the client past its deadline')),
+      Math.max(0, deadline - Date.now()) + DEADLINE_GRACE_MS,
+    );
+  });
+  try {
+    return await Promise.race([pending, late]);
+  } finally {
+    clearTimeout(timer);
+    // The abandoned call may still settle later; its outcome is nobody's business then.
+    pending.catch(() => undefined);
+  }
 }
 
 function isTransient(err: unknown): boolean {
-  return (err instanceof Error && isRecoverableError(err)) || isBrokenCircuit(err);
+  return err instanceof Error && isRecoverableError(err);
 }
 
 function markLost(session: LeaseSession, reason: LockUnavailableError): void {

@@ -288,3 +288,29 @@ describe('gRPC requests', () => {
     ).toThrow(/^invalid timeout:/);
   });
 });
+
+describe('input limits', () => {
+  const long = 'x'.repeat(32 * 1024);
+  const ok = { id: 'c', scenario: 'registry:5000/examples/deploy:v1' };
+  it.each([
+    ['id', { ...ok, id: long }],
+    ['scenario', { ...ok, scenario: `registry:5000/${'a'.repeat(1024)}:v1` }],
+    ['additional', { ...ok, additional: { [long]: 'v' } }],
+    ['additional', { ...ok, additional: { k: long, l: long } }],
+  ])('should refuse an oversized %s on both transports', (field, req) => {
+    const refused = expect.objectContaining({ reason: 'INVALID_ARGUMENT', field }) as Error;
+    expect(() => createChallengeFromJson(req)).toThrow(refused);
+    expect(() => createChallengeFromGrpc(req)).toThrow(refused);
+    const update = { ...req, updateMask: field === 'id' ? 'scenario' : field };
+    expect(() => updateChallengeFromJson(req.id, update)).toThrow(refused);
+    expect(() =>
+      updateChallengeFromGrpc({ ...req, updateMask: { paths: [update.updateMask] } }),
+    ).toThrow(refused);
+  });
+
+  it('should refuse an oversized path id', () => {
+    expect(() => challengeIdFromGrpc({ id: long })).toThrow(
+      new InvalidArgumentError('id', 'must be at most 256 bytes'),
+    );
+  });
+});

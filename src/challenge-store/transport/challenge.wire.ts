@@ -12,8 +12,11 @@ import {
   formatDuration,
   formatTimestamp,
   json,
+  MAX_SCENARIO_BYTES,
   parseInt64,
+  requireAdditional,
   requireId,
+  requireMaxBytes,
   requirePositiveDuration,
   timestampFromGrpc,
   timestampToGrpc,
@@ -145,10 +148,10 @@ export function createChallengeFromJson(body: unknown): CreateChallengeInput {
   const f = decodeJsonMessage(body, CREATE_FIELDS);
   return {
     id: requireId('id', f.id),
-    scenario: f.scenario ?? '',
+    scenario: requireMaxBytes('scenario', f.scenario ?? '', MAX_SCENARIO_BYTES),
     ...optionalTimeout(requirePositiveDuration('timeout', f.timeout)),
     ...(f.until !== undefined && { until: f.until }),
-    additional: f.additional ?? {},
+    additional: requireAdditional('additional', f.additional),
     min: f.min ?? 0,
     max: f.max ?? 0,
   };
@@ -163,11 +166,13 @@ export function updateChallengeFromJson(pathId: string, body: unknown): UpdateCh
   return {
     id: requireId('id', pathId),
     mask: maskFromPaths(f.updateMask),
-    ...(f.scenario !== undefined && { scenario: f.scenario }),
+    ...(f.scenario !== undefined && {
+      scenario: requireMaxBytes('scenario', f.scenario, MAX_SCENARIO_BYTES),
+    }),
     updateStrategy: f.updateStrategy ?? 'update_in_place',
     ...optionalTimeout(requirePositiveDuration('timeout', f.timeout)),
     ...(f.until !== undefined && { until: f.until }),
-    additional: f.additional ?? {},
+    additional: requireAdditional('additional', f.additional),
     min: f.min ?? 0,
     max: f.max ?? 0,
   };
@@ -215,10 +220,10 @@ export interface GrpcChallengeIdRequest {
 export function createChallengeFromGrpc(req: GrpcCreateChallengeRequest): CreateChallengeInput {
   return {
     id: requireId('id', req.id),
-    scenario: req.scenario,
+    scenario: requireMaxBytes('scenario', req.scenario, MAX_SCENARIO_BYTES),
     ...optionalTimeout(requirePositiveDuration('timeout', grpcDuration('timeout', req.timeout))),
     ...optionalUntil(grpcTimestamp('until', req.until)),
-    additional: { ...req.additional },
+    additional: requireAdditional('additional', req.additional),
     min: grpcInt64('min', req.min),
     max: grpcInt64('max', req.max),
   };
@@ -233,11 +238,13 @@ export function updateChallengeFromGrpc(req: GrpcUpdateChallengeRequest): Update
   return {
     id: requireId('id', req.id),
     mask: req.updateMask ? maskFromPaths(req.updateMask.paths ?? []) : undefined,
-    ...(typeof req.scenario === 'string' && { scenario: req.scenario }),
+    ...(typeof req.scenario === 'string' && {
+      scenario: requireMaxBytes('scenario', req.scenario, MAX_SCENARIO_BYTES),
+    }),
     updateStrategy: strategy,
     ...optionalTimeout(requirePositiveDuration('timeout', grpcDuration('timeout', req.timeout))),
     ...optionalUntil(grpcTimestamp('until', req.until)),
-    additional: { ...req.additional },
+    additional: requireAdditional('additional', req.additional),
     min: grpcInt64('min', req.min),
     max: grpcInt64('max', req.max),
   };

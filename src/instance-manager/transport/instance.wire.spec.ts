@@ -97,3 +97,28 @@ describe('gRPC requests', () => {
     expect(() => querySourceFromGrpc({ sourceId: '' })).toThrow(/^invalid sourceId:/);
   });
 });
+
+describe('input limits', () => {
+  const long = 'x'.repeat(32 * 1024);
+  const refused = (field: string): Error =>
+    expect.objectContaining({ reason: 'INVALID_ARGUMENT', field }) as Error;
+
+  it.each([
+    ['challengeId', { challengeId: long, sourceId: 's' }],
+    ['sourceId', { challengeId: 'c', sourceId: long }],
+    ['additional', { challengeId: 'c', sourceId: 's', additional: { k: long, l: long } }],
+  ])('should refuse an oversized %s when creating on both transports', (field, req) => {
+    expect(() => createInstanceFromJson(req)).toThrow(refused(field));
+    expect(() => createInstanceFromGrpc(req)).toThrow(refused(field));
+  });
+
+  it('should refuse oversized ids in paths, queries and gRPC keys', () => {
+    expect(() => instanceKeyFromPath(long, 's')).toThrow(refused('challengeId'));
+    expect(() => renewKeyFromJson('c', long, {})).toThrow(refused('sourceId'));
+    expect(() => instanceKeyFromGrpc({ challengeId: 'c', sourceId: long })).toThrow(
+      refused('sourceId'),
+    );
+    expect(() => querySourceFromQuery({ sourceId: long })).toThrow(refused('sourceId'));
+    expect(() => querySourceFromGrpc({ sourceId: long })).toThrow(refused('sourceId'));
+  });
+});

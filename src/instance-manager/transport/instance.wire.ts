@@ -4,7 +4,12 @@ import {
   type InstanceGrpc,
   type InstanceJson,
 } from '../../shared/transport/instance-message';
-import { decodeJsonMessage, json, requireId } from '../../shared/transport/protojson';
+import {
+  decodeJsonMessage,
+  json,
+  requireAdditional,
+  requireId,
+} from '../../shared/transport/protojson';
 import type { CreateInstanceInput } from '../instance-manager.types';
 
 /**
@@ -42,7 +47,7 @@ export function createInstanceFromJson(body: unknown): CreateInstanceInput {
   return {
     challengeId: requireId('challengeId', f.challengeId),
     sourceId: requireId('sourceId', f.sourceId),
-    additional: f.additional ?? {},
+    additional: requireAdditional('additional', f.additional),
   };
 }
 
@@ -97,13 +102,13 @@ export interface GrpcQueryInstanceRequest {
 
 /**
  * CreateInstanceRequest → CreateInstanceInput.
- * @throws InvalidArgumentError naming the empty id.
+ * @throws InvalidArgumentError naming the empty or oversized field.
  */
 export function createInstanceFromGrpc(req: GrpcCreateInstanceRequest): CreateInstanceInput {
   return {
     challengeId: requireId('challengeId', req.challengeId),
     sourceId: requireId('sourceId', req.sourceId),
-    additional: { ...req.additional },
+    additional: requireAdditional('additional', req.additional),
   };
 }
 

@@ -4,11 +4,14 @@ import { describe, expect, it } from 'vitest';
 import {
   ChallengeNotFoundError,
   IacOperationError,
+  InstanceNotFoundError,
+  InvalidUpdateMaskError,
   IacTimeoutError,
   ScenarioPreprocessError,
 } from '../errors';
 import { GrpcCode, HTTP_FROM_GRPC } from '../errors/error-status';
-import { toRpcStatus } from './error-normalizer';
+import { MAX_STATUS_TEXT_BYTES, boundText, toRpcStatus } from './error-normalizer';
+import { encodeRpcStatus } from './rpc-status';
 
 /** A logger keeping its error lines. */
 function recordingLogger(): LoggerService & { errors: string[] } {
@@ -119,4 +122,49 @@ describe('toRpcStatus', () => {
       expect(logger.errors).toEqual([]);
     },
   );
+
+  /** Every string a status holds: message, detail fields, metadata keys and values. */
+  const textsOf = (value: unknown): string[] =>
+    typeof value === 'string'
+      ? [value]
+      : value && typeof value === 'object'
+        ? Object.entries(value).flatMap(([k, v]) => [k, ...textsOf(v)])
+        : [];
+
+  it.each([
+    ['an unknown challenge', new ChallengeNotFoundError('x'.repeat(32 * 1024))],
+    [
+      'an unknown instance',
+      new InstanceNotFoundError('c'.repeat(32 * 1024), 'é'.repeat(16 * 1024)),
+    ],
+    [
+      'an unknown mask path',
+      new InvalidUpdateMaskError(Array.from({ length: 5000 }, () => 'some_path')),
+    ],
+  ])(
+    'should bound every text of the status when it echoes the huge input of %s',
+    (_case, error) => {
+      const status = toRpcStatus(error, recordingLogger());
+      for (const text of textsOf(status)) {
+        expect(Buffer.byteLength(text, 'utf8')).toBeLessThanOrEqual(MAX_STATUS_TEXT_BYTES);
+      }
+      // What gRPC sends as grpc-status-details-bin stays far below HTTP/2 header limits.
+      expect(encodeRpcStatus(status).length).toBeLessThan(6 * 1024);
+    },
+  );
+});
+
+describe('boundText', () => {
+  it('should keep a text up to the bound as it is', () => {
+    expect(boundText('x'.repeat(MAX_STATUS_TEXT_BYTES))).toBe('x'.repeat(MAX_STATUS_TEXT_BYTES));
+  });
+
+  it('should cut a longer text to the bound with an ellipsis, between characters', () => {
+    const cut = boundText('é'.repeat(MAX_STATUS_TEXT_BYTES));
+    expect(cut.endsWith('é…')).toBe(true);
+    expect(Buffer.byteLength(cut, 'utf8')).toBeLessThanOrEqual(MAX_STATUS_TEXT_BYTES);
+    expect(cut).not.toContain('\uFFFD');
+    const emoji = boundText('😀'.repeat(MAX_STATUS_TEXT_BYTES));
+    expect(emoji.endsWith('😀…')).toBe(true);
+  });
 });

@@ -7,6 +7,7 @@ import {
   internalErrorStatus,
   statusOfDomainError,
   type RpcStatus,
+  type StatusDetail,
 } from '../errors/error-status';
 import { InvalidArgumentError } from '../errors/validation.errors';
 import { MAX_BODY_BYTES } from './protojson';
@@ -19,13 +20,83 @@ import { MAX_BODY_BYTES } from './protojson';
  * gets in the ErrorInfo metadata: an operator finds the cause from what the user reports.
  */
 export function toRpcStatus(error: unknown, logger: LoggerService): RpcStatus {
-  const status = statusOf(error);
+  const status = bounded(statusOf(error));
   if (!SERVER_FAULTS.has(status.code)) return status;
   const errorId = randomBytes(8).toString('hex');
   logFault(errorId, error, logger);
   const info = status.details.find((d) => d.type === 'ErrorInfo');
   if (info?.type === 'ErrorInfo') info.metadata = { ...info.metadata, error_id: errorId };
   return status;
+}
+
+/**
+ * Longest text of a status (its message, and each string of its details), in UTF-8 bytes.
+ * Statuses echo what clients sent (ids, references, masks) and what scenarios printed; over gRPC
+ * all of it travels in trailers, and HTTP/2 peers refuse large header blocks (Node: 64 KiB,
+ * grpc-java: 8 KiB), which stalls the connection. With this bound a status stays a few KiB.
+ */
+export const MAX_STATUS_TEXT_BYTES = 1024;
+
+/** `text` cut to {@link MAX_STATUS_TEXT_BYTES}, ending with `…` when cut, never mid-character. */
+export function boundText(text: string): string {
+  if (Buffer.byteLength(text, 'utf8') <= MAX_STATUS_TEXT_BYTES) return text;
+  const ellipsis = '…';
+  const room = MAX_STATUS_TEXT_BYTES - Buffer.byteLength(ellipsis, 'utf8');
+  let cut = '';
+  let bytes = 0;
+  for (const char of text) {
+    const size = Buffer.byteLength(char, 'utf8');
+    if (bytes + size > room) break;
+    cut += char;
+    bytes += size;
+  }
+  return cut + ellipsis;
+}
+
+/** Every text of a status bounded by {@link boundText}. */
+function bounded(status: RpcStatus): RpcStatus {
+  const b = boundText;
+  const detail = (d: StatusDetail): StatusDetail => {
+    switch (d.type) {
+      case 'ErrorInfo':
+        return {
+          ...d,
+          metadata: Object.fromEntries(Object.entries(d.metadata).map(([k, v]) => [b(k), b(v)])),
+        };
+      case 'ResourceInfo':
+        return {
+          ...d,
+          resourceType: b(d.resourceType),
+          resourceName: b(d.resourceName),
+          owner: b(d.owner),
+          description: b(d.description),
+        };
+      case 'PreconditionFailure':
+        return {
+          ...d,
+          violations: d.violations.map((v) => ({
+            type: b(v.type),
+            subject: b(v.subject),
+            description: b(v.description),
+          })),
+        };
+      case 'BadRequest':
+        return {
+          ...d,
+          fieldViolations: d.fieldViolations.map((v) => ({
+            field: b(v.field),
+            description: b(v.description),
+            reason: b(v.reason),
+          })),
+        };
+      case 'Help':
+        return {
+          ...d,
+          links: d.links.map((l) => ({ description: b(l.description), url: b(l.url) })),
+        };
+    }
+  };
+  return { code: status.code, message: b(status.message), details: status.details.map(detail) };
 }
 
 const SERVER_FAULTS: ReadonlySet<GrpcCode> = new Set<GrpcCode>([

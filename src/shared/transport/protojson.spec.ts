@@ -12,7 +12,9 @@ import {
   parseFieldMask,
   parseInt64,
   parseTimestamp,
+  requireAdditional,
   requireId,
+  requireMaxBytes,
   requirePositiveDuration,
   timestampFromGrpc,
   timestampToGrpc,
@@ -166,5 +168,45 @@ describe('input rules', () => {
     expect(() => requirePositiveDuration('timeout', 0)).toThrow(/invalid timeout/);
     expect(() => requirePositiveDuration('timeout', -1)).toThrow(/invalid timeout/);
     expect(requirePositiveDuration('timeout', undefined)).toBeUndefined();
+  });
+
+  it('should accept ids up to 256 bytes and refuse longer ones without echoing them', () => {
+    expect(requireId('id', 'x'.repeat(256))).toBe('x'.repeat(256));
+    // 128 two-byte characters are 256 bytes; one more character is over.
+    expect(requireId('sourceId', 'é'.repeat(128))).toBe('é'.repeat(128));
+    expect(() => requireId('sourceId', 'é'.repeat(128) + 'x')).toThrow(
+      new InvalidArgumentError('sourceId', 'must be at most 256 bytes'),
+    );
+    expect(() => requireId('challengeId', 'x'.repeat(32 * 1024))).toThrow(
+      new InvalidArgumentError('challengeId', 'must be at most 256 bytes'),
+    );
+  });
+
+  it('should refuse a string over its limit naming the field', () => {
+    expect(requireMaxBytes('scenario', 'r'.repeat(1024), 1024)).toBe('r'.repeat(1024));
+    expect(() => requireMaxBytes('scenario', 'r'.repeat(1025), 1024)).toThrow(
+      new InvalidArgumentError('scenario', 'must be at most 1024 bytes'),
+    );
+  });
+
+  it('should accept an additional map up to its limits and copy it', () => {
+    const map = { ['k'.repeat(256)]: 'v'.repeat(32 * 1024 - 256) };
+    const copy = requireAdditional('additional', map);
+    expect(copy).toEqual(map);
+    expect(copy).not.toBe(map);
+    expect(requireAdditional('additional', undefined)).toEqual({});
+  });
+
+  it.each([
+    ['a key over 256 bytes', { ['k'.repeat(257)]: 'v' }, 'keys must be at most 256 bytes'],
+    [
+      'keys and values over 32 KiB together',
+      { a: 'v'.repeat(16 * 1024), b: 'v'.repeat(16 * 1024) },
+      'keys and values together must be at most 32768 bytes',
+    ],
+  ])('should refuse an additional map with %s', (_case, map, problem) => {
+    expect(() => requireAdditional('additional', map)).toThrow(
+      new InvalidArgumentError('additional', problem),
+    );
   });
 });

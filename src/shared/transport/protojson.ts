@@ -10,6 +10,21 @@ import { InvalidArgumentError } from '../errors';
 /** Largest REST body we parse; above, the request fails with INVALID_ARGUMENT. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
+/**
+ * Largest string fields, in UTF-8 bytes (upstream has no limit). Ids are echoed in error details
+ * and in gRPC trailers, which HTTP/2 peers bound (64 KiB in Node), so a huge one could stall a
+ * connection; each limit leaves room for every value a real client sends.
+ */
+export const MAX_ID_BYTES = 256;
+/** An OCI reference: 255 for registry and repository, a tag (128) and a sha512 digest (135). */
+export const MAX_SCENARIO_BYTES = 1024;
+export const MAX_ADDITIONAL_KEY_BYTES = 256;
+/**
+ * All keys and values of one `additional` map together. The merged map reaches the scenario
+ * program in one environment variable (`PULUMI_CONFIG`), which Linux bounds at 128 KiB.
+ */
+export const MAX_ADDITIONAL_BYTES = 32 * 1024;
+
 /** google.protobuf.Timestamp range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z. */
 const MIN_TIMESTAMP_SECONDS = -62_135_596_800;
 const MAX_TIMESTAMP_SECONDS = 253_402_300_799;
@@ -317,14 +332,55 @@ export function parseValue<T extends z.ZodType>(
 }
 
 /**
- * Requires a non-empty identifier (upstream accepts empty ids; we refuse them, decisions §2.8).
+ * Requires a non-empty identifier of at most {@link MAX_ID_BYTES} (upstream accepts empty and
+ * unbounded ids; we refuse them, decisions §2.8).
  * @throws InvalidArgumentError naming the field.
  */
 export function requireId(field: string, value: string | undefined): string {
   if (value === undefined || value === '') {
     throw new InvalidArgumentError(field, 'must not be empty');
   }
+  return requireMaxBytes(field, value, MAX_ID_BYTES);
+}
+
+/**
+ * Requires a string of at most `max` UTF-8 bytes; the problem never echoes the value.
+ * @throws InvalidArgumentError naming the field.
+ */
+export function requireMaxBytes(field: string, value: string, max: number): string {
+  if (Buffer.byteLength(value, 'utf8') > max) {
+    throw new InvalidArgumentError(field, `must be at most ${max} bytes`);
+  }
   return value;
+}
+
+/**
+ * Requires an `additional` map within {@link MAX_ADDITIONAL_KEY_BYTES} per key and
+ * {@link MAX_ADDITIONAL_BYTES} in all; returns a copy.
+ * @throws InvalidArgumentError naming the field.
+ */
+export function requireAdditional(
+  field: string,
+  map: Readonly<Record<string, string>> | undefined,
+): Record<string, string> {
+  let total = 0;
+  for (const [key, value] of Object.entries(map ?? {})) {
+    const keyBytes = Buffer.byteLength(key, 'utf8');
+    if (keyBytes > MAX_ADDITIONAL_KEY_BYTES) {
+      throw new InvalidArgumentError(
+        field,
+        `keys must be at most ${MAX_ADDITIONAL_KEY_BYTES} bytes`,
+      );
+    }
+    total += keyBytes + Buffer.byteLength(value, 'utf8');
+  }
+  if (total > MAX_ADDITIONAL_BYTES) {
+    throw new InvalidArgumentError(
+      field,
+      `keys and values together must be at most ${MAX_ADDITIONAL_BYTES} bytes`,
+    );
+  }
+  return { ...map };
 }
 
 /**

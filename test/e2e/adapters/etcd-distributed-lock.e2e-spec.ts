@@ -1,4 +1,5 @@
 import { Etcd3 } from 'etcd3';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
@@ -9,7 +10,13 @@ import {
 import { lockKeys, type LockKey } from '../../../src/shared/domain/lock-keys';
 import { distributedLockContract } from '../../contract/distributed-lock.contract';
 import { deferred, waitUntil } from '../../contract/helpers';
-import { freePort, startEtcdCluster, type EtcdCluster } from '../../support/services';
+import {
+  freePort,
+  startEtcd,
+  startEtcdCluster,
+  type EtcdCluster,
+  type RestartableEtcd,
+} from '../../support/services';
 
 const endpoint = inject('etcdEndpoint');
 // One prefix per run, so that a shared etcd (CM_TEST_ETCD_ENDPOINT) holds no leftovers of others.
@@ -360,4 +367,124 @@ describe('EtcdDistributedLock on a 3-member cluster', () => {
       15_000,
     );
   });
+});
+
+describe.each([
+  { auth: false, title: 'without authentication' },
+  { auth: true, title: 'with authentication' },
+])('EtcdDistributedLock across an etcd outage longer than the lease TTL, $title', ({ auth }) => {
+  const PASSWORD = 'cm-e2e-root';
+  /** Defaults of EtcdDistributedLock: a 10 s lease, a 5 s budget per etcd call. */
+  const TTL_S = 10;
+  const CALL_BUDGET_MS = 5_000;
+  /** Longer than the lease TTL, so the lease is lost client-side (and the auth token with etcd). */
+  const OUTAGE_MS = TTL_S * 1_000 + 5_000;
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  let etcd: RestartableEtcd;
+
+  beforeAll(async () => {
+    // etcd forgets a simple token after --auth-token-ttl without use (300 s by default; on
+    // restart too, from 3.5): a 2 s one makes this outage cost the client its token, as a longer
+    // one does in production. The first call through the client's reopened circuit then meets
+    // "invalid auth token".
+    etcd = await startEtcd(auth ? ['--auth-token-ttl=2'] : []);
+    if (auth) {
+      const etcdctl = (...args: string[]): void => {
+        execFileSync('etcdctl', [`--endpoints=${etcd.endpoint}`, ...args], {
+          env: { ...process.env, ETCDCTL_API: '3' },
+          stdio: 'pipe',
+        });
+      };
+      etcdctl('user', 'add', `root:${PASSWORD}`, '--interactive=false');
+      etcdctl('user', 'grant-role', 'root', 'root');
+      etcdctl('auth', 'enable');
+    }
+  }, 60_000);
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+  afterEach(shutdownReplicas);
+
+  /** What one call did: settled in `ms`, or was still pending when the probe gave up on it. */
+  type Outcome = { ok: boolean; ms: number; hung: boolean };
+  /** Runs `call`, giving up on it (as hung) after `limitMs`. */
+  async function timed(call: () => Promise<unknown>, limitMs: number): Promise<Outcome> {
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), limitMs)));
+    const settled = call().then(
+      () => true,
+      () => false,
+    );
+    const result = await Promise.race([settled, hung]);
+    clearTimeout(timer);
+    return { ok: result === true, ms: Date.now() - started, hung: result === 'hung' };
+  }
+
+  it('should fail every call within its deadline while etcd is away, then lock again within seconds once it is back', async () => {
+    const lock = replica({
+      endpoints: [etcd.endpoint],
+      ...(auth ? { username: 'root', password: PASSWORD } : {}),
+    });
+    const key = freshKey();
+    // Twice the budget: anything slower has no deadline at all.
+    const limit = 2 * CALL_BUDGET_MS + 1_000;
+    const health = (): Promise<Outcome> =>
+      timed(async () => {
+        if (!(await lock.healthy())) throw new Error('unhealthy');
+      }, limit);
+    const acquire = (): Promise<Outcome> =>
+      timed(() => lock.withWriteLock(key, () => Promise.resolve()), limit);
+    expect(await Promise.all([health(), acquire()])).toMatchObject([{ ok: true }, { ok: true }]);
+
+    // What a replica sees during a live event: health checks and acquisitions, each on its own
+    // cadence, while etcd goes away and comes back.
+    const log: { what: 'health' | 'lock'; at: number; outcome: Outcome }[] = [];
+    let running = true;
+    const loop = async (what: 'health' | 'lock', call: () => Promise<Outcome>): Promise<void> => {
+      while (running) {
+        const at = Date.now();
+        log.push({ what, at, outcome: await call() });
+        await sleep(what === 'health' ? 1_000 : 700);
+      }
+    };
+    const loops = Promise.all([loop('health', health), loop('lock', acquire)]);
+
+    await etcd.kill();
+    const away = Date.now();
+    await sleep(OUTAGE_MS);
+    await etcd.restart();
+    const back = Date.now();
+    const recovered = (what: 'health' | 'lock'): number | undefined =>
+      log.find((l) => l.what === what && l.at >= back && l.outcome.ok)?.at;
+    while (
+      (recovered('health') === undefined || recovered('lock') === undefined) &&
+      Date.now() - back < 30_000
+    ) {
+      await sleep(200);
+    }
+    running = false;
+    await loops;
+
+    const during = log.filter((l) => l.at > away && l.at + l.outcome.ms < back);
+    const hung = log.filter((l) => l.outcome.hung);
+    const recoveredMs =
+      Math.max(recovered('health') ?? Infinity, recovered('lock') ?? Infinity) - back;
+    console.log(
+      `[etcd lock] ${auth ? 'with' : 'without'} auth, after a ${OUTAGE_MS} ms outage: ` +
+        `${during.length} calls failed during it (slowest ${Math.max(...during.map((l) => l.outcome.ms))} ms), ` +
+        `${hung.length} hung, health and locks back ${recoveredMs} ms after etcd`,
+    );
+    expect(hung, JSON.stringify(hung)).toEqual([]);
+    for (const l of during) {
+      expect(l.outcome.ok, JSON.stringify(l)).toBe(false);
+      // A health check has 1 s; an acquisition fails within the budget of its first call (plus
+      // 2 s of scheduling slack on a machine shared with other suites).
+      expect(l.outcome.ms, JSON.stringify(l)).toBeLessThan(
+        (l.what === 'health' ? 1_000 : CALL_BUDGET_MS) + 2_000,
+      );
+    }
+    // The circuit breaker lets a call through 5 s after the last failure: seconds, not a restart.
+    expect(recoveredMs).toBeLessThan(10_000);
+  }, 90_000);
 });
