@@ -292,8 +292,8 @@ describe('CreateInstance whose program throws', () => {
 
   beforeAll(async () => {
     // The operator's NODE_OPTIONS reach the programs: a 256 MB heap, as a small container would
-    // set. The SDK's coloured error printing on Node >= 20.19.6 (nodejs/node#64011) exhausts
-    // any heap, so without the service's preload the program dies before reporting its error.
+    // set. On a Node with nodejs/node#64011 (20.19.6 and later 20.x), the SDK's coloured error
+    // printing exhausts any heap: without the service's preload the program dies unreported.
     capped = await bootApiApp({ JANITOR_TICKER: '0', NODE_OPTIONS: '--max-old-space-size=256' });
     const scenario = await orasPush(
       registry,

@@ -9,12 +9,13 @@ import { join } from 'node:path';
  * Why: when a program throws, `@pulumi/pulumi` (cmd/run/error.ts, `defaultErrorMessage`) prints
  * the error with `util.inspect(err, { colors: true })`. The SDK's source maps place its top-level
  * files at `node_modules/@pulumi/<file>.ts` (one directory too high), so the stack holds frames
- * such as `…/node_modules/@pulumi/resource.ts:1598:22`. On Node.js 20.19.6 and later, the
- * colouring of `node_modules` names in error stacks loops on a scoped name with nothing after it
- * (nodejs/node#64011), growing a string until V8 refuses it: about a minute of CPU and gigabytes
- * of memory before the SDK falls back to `util.inspect(err)` and reports the error. Colours are
- * of no use here (the output goes to logs, never to a terminal), so they are dropped and the
- * error is reported at once, with the same text.
+ * such as `…/node_modules/@pulumi/resource.ts:1598:22`. From Node.js 20.19.6 until the fix of
+ * nodejs/node#64011 (Node 20 never got it; 24.22.3 has it), the colouring of `node_modules` names
+ * in error stacks loops on a scoped name with nothing after it, growing a string until V8 refuses
+ * it: about a minute of CPU and gigabytes of memory before the SDK falls back to
+ * `util.inspect(err)` and reports the error. Colours are of no use here (the output goes to logs,
+ * never to a terminal), so they are dropped and the error is reported at once, with the same
+ * text. On a Node with the fix this changes nothing but the colours.
  *
  * ES modules importing `inspect` from `node:util` see the same function
  * (`syncBuiltinESMExports`). Kept in plain CommonJS: Node loads it as is.
