@@ -17,6 +17,8 @@ export class GrpcConnectionSink {
   private readonly bindDir: string;
   private injector: ConnectionInjector | undefined;
   private server: Server | undefined;
+  /** Connections handed to gRPC and not closed yet: shutdown waits for these. */
+  private readonly connections = new Set<Duplex>();
 
   constructor() {
     this.bindDir = mkdtempSync(join(tmpdir(), 'cm-grpc-'));
@@ -46,6 +48,8 @@ export class GrpcConnectionSink {
    */
   inject(connection: Duplex): boolean {
     if (!this.injector) return false;
+    this.connections.add(connection);
+    connection.once('close', () => this.connections.delete(connection));
     this.injector.injectConnection(connection);
     return true;
   }
@@ -59,16 +63,22 @@ export class GrpcConnectionSink {
     const server = this.server;
     if (server === undefined) return;
     this.injector = undefined;
+    const deadline = Date.now() + graceMs;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, graceMs);
+      const timer = setTimeout(resolve, graceMs);
       server.tryShutdown(() => {
         clearTimeout(timer);
         resolve();
       });
     });
+    // tryShutdown's callback is not the end of the streams: it counts a session whose close has
+    // begun (Node's http2 server close begins every session's) as closed at once, and what
+    // follows it (Nest's forceShutdown) would reset streams still sending their answer; the
+    // client sees CANCELLED. A connection closes once its session has ended every stream.
+    while (this.connections.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (this.connections.size > 0) server.forceShutdown();
   }
 
   /** Removes the private directory (idempotent; also used when the server never started). */
