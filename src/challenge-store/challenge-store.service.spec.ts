@@ -365,7 +365,7 @@ describe('ChallengeStoreService', () => {
 
       expect(calls).toEqual([]);
       expect(await sut.state.loadChallenge('chall-1')).toEqual(challenge);
-      // A renewal without touching last_renew (upstream §15.3).
+      // A renewal without touching last_renew.
       expect(await sut.claimed()).toEqual([{ ...before, until: at(15 * MINUTE) }]);
       expect(await sut.pooled()).toHaveLength(1);
     });
@@ -530,7 +530,7 @@ describe('ChallengeStoreService', () => {
       expect(await sut.state.listInstances('chall-1')).toHaveLength(2);
     });
 
-    // decisions §2.6: the challenge keeps the digest it was validated with, so a tag re-pushed
+    // The challenge keeps the digest it was validated with, so a tag re-pushed
     // under the stored reference is seen as a change.
     it('should update instances when the stored tag is re-pushed with a new digest', async () => {
       const challenge = await withInstances({ min: 1 });

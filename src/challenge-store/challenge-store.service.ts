@@ -162,7 +162,7 @@ export class ChallengeStoreService {
         let scenarioChanged = false;
         if (mask.has('scenario') && input.scenario !== undefined) {
           // The digest validated last time, not the tag's digest now: a tag re-pushed since is a
-          // change (decisions §2.6). Records written by upstream have none: resolve then.
+          // change the operator must see. Records written by upstream have none: resolve then.
           const before = old.digest ?? (await this.oci.resolve(old.scenario, signal));
           const after =
             pulled?.reference === input.scenario

@@ -29,7 +29,7 @@ describe('InstanceManagerService', () => {
   });
 
   describe('create', () => {
-    // upstream §4.0 ComputeUntil, on a fresh instance created at now = T0 + 1 min.
+    // upstream's ComputeUntil, on a fresh instance created at now = T0 + 1 min.
     it.each([
       // until, timeout -> instance until
       [undefined, undefined, undefined], // neither: never expires
@@ -292,7 +292,7 @@ describe('InstanceManagerService', () => {
   });
 
   describe('renew', () => {
-    // upstream §4.0 ComputeUntil at renewal: created at T0, renewed at now = T0 + 3 min.
+    // upstream's ComputeUntil at renewal: created at T0, renewed at now = T0 + 3 min.
     it.each([
       // until, timeout -> instance until
       [undefined, 10 * MINUTE, at(13 * MINUTE)], // timeout only: now + timeout

@@ -22,7 +22,7 @@ export function newIdentity(): string {
   return randomBytes(8).toString('hex');
 }
 
-/** The additional a program sees: the challenge's, overridden by the instance's (upstream §5.7). */
+/** The additional a program sees: the challenge's, overridden by the instance's, as upstream merges them. */
 export function mergedAdditional(
   challenge: Challenge,
   instance: Pick<Instance, 'additional'>,
@@ -123,7 +123,7 @@ export class DeployerService {
 
   /**
    * Brings an existing instance to the challenge's current scenario and additional with the
-   * given strategy (upstream §5.8). Returns the instance to record (its identity may change).
+   * given strategy. Returns the instance to record (its identity may change).
    * The caller holds the instance's lock and saves the result.
    */
   async update(

@@ -15,7 +15,7 @@ export function poolDelta(
   return { create: Math.max(0, desired - pooled), delete: Math.max(0, pooled - desired) };
 }
 
-/** upstream §6.3: refill after a claim when the pool fell under `min` and `max` allows it. */
+/** As upstream: refill after a claim when the pool fell under `min` and `max` allows it. */
 export function shouldRefillAfterClaim(
   min: number,
   max: number,
@@ -25,7 +25,7 @@ export function shouldRefillAfterClaim(
   return pooledBefore - 1 < min && (max === 0 || total < max);
 }
 
-/** upstream §6.3: refill after a delete when the pool is under `min` and `max` allows it. */
+/** As upstream: refill after a delete when the pool is under `min` and `max` allows it. */
 export function shouldRefillAfterDelete(
   min: number,
   max: number,

@@ -65,7 +65,7 @@ describe('PoolerService', () => {
     });
 
     it('should not pool beyond max when min=3 and max=2', async () => {
-      // The inversion is refused only when both bounds come in one request (upstream §4.4).
+      // The inversion is refused only when both bounds come in one request.
       const challenge = await sut.givenChallenge({ min: 0, max: 2 });
       await sut.challenges.update(anUpdate(challenge, { mask: new Set(['min']), min: 3 }));
       await sut.tasks.drain();
@@ -229,7 +229,7 @@ describe('PoolerService', () => {
       expect(await sut.instances.retrieve('chall-1', 'source-1')).toEqual(claimed);
     });
 
-    // upstream §4.0 ComputeUntil, on a pooled instance claimed at now = T0 + 1 min.
+    // upstream's ComputeUntil, on a pooled instance claimed at now = T0 + 1 min.
     it.each([
       // until, timeout -> instance until
       [undefined, undefined, undefined], // neither: never expires

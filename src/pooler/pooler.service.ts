@@ -16,7 +16,7 @@ import { PoolLimits } from './pool-limits';
 import { poolDelta, shouldRefillAfterClaim, shouldRefillAfterDelete } from './pool-delta';
 
 /**
- * Pre-deployed (pooled) instances: spin-ups, claims and resizes (upstream §6).
+ * Pre-deployed (pooled) instances: spin-ups, claims and resizes.
  * Pooled instances have no source, never appear in the API and never expire while pooled.
  */
 @Injectable()
@@ -161,7 +161,7 @@ export class PoolerService {
 
   /**
    * Makes a just-claimed instance the source's: expiry from now, and its own additional applied
-   * in place (upstream §4.6). If that update fails the instance is destroyed, never half-given.
+   * in place, as upstream does. If that update fails the instance is destroyed, never half-given.
    */
   async finishClaim(
     challenge: Challenge,
@@ -214,7 +214,7 @@ export class PoolerService {
     });
   }
 
-  /** upstream §6.3: after a claimed instance is deleted, refill if the pool is short. */
+  /** As upstream: after a claimed instance is deleted, refill if the pool is short. */
   refillAfterDelete(challenge: Challenge, pooled: number, totalBefore: number): void {
     if (isChallengeExpired(challenge, this.clock.now())) return;
     if (shouldRefillAfterDelete(challenge.min, challenge.max, pooled, totalBefore))

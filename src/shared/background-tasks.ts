@@ -1,8 +1,7 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 
 /**
- * Tracked fire-and-forget work ("spin up one more pooled instance in the background", style
- * §10): a failure is logged, never thrown at the caller, and every promise is kept until it
+ * Tracked fire-and-forget work ("spin up one more pooled instance in the background"): a failure is logged, never thrown at the caller, and every promise is kept until it
  * settles so that shutdown and tests can `drain()` instead of sleeping.
  */
 @Injectable()

@@ -19,7 +19,7 @@ export interface LockUnderTest {
 }
 
 /**
- * The promised behaviour of {@link DistributedLock} (style §12 lock contract), for every
+ * The promised behaviour of {@link DistributedLock}, for every
  * adapter: in-memory from its unit spec, etcd from its e2e spec. Each test uses fresh keys, so
  * a shared etcd needs no cleanup between tests.
  */

@@ -26,8 +26,8 @@ import { scenarioOf } from '../support/scenarios';
 
 /**
  * Concurrency and failure against the real service: one instance per (challenge, source) under
- * a burst of creations on both transports (decisions §2.2), and no orphan, no record and no
- * leaked Pulumi text when `up` fails (decisions §2.3, §2.9).
+ * a burst of creations on both transports, and no orphan, no record and no
+ * leaked Pulumi text when `up` fails.
  */
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');

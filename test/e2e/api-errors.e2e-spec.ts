@@ -25,7 +25,7 @@ import { scenarioOf } from '../support/scenarios';
 import { freePort } from '../support/services';
 
 /**
- * Every error of spec §3.8 the API can produce, on both transports against the real service:
+ * Every error of upstream's error table the API can produce, on both transports against the real service:
  * gRPC code and message, REST HTTP status and body, and the same google.rpc.Status (ErrorInfo
  * reason, domain, metadata, other details) on both. Then malformed input: INVALID_ARGUMENT naming
  * the field, and nothing changed.
@@ -181,7 +181,7 @@ afterAll(async () => {
   await svc?.close();
 });
 
-describe('errors of spec §3.8 on REST and gRPC', () => {
+describe('errors of the upstream error table on REST and gRPC', () => {
   it('should answer CHALLENGE_ALREADY_EXISTS when creating a challenge whose id is taken', async () => {
     await expectNoStateChange(() =>
       expectBoth(

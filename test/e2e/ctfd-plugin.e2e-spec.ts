@@ -6,7 +6,7 @@ import { scenarioOf } from '../support/scenarios';
 
 /**
  * What the CTFd plugin (ctfer-io/ctfd-chall-manager) sends and reads, call by call, over REST,
- * against the real service (spec §13 and §11.2). JSON is asserted literally where the spec gives
+ * against the real service. JSON is asserted literally where upstream gives
  * the shapes.
  */
 

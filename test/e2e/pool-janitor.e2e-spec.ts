@@ -240,7 +240,7 @@ describe('pool (service janitor off)', () => {
 });
 
 /**
- * One pass of upstream's `chall-manager-janitor` (spec §7.2): QueryChallenge; skip challenges
+ * One pass of upstream's `chall-manager-janitor`: QueryChallenge; skip challenges
  * with neither timeout nor until; DeleteInstance (concurrently per challenge) of every instance
  * with now > until (no until = epoch, upstream's quirk); NotFound and Internal ignored.
  */

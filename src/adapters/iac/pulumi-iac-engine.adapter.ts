@@ -431,7 +431,7 @@ export class PulumiIacEngine implements IacEngine {
       { stackName: stackName(prepared.project, identity), workDir },
       await this.workspaceOptions(prepared.project, guard),
     );
-    // upstream contract (§5.5): config `identity` and `additional` (JSON) in the project namespace.
+    // upstream contract (its scenario SDK): config `identity` and `additional` (JSON) in the project namespace.
     await stack.setAllConfig({
       identity: { value: identity },
       additional: { value: JSON.stringify(additional) },
@@ -617,7 +617,7 @@ function collectDiagnostics(event: EngineEvent, into: string[]): void {
 }
 
 /**
- * upstream §5.5: `connection_info` (required string), `flag` (deprecated, first of the flags),
+ * As upstream: `connection_info` (required string), `flag` (deprecated, first of the flags),
  * `flags` (array of strings).
  */
 function readOutputs(reference: string, outputs: OutputMap): StackOutputs {

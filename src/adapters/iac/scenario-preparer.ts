@@ -36,7 +36,7 @@ export interface ScenarioPreparerOptions {
 }
 
 /**
- * Checks a fetched scenario against the contract (upstream §5.4, extended with nodejs) and makes
+ * Checks a fetched scenario against the contract (extended with nodejs) and makes
  * it runnable: a Go scenario without a prebuilt `binary` is compiled once per digest, as upstream
  * does. The result is a separate directory, so the fetched files stay pristine.
  */

@@ -1,4 +1,4 @@
-/** Media types and annotations of the scenario artifact (upstream §5.3, ORAS conventions). */
+/** Media types and annotations of the scenario artifact (ORAS conventions). */
 export const MEDIA_TYPE = {
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
   ociIndex: 'application/vnd.oci.image.index.v1+json',
@@ -33,7 +33,7 @@ export function isImageLayerType(mediaType: string): boolean {
 
 /**
  * Sent on every manifest request. distribution answers 404 MANIFEST_UNKNOWN to a GET without the
- * OCI types even when the manifest exists (infra notes §2.3).
+ * OCI types even when the manifest exists.
  */
 export const MANIFEST_ACCEPT = [
   MEDIA_TYPE.ociManifest,

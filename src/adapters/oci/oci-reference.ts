@@ -31,7 +31,7 @@ export function isSha256Digest(value: string): boolean {
 }
 
 /**
- * Parses a scenario reference (upstream §5.1): the registry is always the first path element
+ * Parses a scenario reference: the registry is always the first path element
  * (no Docker Hub defaulting, as ORAS), the tag defaults to `latest`, a digest must be sha256.
  *
  * @throws OciReferenceMalformedError whose `problem` names the part that is wrong.

@@ -302,7 +302,7 @@ export class RegistryClient {
     }
     if (params.service) url.searchParams.set('service', params.service);
     // Several scopes arrive space-separated in one parameter; the token server wants one
-    // `scope=` each (infra notes §2.1).
+    // `scope=` each.
     const scopes = (params.scope ?? '').split(' ').filter((s) => s.length > 0);
     for (const scope of scopes) url.searchParams.append('scope', scope);
 

@@ -20,7 +20,7 @@ interface Reading {
 /**
  * The `challenges` and `instances` gauges (upstream's names), read from the shared state at
  * collection time rather than counted in-process: they are right from the first collection
- * after a restart and agree across replicas (decisions §2.10). `instances` has attributes
+ * after a restart and agree across replicas. `instances` has attributes
  * `challenge` (id) and `pool` (true: pooled, false: claimed by a source).
  */
 @Injectable()

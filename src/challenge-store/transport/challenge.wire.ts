@@ -35,7 +35,7 @@ import {
 /**
  * api.v1.challenge messages ⇄ service inputs and views, for both transports: protojson for REST
  * (as upstream's grpc-gateway), proto-loader objects for gRPC. Validation happens here, before
- * any service work (decisions §2.8); bounds of `min`/`max` are the service's (it answers
+ * any service work (bad input changes nothing); bounds of `min`/`max` are the service's (it answers
  * CHALLENGE_POOLER_OUT_OF_BOUNDS as upstream does).
  */
 

@@ -15,7 +15,7 @@ import type { CreateInstanceInput } from '../instance-manager.types';
 /**
  * api.v1.instance messages ⇄ service inputs and views, for both transports: protojson for REST
  * (as upstream's grpc-gateway), proto-loader objects for gRPC. Validation happens here, before
- * any service work (decisions §2.8).
+ * any service work (bad input changes nothing).
  */
 
 /** An instance's key, as every per-instance RPC carries it. */

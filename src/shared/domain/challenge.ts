@@ -72,5 +72,5 @@ export function isChallengeExpired(challenge: Pick<Challenge, 'until'>, now: Dat
   return challenge.until !== undefined && now.getTime() > challenge.until.getTime();
 }
 
-/** How existing instances follow a changed scenario or additional (upstream §5.8). */
+/** How existing instances follow a changed scenario or additional (upstream's update strategies: update_in_place, blue_green, recreate). */
 export type UpdateStrategy = 'update_in_place' | 'blue_green' | 'recreate';

@@ -11,8 +11,8 @@ import { ScenarioInvalidError } from './scenario.errors';
 import { InvalidArgumentError } from './validation.errors';
 
 /**
- * The one error table (style §7): every reason to its gRPC code, message and google.rpc details,
- * as upstream chall-manager v0.6.6 sends them (spec §3.8). Both transports render these
+ * The one error table: every reason to its gRPC code, message and google.rpc details, as
+ * upstream chall-manager v0.6.6 sends them (its pkg/errs package). Both transports render these
  * statuses; only the encoding differs.
  */
 
@@ -336,7 +336,7 @@ const TABLE = {
             },
           ],
         },
-        // The scenario author's own output (decisions §2.9 allows this one).
+        // The scenario author's own output: theirs to read, and no internal text of ours.
         ...(problem ? [badRequest('scenario', 'VALIDATION', problem)] : []),
       ],
     };
@@ -344,7 +344,7 @@ const TABLE = {
   SCENARIO_PREPROCESSING: (e) => ({
     code: GrpcCode.INTERNAL,
     details: [
-      // upstream puts the raw error text here; we keep it in the logs (decisions §2.9).
+      // upstream puts the raw error text here; it may hold paths and internals, so it goes to the logs.
       resource(
         'Scenario',
         e.metadata.reference ?? '',

@@ -11,7 +11,7 @@ import { rpcStatusToJson } from './rpc-status';
 const API_PREFIX = '/api/v1/';
 
 /**
- * The one exception filter (style §7), registered through APP_FILTER and inherited by the gRPC
+ * The one exception filter, registered through APP_FILTER and inherited by the gRPC
  * microservice (`inheritAppConfig`), so both transports give the same code, message and details.
  */
 @Catch()

@@ -13,9 +13,9 @@ import { InvalidArgumentError } from '../errors/validation.errors';
 import { MAX_BODY_BYTES } from './protojson';
 
 /**
- * Turns anything thrown into the google.rpc.Status a client sees (style §7). Domain errors use
+ * Turns anything thrown into the google.rpc.Status a client sees. Domain errors use
  * the table; the few errors from routing and body parsing get upstream's gateway answers; the
- * rest is hidden behind INTERNAL_ERROR (decisions §2.9). Every server-side fault (INTERNAL,
+ * rest is hidden behind INTERNAL_ERROR (internal text never reaches a client). Every server-side fault (INTERNAL,
  * UNKNOWN, DEADLINE_EXCEEDED) is logged with its cause under a fresh `error_id`, which the client
  * gets in the ErrorInfo metadata: an operator finds the cause from what the user reports.
  */

@@ -7,7 +7,7 @@ import { rpcStatusToJson } from './rpc-status';
 const logger = new Logger('Transport');
 
 /**
- * Writes a server-streaming RPC the way grpc-gateway does over REST (spec §3.7): chunked
+ * Writes a server-streaming RPC the way grpc-gateway (upstream's REST gateway) does: chunked
  * `application/json`, one `{"result": …}` line per message, flushed as it comes. A failure before
  * the first message answers the mapped status with one `{"error": …}` line; after it, status 200
  * stays and a final `{"error": …}` line is written. No message at all is 200 with an empty body.

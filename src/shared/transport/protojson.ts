@@ -333,7 +333,7 @@ export function parseValue<T extends z.ZodType>(
 
 /**
  * Requires a non-empty identifier of at most {@link MAX_ID_BYTES} (upstream accepts empty and
- * unbounded ids; we refuse them, decisions §2.8).
+ * unbounded ids; we refuse them: they make unreachable records and unbounded errors).
  * @throws InvalidArgumentError naming the field.
  */
 export function requireId(field: string, value: string | undefined): string {
@@ -384,7 +384,8 @@ export function requireAdditional(
 }
 
 /**
- * Requires a strictly positive duration, when one is given (decisions §2.8).
+ * Requires a strictly positive duration, when one is given (a zero or negative timeout would
+ * expire instances at once).
  * @throws InvalidArgumentError naming the field.
  */
 export function requirePositiveDuration(field: string, ms: number | undefined): number | undefined {

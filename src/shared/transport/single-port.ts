@@ -16,7 +16,7 @@ import { MAX_BODY_BYTES } from './protojson';
 import { setupSwagger } from './swagger/swagger';
 
 /**
- * One port for gRPC and REST, as upstream (cmux) serves them (decisions §1).
+ * One port for gRPC and REST, as upstream (cmux) serves them, so existing clients keep one address.
  *
  * Every accepted TCP connection is peeked: a client that opens with the HTTP/2 connection
  * preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, which gRPC clients send over plaintext) is handed
@@ -138,7 +138,7 @@ export class SinglePortServer implements BeforeApplicationShutdown, OnApplicatio
 }
 
 /**
- * Steps 3-6 of the bootstrap (style §6) on an app created with {@link API_APP_OPTIONS}: body
+ * Steps 3-6 of the bootstrap (see main.ts) on an app created with {@link API_APP_OPTIONS}: body
  * parser (JSON of any content type, as the gateway, up to 1 MiB), Swagger when configured, the
  * gRPC microservice sharing the app's filters, then the one public port.
  * @returns the bound address.
