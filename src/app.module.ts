@@ -6,6 +6,7 @@ import { HealthModule } from './health/health.module';
 import { InstanceManagerModule } from './instance-manager';
 import { JanitorModule } from './janitor';
 import { PoolerModule } from './pooler';
+import { TelemetryModule } from './shared/telemetry';
 import { TransportModule } from './shared/transport';
 
 @Module({})
@@ -16,6 +17,7 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(config),
         ScheduleModule.forRoot(),
+        TelemetryModule,
         TransportModule,
         HealthModule,
         ChallengeStoreModule,

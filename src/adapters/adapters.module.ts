@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { TraceService } from 'nestjs-otel';
 import { dirname } from 'node:path';
 import { AppConfig } from '../config';
 import { BackgroundTasks } from '../shared/background-tasks';
@@ -11,6 +12,7 @@ import {
   OciRegistry,
   StateStore,
 } from '../shared/ports';
+import { ServiceMetrics } from '../shared/telemetry';
 import { EtcdDistributedLock } from './lock/etcd-distributed-lock.adapter';
 import { SystemClock } from './clock/system-clock.adapter';
 import { GatedIacEngine } from './iac/gated-iac-engine';
@@ -64,8 +66,9 @@ const sdkNodeModules = (): string =>
     },
     {
       provide: DistributedLock,
-      inject: [RAW_LOCK],
-      useFactory: (lock: DistributedLock) => new TracedDistributedLock(lock),
+      inject: [RAW_LOCK, TraceService, ServiceMetrics],
+      useFactory: (lock: DistributedLock, traces: TraceService, metrics: ServiceMetrics) =>
+        new TracedDistributedLock(lock, traces, metrics),
     },
     // upstream registers an `etcd` check when an endpoint is configured; `pulumi` (not critical)
     // lists resources Pulumi lost track of.
@@ -118,9 +121,12 @@ const sdkNodeModules = (): string =>
     // Spans and durations measure the operation itself; waiting for a slot comes before.
     {
       provide: IacEngine,
-      inject: [RAW_IAC, AppConfig],
-      useFactory: (iac: IacEngine, c: AppConfig) =>
-        new GatedIacEngine(new TracedIacEngine(iac), new ConcurrencyGate(c.iac.concurrency)),
+      inject: [RAW_IAC, AppConfig, ServiceMetrics],
+      useFactory: (iac: IacEngine, c: AppConfig, metrics: ServiceMetrics) =>
+        new GatedIacEngine(
+          new TracedIacEngine(iac, metrics),
+          new ConcurrencyGate(c.iac.concurrency),
+        ),
     },
     // The `challenges` and `instances` gauges, read from the state; the last export on shutdown.
     StateGauges,

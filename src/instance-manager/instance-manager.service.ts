@@ -1,4 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
+import type { Attributes } from '@opentelemetry/api';
+import { Span } from 'nestjs-otel';
 import { DeployerService, PoolerService } from '../pooler';
 import {
   computeUntil,
@@ -19,8 +21,12 @@ import {
   timeoutPastLastTimestamp,
 } from '../shared/errors';
 import { Clock, DistributedLock, StateStore, type FetchedScenario } from '../shared/ports';
-import { measureInstanceOp, type InstanceOpProbe } from '../shared/telemetry';
+import { ATTR, ServiceMetrics, type InstanceOpProbe } from '../shared/telemetry';
 import type { CreateInstanceInput } from './instance-manager.types';
+
+const opAttributes = (challengeId: string, sourceId: string): { attributes: Attributes } => ({
+  attributes: { [ATTR.challengeId]: challengeId, [ATTR.sourceId]: sourceId },
+});
 
 /**
  * The InstanceManager use cases (upstream api/v1/instance).
@@ -41,11 +47,15 @@ export class InstanceManagerService {
     private readonly clock: Clock,
     private readonly pooler: PoolerService,
     private readonly deployer: DeployerService,
+    private readonly metrics: ServiceMetrics,
   ) {}
 
   /** Span `create-instance`; duration in `instance.create.duration` or, from the pool, `…claim…`. */
+  @Span('create-instance', (input: CreateInstanceInput) =>
+    opAttributes(input.challengeId, input.sourceId),
+  )
   create(input: CreateInstanceInput, signal?: AbortSignal): Promise<Instance> {
-    return measureInstanceOp('create', input.challengeId, input.sourceId, (probe) =>
+    return this.metrics.instanceOp('create', input.challengeId, (probe) =>
       this.createInstance(input, probe, signal),
     );
   }
@@ -136,8 +146,9 @@ export class InstanceManagerService {
     }
   }
 
+  @Span('renew-instance', opAttributes)
   renew(challengeId: string, sourceId: string, signal?: AbortSignal): Promise<Instance> {
-    return measureInstanceOp('renew', challengeId, sourceId, () =>
+    return this.metrics.instanceOp('renew', challengeId, () =>
       this.renewInstance(challengeId, sourceId, signal),
     );
   }
@@ -176,8 +187,9 @@ export class InstanceManagerService {
     );
   }
 
+  @Span('delete-instance', opAttributes)
   delete(challengeId: string, sourceId: string, signal?: AbortSignal): Promise<void> {
-    return measureInstanceOp('delete', challengeId, sourceId, (probe) =>
+    return this.metrics.instanceOp('delete', challengeId, (probe) =>
       this.deleteInstance(challengeId, sourceId, probe, signal),
     );
   }

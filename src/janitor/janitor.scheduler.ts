@@ -10,8 +10,8 @@ import { AppConfig } from '../config';
 import { inBackground } from '../shared/concurrency-gate';
 import { lockKeys } from '../shared/domain';
 import { DistributedLock } from '../shared/ports';
+import { ServiceMetrics } from '../shared/telemetry';
 import { JanitorService } from './janitor.service';
-import { recordSweep } from '../shared/telemetry';
 
 const JOB = 'janitor';
 
@@ -31,6 +31,7 @@ export class JanitorScheduler implements OnApplicationBootstrap, OnApplicationSh
     private readonly registry: SchedulerRegistry,
     private readonly janitor: JanitorService,
     private readonly lock: DistributedLock,
+    private readonly metrics: ServiceMetrics,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -72,9 +73,9 @@ export class JanitorScheduler implements OnApplicationBootstrap, OnApplicationSh
       ),
     )
       .then(
-        (report) => recordSweep(report),
+        (report) => this.metrics.recordSweep(report),
         (err: unknown) => {
-          recordSweep(undefined);
+          this.metrics.recordSweep(undefined);
           this.logger.error(`janitor sweep failed: ${String(err)}`);
         },
       )

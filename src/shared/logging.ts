@@ -1,7 +1,7 @@
 import { ConsoleLogger, type LogLevel as NestLogLevel } from '@nestjs/common';
 import { logs, SeverityNumber } from '@opentelemetry/api-logs';
 import type { LogLevel } from '../config';
-import { activeTraceIds } from './telemetry';
+import { activeTraceIds } from './telemetry/telemetry';
 import { SERVICE_NAME } from './version';
 
 const LEVELS: Record<LogLevel, NestLogLevel[]> = {

@@ -1,3 +1,4 @@
+import { MetricService } from 'nestjs-otel';
 import { InMemoryDistributedLock } from '../../src/adapters/lock/in-memory-distributed-lock.adapter';
 import { ChallengeStoreService } from '../../src/challenge-store/challenge-store.service';
 import type { UpdateChallengeInput } from '../../src/challenge-store/challenge-store.types';
@@ -7,6 +8,7 @@ import { PoolLimits } from '../../src/pooler/pool-limits';
 import { PoolerService } from '../../src/pooler/pooler.service';
 import { BackgroundTasks } from '../../src/shared/background-tasks';
 import type { Challenge, Instance } from '../../src/shared/domain';
+import { ServiceMetrics } from '../../src/shared/telemetry';
 import { aChallenge, T0 } from './builders';
 import { FakeIacEngine } from './fakes/fake-iac-engine';
 import { FixedClock } from './fakes/fixed-clock';
@@ -52,7 +54,14 @@ export function servicesUnderTest(
   const deployer = new DeployerService(state, lock, oci, iac, clock);
   const pooler = new PoolerService(state, lock, clock, tasks, deployer, limits);
   const challenges = new ChallengeStoreService(state, lock, clock, oci, iac, pooler, deployer);
-  const instances = new InstanceManagerService(state, lock, clock, pooler, deployer);
+  const instances = new InstanceManagerService(
+    state,
+    lock,
+    clock,
+    pooler,
+    deployer,
+    new ServiceMetrics(new MetricService()),
+  );
   oci.push(DEFAULT_SCENARIO);
 
   const byIdentity = (a: Instance, b: Instance): number => a.identity.localeCompare(b.identity);

@@ -1,7 +1,7 @@
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { metrics, type ObservableGauge, type ObservableResult } from '@opentelemetry/api';
+import type { ObservableGauge, ObservableResult } from '@opentelemetry/api';
+import { MetricService } from 'nestjs-otel';
 import { IacEngine } from '../../shared/ports';
-import { SERVICE_NAME, SERVICE_VERSION } from '../../shared/version';
 
 /**
  * The `iac.pending_creates` gauge: resources whose creation a dead Pulumi process left pending
@@ -17,14 +17,15 @@ export class PendingCreatesGauge implements OnModuleInit, OnModuleDestroy {
     if (pending !== undefined) result.observe(pending.length);
   };
 
-  constructor(private readonly iac: IacEngine) {}
+  constructor(
+    private readonly iac: IacEngine,
+    private readonly metrics: MetricService,
+  ) {}
 
   onModuleInit(): void {
-    this.gauge = metrics
-      .getMeter(SERVICE_NAME, SERVICE_VERSION)
-      .createObservableGauge('iac.pending_creates', {
-        description: 'Resources whose creation was interrupted and that Pulumi lost track of',
-      });
+    this.gauge = this.metrics.getObservableGauge('iac.pending_creates', {
+      description: 'Resources whose creation was interrupted and that Pulumi lost track of',
+    });
     this.gauge.addCallback(this.observe);
   }
 

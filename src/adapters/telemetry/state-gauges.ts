@@ -1,12 +1,7 @@
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import {
-  metrics,
-  type BatchObservableCallback,
-  type Meter,
-  type ObservableGauge,
-} from '@opentelemetry/api';
+import type { ObservableCallback, ObservableGauge } from '@opentelemetry/api';
+import { MetricService } from 'nestjs-otel';
 import { StateStore } from '../../shared/ports';
-import { SERVICE_NAME, SERVICE_VERSION } from '../../shared/version';
 
 /** A collection reuses a reading of the state this recent (collections stay cheap). */
 export const STATE_READING_TTL_MS = 5_000;
@@ -25,40 +20,47 @@ interface Reading {
  */
 @Injectable()
 export class StateGauges implements OnModuleInit, OnModuleDestroy {
-  private meter: Meter | undefined;
   private gauges: [ObservableGauge, ObservableGauge] | undefined;
   private reading: { at: number; value: Promise<Reading> } | undefined;
 
-  private readonly observe: BatchObservableCallback = async (result) => {
-    if (!this.gauges) return;
-    const [challenges, instances] = this.gauges;
+  // One callback per gauge (MetricService gives instruments, not the meter a batch callback
+  // needs); both share the reading of a collection, see read().
+  private readonly observeChallenges: ObservableCallback = async (result) => {
+    const reading = await this.read().catch(() => undefined);
+    if (reading) result.observe(reading.challenges);
+  };
+
+  private readonly observeInstances: ObservableCallback = async (result) => {
     const reading = await this.read().catch(() => undefined);
     if (!reading) return;
-    result.observe(challenges, reading.challenges);
     for (const [challenge, [claimed, pooled]] of reading.instances) {
-      result.observe(instances, claimed, { challenge, pool: false });
-      result.observe(instances, pooled, { challenge, pool: true });
+      result.observe(claimed, { challenge, pool: false });
+      result.observe(pooled, { challenge, pool: true });
     }
   };
 
-  constructor(private readonly state: StateStore) {}
+  constructor(
+    private readonly state: StateStore,
+    private readonly metrics: MetricService,
+  ) {}
 
   onModuleInit(): void {
-    this.meter = metrics.getMeter(SERVICE_NAME, SERVICE_VERSION);
-    this.gauges = [
-      this.meter.createObservableGauge('challenges', {
-        description: 'Number of registered challenges',
-      }),
-      this.meter.createObservableGauge('instances', {
-        description: 'Number of instances, by challenge and pool (pooled or claimed)',
-      }),
-    ];
-    this.meter.addBatchObservableCallback(this.observe, this.gauges);
+    const challenges = this.metrics.getObservableGauge('challenges', {
+      description: 'Number of registered challenges',
+    });
+    const instances = this.metrics.getObservableGauge('instances', {
+      description: 'Number of instances, by challenge and pool (pooled or claimed)',
+    });
+    challenges.addCallback(this.observeChallenges);
+    instances.addCallback(this.observeInstances);
+    this.gauges = [challenges, instances];
   }
 
   onModuleDestroy(): void {
-    if (this.meter && this.gauges)
-      this.meter.removeBatchObservableCallback(this.observe, this.gauges);
+    if (!this.gauges) return;
+    const [challenges, instances] = this.gauges;
+    challenges.removeCallback(this.observeChallenges);
+    instances.removeCallback(this.observeInstances);
     this.gauges = undefined;
   }
 

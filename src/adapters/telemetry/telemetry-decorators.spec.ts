@@ -6,6 +6,7 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
+import { MetricService, TraceService } from 'nestjs-otel';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   aChallenge,
@@ -17,6 +18,7 @@ import { InMemoryStateStore } from '../../../test/support/fakes/in-memory-state-
 import { lockKeys } from '../../shared/domain';
 import { TraceLogger } from '../../shared/logging';
 import { DistributedLock, StateStore } from '../../shared/ports';
+import { ServiceMetrics } from '../../shared/telemetry';
 import { InMemoryDistributedLock } from '../lock/in-memory-distributed-lock.adapter';
 import { StateGauges } from './state-gauges';
 import { TracedDistributedLock } from './traced-distributed-lock';
@@ -41,6 +43,10 @@ afterAll(() => {
   context.disable();
 });
 
+const metricService = new MetricService();
+const traced = (lock: DistributedLock): DistributedLock =>
+  new TracedDistributedLock(lock, new TraceService(), new ServiceMetrics(metricService));
+
 async function collect(): Promise<MetricData[]> {
   const { resourceMetrics } = await reader.collect();
   return resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
@@ -56,7 +62,7 @@ beforeEach(() => spans.reset());
 
 describe('TracedDistributedLock', () => {
   it('should open a lock.wait child span that ends before the work runs when a lock is taken', async () => {
-    const lock: DistributedLock = new TracedDistributedLock(new InMemoryDistributedLock());
+    const lock: DistributedLock = traced(new InMemoryDistributedLock());
     const tracer = trace.getTracer('test');
     let activeInWork: string | undefined;
     await tracer.startActiveSpan('rpc', async (rpc) => {
@@ -81,7 +87,7 @@ describe('TracedDistributedLock', () => {
 
   it('should end the wait span as not acquired when the wait is aborted', async () => {
     const inner = new InMemoryDistributedLock();
-    const lock = new TracedDistributedLock(inner);
+    const lock = traced(inner);
     const key = lockKeys.challenge('c');
     let release!: () => void;
     const held = inner.withWriteLock(key, () => new Promise<void>((r) => (release = r)));
@@ -108,7 +114,7 @@ describe('StateGauges', () => {
     await state.saveInstance(anInstance({ challengeId: 'a', identity: anIdentity(1) }));
     await state.saveInstance(aPooledInstance({ challengeId: 'a', identity: anIdentity(2) }));
     await state.saveInstance(aPooledInstance({ challengeId: 'a', identity: anIdentity(3) }));
-    const gauges = new StateGauges(state);
+    const gauges = new StateGauges(state, metricService);
     gauges.onModuleInit();
     try {
       const all = await collect();
@@ -130,7 +136,7 @@ describe('StateGauges', () => {
         return state.listChallenges();
       },
     });
-    const gauges = new StateGauges(counting);
+    const gauges = new StateGauges(counting, metricService);
     gauges.onModuleInit();
     try {
       await collect();

@@ -1,7 +1,8 @@
 import type { LockKey } from '../../shared/domain/lock-keys';
 import { DistributedLock } from '../../shared/ports';
 import { trace } from '@opentelemetry/api';
-import { recordDuration, tracer } from '../../shared/telemetry';
+import type { TraceService } from 'nestjs-otel';
+import type { ServiceMetrics } from '../../shared/telemetry';
 
 /** challenge | source | instance | janitor: which kind of record a key guards. */
 function kindOf(key: LockKey): string {
@@ -15,9 +16,17 @@ function kindOf(key: LockKey): string {
  * DistributedLock decorator: a `lock.wait` child span from the call until the lock is held
  * (attributes `lock.key`, `lock.kind`, `lock.mode`), the `lock.wait.duration` histogram, and
  * upstream's span events on the caller's span (`lock <kind>`, `locked <kind>`, `unlocked <kind>`).
+ *
+ * Hand-written, not nestjs-otel's `@Span`: that span would cover the whole call, work included,
+ * and make itself the parent of the work, while `lock.wait` ends when the lock is held and the
+ * work runs in the caller's span.
  */
 export class TracedDistributedLock extends DistributedLock {
-  constructor(private readonly inner: DistributedLock) {
+  constructor(
+    private readonly inner: DistributedLock,
+    private readonly traces: TraceService,
+    private readonly metrics: ServiceMetrics,
+  ) {
     super();
   }
 
@@ -38,7 +47,7 @@ export class TracedDistributedLock extends DistributedLock {
     const kind = kindOf(key);
     const attributes = { 'lock.key': key, 'lock.kind': kind, 'lock.mode': mode };
     const started = performance.now();
-    const wait = tracer().startSpan('lock.wait', { attributes });
+    const wait = this.traces.getTracer().startSpan('lock.wait', { attributes });
     const caller = trace.getActiveSpan();
     caller?.addEvent(`lock ${kind}`);
     let held = false;
@@ -46,7 +55,7 @@ export class TracedDistributedLock extends DistributedLock {
       held = true;
       wait.end();
       caller?.addEvent(`locked ${kind}`);
-      recordDuration('lock.wait.duration', started, { kind, mode, outcome: 'ok' });
+      this.metrics.recordDuration('lock.wait.duration', started, { kind, mode, outcome: 'ok' });
     };
     try {
       return await take(async () => {
@@ -62,7 +71,11 @@ export class TracedDistributedLock extends DistributedLock {
         // Never got the lock (aborted, lock service down).
         wait.setAttribute('lock.acquired', false);
         wait.end();
-        recordDuration('lock.wait.duration', started, { kind, mode, outcome: 'error' });
+        this.metrics.recordDuration('lock.wait.duration', started, {
+          kind,
+          mode,
+          outcome: 'error',
+        });
       }
     }
   }

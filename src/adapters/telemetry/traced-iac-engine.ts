@@ -1,3 +1,4 @@
+import { Span } from 'nestjs-otel';
 import {
   IacEngine,
   type FetchedScenario,
@@ -6,7 +7,12 @@ import {
   type StackRef,
   type UpRequest,
 } from '../../shared/ports';
-import { ATTR, inSpan, recordDuration } from '../../shared/telemetry';
+import { ATTR, type ServiceMetrics } from '../../shared/telemetry';
+
+const stackAttributes = (stack: StackRef): Record<string, string> => ({
+  [ATTR.challengeId]: stack.challengeId,
+  [ATTR.identity]: stack.identity,
+});
 
 /**
  * IacEngine decorator: a child span per Pulumi operation, `scenario.validation` (upstream's
@@ -15,26 +21,37 @@ import { ATTR, inSpan, recordDuration } from '../../shared/telemetry';
  * connection_info) are never put on spans.
  */
 export class TracedIacEngine extends IacEngine {
-  constructor(private readonly inner: IacEngine) {
+  constructor(
+    private readonly inner: IacEngine,
+    private readonly metrics: ServiceMetrics,
+  ) {
     super();
   }
 
+  @Span(
+    'scenario.validation',
+    (scenario: FetchedScenario, _additional: Record<string, string>) => ({
+      attributes: { [ATTR.reference]: scenario.reference, digest: scenario.digest },
+    }),
+  )
   validate(scenario: FetchedScenario, additional: Record<string, string>): Promise<void> {
-    return inSpan(
-      'scenario.validation',
-      { [ATTR.reference]: scenario.reference, digest: scenario.digest },
-      () => this.inner.validate(scenario, additional),
-    );
+    return this.inner.validate(scenario, additional);
   }
 
+  @Span('pulumi.up', (request: UpRequest) => ({
+    attributes: { ...stackAttributes(request), [ATTR.reference]: request.scenario.reference },
+  }))
   up(request: UpRequest, signal?: AbortSignal): Promise<StackOutputs> {
-    return this.measured('up', request, { [ATTR.reference]: request.scenario.reference }, () =>
+    return this.metrics.timed('iac.up.duration', { challenge: request.challengeId }, () =>
       this.inner.up(request, signal),
     );
   }
 
+  @Span('pulumi.destroy', (stack: StackRef) => ({ attributes: stackAttributes(stack) }))
   destroy(stack: StackRef, signal?: AbortSignal): Promise<void> {
-    return this.measured('destroy', stack, {}, () => this.inner.destroy(stack, signal));
+    return this.metrics.timed('iac.destroy.duration', { challenge: stack.challengeId }, () =>
+      this.inner.destroy(stack, signal),
+    );
   }
 
   listStacks(): Promise<StackRef[]> {
@@ -47,29 +64,5 @@ export class TracedIacEngine extends IacEngine {
 
   reclaimLeftovers(): Promise<number> {
     return this.inner.reclaimLeftovers();
-  }
-
-  private measured<T>(
-    op: 'up' | 'destroy',
-    stack: StackRef,
-    extra: Record<string, string>,
-    work: () => Promise<T>,
-  ): Promise<T> {
-    const started = performance.now();
-    const attributes = {
-      [ATTR.challengeId]: stack.challengeId,
-      [ATTR.identity]: stack.identity,
-      ...extra,
-    };
-    let outcome = 'error';
-    return inSpan(`pulumi.${op}`, attributes, async () => {
-      try {
-        const result = await work();
-        outcome = 'ok';
-        return result;
-      } finally {
-        recordDuration(`iac.${op}.duration`, started, { challenge: stack.challengeId, outcome });
-      }
-    });
   }
 }

@@ -1,5 +1,6 @@
+import { Span } from 'nestjs-otel';
 import { OciRegistry, type FetchedScenario } from '../../shared/ports';
-import { ATTR, inSpan } from '../../shared/telemetry';
+import { ATTR } from '../../shared/telemetry';
 
 /** OciRegistry decorator: child spans `scenario.resolve` and `scenario.pull` (attr reference). */
 export class TracedOciRegistry extends OciRegistry {
@@ -11,23 +12,23 @@ export class TracedOciRegistry extends OciRegistry {
     this.inner.checkReference(reference);
   }
 
+  @Span('scenario.resolve', (reference: string) => ({
+    attributes: { [ATTR.reference]: reference },
+    onResult: (digest: string) => ({ attributes: { digest } }),
+  }))
   resolve(reference: string, signal?: AbortSignal): Promise<string> {
-    return inSpan('scenario.resolve', { [ATTR.reference]: reference }, async (span) => {
-      const digest = await this.inner.resolve(reference, signal);
-      span.setAttribute('digest', digest);
-      return digest;
-    });
+    return this.inner.resolve(reference, signal);
   }
 
+  @Span('scenario.pull', (reference: string) => ({
+    attributes: { [ATTR.reference]: reference },
+    onResult: (fetched: FetchedScenario) => ({ attributes: { digest: fetched.digest } }),
+  }))
   fetchScenario(
     reference: string,
     signal?: AbortSignal,
     recordedDigest?: string,
   ): Promise<FetchedScenario> {
-    return inSpan('scenario.pull', { [ATTR.reference]: reference }, async (span) => {
-      const fetched = await this.inner.fetchScenario(reference, signal, recordedDigest);
-      span.setAttribute('digest', fetched.digest);
-      return fetched;
-    });
+    return this.inner.fetchScenario(reference, signal, recordedDigest);
   }
 }

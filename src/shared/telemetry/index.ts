@@ -1,1 +1,3 @@
+export * from './service-metrics';
 export * from './telemetry';
+export * from './telemetry.module';

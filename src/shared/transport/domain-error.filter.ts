@@ -4,7 +4,7 @@ import { throwError, type Observable } from 'rxjs';
 import { GrpcCode, HTTP_FROM_GRPC } from '../errors/error-status';
 import { toRpcStatus } from './error-normalizer';
 import { toGrpcError } from './grpc-error';
-import { recordFailure } from '../telemetry';
+import { ServiceMetrics } from '../telemetry';
 import { rpcStatusToJson } from './rpc-status';
 
 /** REST lives under this prefix; elsewhere a miss is Go's plain-text 404, as upstream's mux. */
@@ -18,13 +18,16 @@ const API_PREFIX = '/api/v1/';
 export class DomainErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger('Transport');
 
-  constructor(private readonly adapterHost: HttpAdapterHost) {}
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly metrics: ServiceMetrics,
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): Observable<never> | void {
     const status = toRpcStatus(exception, this.logger);
     const info = status.details.find((d) => d.type === 'ErrorInfo');
     // `failures` counter: the ErrorInfo reason, else the gRPC code's name (e.g. NOT_FOUND).
-    recordFailure(
+    this.metrics.recordFailure(
       info?.type === 'ErrorInfo' ? info.reason : codeName(status.code),
       host.getType() === 'rpc' ? 'grpc' : 'http',
     );

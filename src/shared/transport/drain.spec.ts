@@ -1,7 +1,9 @@
 import { Controller, Get, type INestApplication } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
+import { MetricService } from 'nestjs-otel';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ServiceMetrics } from '../telemetry';
 import { DomainErrorFilter } from './domain-error.filter';
 import { DrainInterceptor, DrainState, ServedWhileDraining } from './drain';
 
@@ -73,6 +75,8 @@ describe('DrainInterceptor', () => {
         DrainState,
         { provide: APP_INTERCEPTOR, useClass: DrainInterceptor },
         { provide: APP_FILTER, useClass: DomainErrorFilter },
+        MetricService,
+        ServiceMetrics,
       ],
     }).compile();
     app = moduleRef.createNestApplication({ logger: false });
