@@ -278,6 +278,17 @@ describe('telemetry of a lifecycle', () => {
     );
   });
 
+  it('should report process and host metrics from nestjs-otel when metrics are collected', () => {
+    expect(gauge(afterCreates, 'process.memory.usage')).toBeGreaterThan(0);
+    expect(
+      gauge(afterCreates, 'process.cpu.time', { 'process.cpu.state': 'user' }),
+    ).toBeGreaterThan(0);
+    expect(
+      gauge(afterCreates, 'system.memory.usage', { 'system.memory.state': 'used' }),
+    ).toBeGreaterThan(0);
+    expect(points(afterCreates, 'system.cpu.utilization').length).toBeGreaterThan(0);
+  });
+
   it('should report the gauges from disk before any request when the service restarts', () => {
     expect(gauge(afterRestart, 'challenges')).toBe(1);
     expect(gauge(afterRestart, 'instances', { challenge: CHALLENGE, pool: false })).toBe(1);
