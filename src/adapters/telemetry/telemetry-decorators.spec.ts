@@ -1,4 +1,5 @@
-import { context, metrics, trace } from '@opentelemetry/api';
+import { Logger } from '@nestjs/common';
+import { context, metrics, SpanStatusCode, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { MeterProvider, MetricReader, type MetricData } from '@opentelemetry/sdk-metrics';
 import {
@@ -7,14 +8,17 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { MetricService, TraceService } from 'nestjs-otel';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   aChallenge,
   anInstance,
   aPooledInstance,
   anIdentity,
 } from '../../../test/support/builders';
+import { FakeIacEngine } from '../../../test/support/fakes/fake-iac-engine';
+import { InMemoryOciRegistry } from '../../../test/support/fakes/in-memory-oci-registry';
 import { InMemoryStateStore } from '../../../test/support/fakes/in-memory-state-store';
+import { servicesUnderTest } from '../../../test/support/services-under-test';
 import { lockKeys } from '../../shared/domain';
 import { TraceLogger } from '../../shared/logging';
 import { DistributedLock, StateStore } from '../../shared/ports';
@@ -22,6 +26,8 @@ import { ServiceMetrics } from '../../shared/telemetry';
 import { InMemoryDistributedLock } from '../lock/in-memory-distributed-lock.adapter';
 import { StateGauges } from './state-gauges';
 import { TracedDistributedLock } from './traced-distributed-lock';
+import { TracedIacEngine } from './traced-iac-engine';
+import { TracedOciRegistry } from './traced-oci-registry';
 
 class TestReader extends MetricReader {
   protected async onForceFlush(): Promise<void> {}
@@ -103,6 +109,74 @@ describe('TracedDistributedLock', () => {
       count: number;
     };
     expect(waits.count).toBe(1);
+  });
+});
+
+describe('TracedOciRegistry', () => {
+  it('should open a scenario.resolve span with the reference and the digest when a reference is resolved', async () => {
+    const inner = new InMemoryOciRegistry();
+    const digest = inner.push('registry.local/scenario:v1');
+    await expect(new TracedOciRegistry(inner).resolve('registry.local/scenario:v1')).resolves.toBe(
+      digest,
+    );
+    const [span] = spans.getFinishedSpans();
+    expect(span?.name).toBe('scenario.resolve');
+    expect(span?.attributes).toEqual({ reference: 'registry.local/scenario:v1', digest });
+  });
+});
+
+describe('TracedIacEngine', () => {
+  it('should end pulumi.up as an error and record iac.up.duration with outcome error when up throws', async () => {
+    const inner = new FakeIacEngine();
+    inner.failNextUp();
+    const iac = new TracedIacEngine(inner, new ServiceMetrics(metricService));
+    const scenario = { reference: 'registry.local/s:v1', digest: 'sha256:00', directory: '/x' };
+    await expect(
+      iac.up({ challengeId: 'c', identity: 'i', scenario, additional: {} }),
+    ).rejects.toThrow();
+    const [up] = spans.getFinishedSpans();
+    expect(up?.name).toBe('pulumi.up');
+    expect(up?.attributes).toEqual({
+      challenge_id: 'c',
+      identity: 'i',
+      reference: 'registry.local/s:v1',
+    });
+    expect(up?.status.code).toBe(SpanStatusCode.ERROR);
+    const ups = valueOf(await collect(), 'iac.up.duration', {
+      challenge: 'c',
+      outcome: 'error',
+    }) as { count: number };
+    expect(ups.count).toBe(1);
+  });
+});
+
+describe('InstanceManagerService spans', () => {
+  beforeEach(() => vi.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined));
+  afterEach(() => vi.restoreAllMocks());
+
+  it('should put identity and pool=true on create-instance and count a claim when the instance comes from the pool', async () => {
+    const sut = servicesUnderTest();
+    await sut.givenChallenge({ id: 'pooled', min: 1, max: 1 });
+    spans.reset();
+    const before = valueOf(await collect(), 'instance.claim.duration', { challenge: 'pooled' });
+    const claimed = await sut.instances.create({
+      challengeId: 'pooled',
+      sourceId: 'team',
+      additional: {},
+    });
+    const op = spans.getFinishedSpans().find((s) => s.name === 'create-instance');
+    expect(op?.attributes).toEqual({
+      challenge_id: 'pooled',
+      source_id: 'team',
+      identity: claimed.identity,
+      pool: true,
+    });
+    expect(before).toBeUndefined();
+    const claims = valueOf(await collect(), 'instance.claim.duration', {
+      challenge: 'pooled',
+      outcome: 'ok',
+    }) as { count: number };
+    expect(claims.count).toBe(1);
   });
 });
 
