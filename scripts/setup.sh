@@ -45,7 +45,7 @@ fi
 
 # --- Go toolchain ---------------------------------------------------------------------------
 if ! command -v go >/dev/null; then
-  say "the Go toolchain (go >= 1.25) is required to build Pulumi and ORAS: install it from https://go.dev/dl"
+  say "the Go toolchain (go >= 1.26.7) is required to build Pulumi and ORAS: install it from https://go.dev/dl"
   exit 1
 fi
 

@@ -3,7 +3,7 @@
 CM_TOOLCHAIN_DIR=${CM_TOOLCHAIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chall-manager-toolchain}
 CM_TOOLCHAIN_BIN=$CM_TOOLCHAIN_DIR/bin
 # The oldest Pulumi CLI this project accepts on PATH instead of building its own.
-CM_PULUMI_MIN_VERSION=3.248.0
+CM_PULUMI_MIN_VERSION=3.276.0
 case ":$PATH:" in *":$CM_TOOLCHAIN_BIN:"*) ;; *) PATH=$CM_TOOLCHAIN_BIN:$PATH ;; esac
 # Scenarios run offline: no update checks, no telemetry calls home.
 export PULUMI_SKIP_UPDATE_CHECK=true

@@ -1,5 +1,5 @@
 import { ConsoleLogger, type LogLevel as NestLogLevel } from '@nestjs/common';
-import { logs, SeverityNumber } from '@opentelemetry/api-logs';
+import { logs, SeverityNumber } from '@opentelemetry/api';
 import type { LogLevel } from '../config';
 import { activeTraceIds } from './telemetry/telemetry';
 import { SERVICE_NAME } from './version';

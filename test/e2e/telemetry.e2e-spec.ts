@@ -9,7 +9,7 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
   type ReadableSpan,
-} from '@opentelemetry/sdk-trace-base';
+} from '@opentelemetry/sdk-trace';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,7 +40,7 @@ const spans = new InMemorySpanExporter();
 const reader = new TestReader();
 startTelemetry(
   { disabled: false, traces: false, metrics: false, logs: false, serviceName: 'chall-manager' },
-  { spanProcessors: [new SimpleSpanProcessor(spans)], metricReaders: [reader] },
+  { spanProcessors: [new SimpleSpanProcessor({ exporter: spans })], metricReaders: [reader] },
 );
 
 const CHALLENGE = 'telemetry';

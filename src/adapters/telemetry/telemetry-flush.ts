@@ -1,6 +1,6 @@
 import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { metrics, trace } from '@opentelemetry/api';
-import { logs } from '@opentelemetry/api-logs';
+import { logs } from '@opentelemetry/api';
 
 /** How long a shutdown waits for the last telemetry to leave (a down collector cannot hold it). */
 export const FLUSH_TIMEOUT_MS = 2_000;
