@@ -13,7 +13,10 @@ import { FsStateStore } from '../src/adapters/state/fs-state-store.adapter';
 import { connectApiClients } from '../test/support/grpc-client';
 import { freePort, startRegistry } from '../test/support/services';
 import { useToolchainPath } from '../test/support/toolchain';
-import { row, summary, timed } from './stats';
+import { bareNodeRssMiB, row, rssMiB, summary, timed } from './stats';
+
+/** How long the service and the bare node idle before their RSS is read. */
+const IDLE_SETTLE_MS = 5_000;
 
 const CHALLENGES = 1000;
 
@@ -66,6 +69,10 @@ async function main(): Promise<void> {
         break;
       await new Promise((r) => setTimeout(r, 50));
     }
+    // Idle RSS: the service booted with 1 000 challenges on disk, no request served yet.
+    await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
+    const idleRss = rssMiB(service.pid!);
+    const bareRss = await bareNodeRssMiB(IDLE_SETTLE_MS);
     const json = { 'content-type': 'application/json' };
     const [create] = await timed(() =>
       fetch(`${api}/api/v1/challenge`, {
@@ -87,6 +94,10 @@ async function main(): Promise<void> {
     };
     console.log(
       `API benchmark (${CHALLENGES + 1} challenges on disk, ${new Date().toISOString()})`,
+    );
+    row(
+      'idle RSS of the service (floor: bare node)',
+      `${idleRss.toFixed(1)} MiB (${bareRss.toFixed(1)} MiB)`,
     );
     row('CreateChallenge (pull + pulumi preview)', `${create.toFixed(0)} ms`);
     row(

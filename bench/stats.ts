@@ -1,4 +1,7 @@
-/** Small helpers shared by the benchmarks: timing and percentiles. */
+// Small helpers shared by the benchmarks: timing, percentiles and memory.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
 export async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
   const start = process.hrtime.bigint();
   const result = await work();
@@ -19,4 +22,27 @@ export function summary(samples: number[]): string {
 
 export function row(label: string, value: string): void {
   console.log(`${label.padEnd(48)} ${value}`);
+}
+
+/** Resident set size of a live process, from /proc (Linux only), in MiB. */
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+  if (kib === undefined) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(kib) / 1024;
+}
+
+/**
+ * RSS of a bare `node` idling for `settleMs`: the floor the service's idle RSS is read against,
+ * measured in the same run on the same Node.
+ */
+export async function bareNodeRssMiB(settleMs: number): Promise<number> {
+  const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, settleMs));
+    return rssMiB(bare.pid!);
+  } finally {
+    bare.kill('SIGTERM');
+    await new Promise((r) => bare.once('exit', r));
+  }
 }
