@@ -74,7 +74,7 @@ export function processesOfRun(
     const marked = environ.split('\0').includes(marker);
     const inScratch = cwd.startsWith(scratch) && (startTicks(pid) ?? 0) >= sinceTicks;
     if (!marked && !inScratch) continue;
-    const args = (read(`/proc/${pid}/cmdline`) ?? '').split('\0').join(' ').trim();
+    const args = (read(`/proc/${pid}/cmdline`) ?? '').replace(/[\s\0]+/g, ' ').trim();
     found.push({ pid, args: args.length > 300 ? `${args.slice(0, 300)}…` : args, cwd });
   }
   return found;
@@ -83,7 +83,7 @@ export function processesOfRun(
 /** This process and its ancestors: the test runner itself carries the marker. */
 export function selfAndAncestors(): Set<number> {
   const pids = new Set<number>();
-  for (let pid = process.pid; pid > 1 && !pids.has(pid); ) {
+  for (let pid = process.pid; pid > 1 && !pids.has(pid);) {
     pids.add(pid);
     const stat = read(`/proc/${pid}/stat`);
     if (stat === undefined) break;
