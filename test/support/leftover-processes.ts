@@ -118,6 +118,14 @@ export async function reapLeftovers(
   return left;
 }
 
-export function describeLeftovers(left: readonly LeftoverProcess[]): string {
+/**
+ * {@link reapLeftovers} for the run named in this process's environment, sparing this process
+ * and its ancestors (the test runner carries the marker too); what was left, listed one a line,
+ * or '' when nothing was.
+ */
+export async function leftoversOfThisRun(sinceTicks: number): Promise<string> {
+  const run = process.env[RUN_MARKER];
+  if (run === undefined) throw new Error(`${RUN_MARKER} is unset: the global set-up did not run`);
+  const left = await reapLeftovers(run, sinceTicks, selfAndAncestors());
   return left.map((p) => `  pid ${p.pid} in ${p.cwd}: ${p.args}`).join('\n');
 }

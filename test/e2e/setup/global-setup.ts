@@ -1,12 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
-import {
-  RUN_MARKER,
-  describeLeftovers,
-  reapLeftovers,
-  selfAndAncestors,
-  ticksNow,
-} from '../../support/leftover-processes';
+import { RUN_MARKER, leftoversOfThisRun, ticksNow } from '../../support/leftover-processes';
 import { startEtcd, startRegistry, type RunningService } from '../../support/services';
 import { assertToolchain, toolVersion, useToolchainPath } from '../../support/toolchain';
 
@@ -45,9 +39,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   console.log(`[e2e] etcd at ${etcd}, registry at ${registry}`);
   return async () => {
     await Promise.all(started.map((s) => s.stop()));
-    const left = await reapLeftovers(run, since, selfAndAncestors());
-    if (left.length > 0) {
-      throw new Error(`processes the e2e run left running (killed):\n${describeLeftovers(left)}`);
-    }
+    const left = await leftoversOfThisRun(since);
+    if (left !== '') throw new Error(`processes the e2e run left running (killed):\n${left}`);
   };
 }
