@@ -8,6 +8,8 @@ export default defineConfig({
     environment: 'node',
     pool: 'forks',
     globalSetup: ['test/e2e/setup/global-setup.ts'],
+    // Fails a file that leaves processes running (services, Pulumi's, scenario resources).
+    setupFiles: ['test/e2e/setup/no-leftover-processes.ts'],
     testTimeout: 300_000,
     hookTimeout: 300_000,
     // Pulumi runs are CPU-heavy and the machines have two cores.

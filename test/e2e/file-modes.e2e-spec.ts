@@ -55,6 +55,13 @@ describe('files under DIR and CACHE (node dist/main.js)', () => {
     await buildServiceIfStale();
   });
   afterAll(async () => {
+    // The instance's flag server outlives the service: only deleting the instance stops it (the
+    // test does; this is for a test that failed half-way).
+    if (service?.running()) {
+      await fetch(`${service.base}/api/v1/challenge/modes`, { method: 'DELETE' }).catch(
+        () => undefined,
+      );
+    }
     await service?.stop();
     rmSync(scratch, { recursive: true, force: true });
   });
@@ -93,5 +100,10 @@ describe('files under DIR and CACHE (node dist/main.js)', () => {
     await call('POST', '/api/v1/instance', { challengeId: 'modes', sourceId: 'team' });
     expect(openEntries(dir)).toEqual([]);
     expect(openEntries(cache)).toEqual([]);
+
+    // Deleting the challenge deletes its instance, whose flag server would otherwise outlive
+    // the test.
+    await call('DELETE', '/api/v1/challenge/modes');
+    expect(openEntries(dir)).toEqual([]);
   });
 });

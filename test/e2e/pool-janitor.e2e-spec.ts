@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -20,7 +20,12 @@ import { connectApiClients, type ApiClients } from '../support/grpc-client';
 import { orasPush } from '../support/oras';
 import { slowUpScenario } from '../support/pool-scenarios';
 import { EXAMPLES, scenarioOf } from '../support/scenarios';
-import { buildServiceIfStale, startReplica, type Replica } from '../support/replica-process';
+import {
+  buildServiceIfStale,
+  killProcessesWithEnv,
+  startReplica,
+  type Replica,
+} from '../support/replica-process';
 import { useToolchainPath } from '../support/toolchain';
 
 /**
@@ -323,19 +328,33 @@ describe('janitor (JANITOR_TICKER=1s)', () => {
   });
 });
 
+/** Whether process `pid` still runs (a zombie counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\S+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 describe('crash during a spin-up (node dist/main.js, kill -9)', () => {
   let service: Replica | undefined;
+  let crashDir: string | undefined;
 
   beforeAll(async () => {
     await buildServiceIfStale();
   });
   afterAll(async () => {
     await service?.stop();
+    // The crashed replica's Pulumi language host: it looks for its engine only every five
+    // minutes (Pulumi's own health check), so it outlives the crash that much.
+    if (crashDir) killProcessesWithEnv('DIR', crashDir);
   });
 
   it('should leave no orphan stack and refill the pool when the service restarts', async () => {
     const root = mkdtempSync(join(scratch, 'crash-'));
     const dir = join(root, 'data');
+    crashDir = dir;
     const cache = join(root, 'cache');
     const markers = join(root, 'markers');
     scenarioOf(root, 'markers', { '.keep': '' });
@@ -358,6 +377,12 @@ describe('crash during a spin-up (node dist/main.js, kill -9)', () => {
     const started = readdirSync(markers).filter((f) => f.startsWith('started-'));
     expect(started).toHaveLength(1);
     const crashed = started[0]!.slice('started-'.length);
+    // The dynamic provider running the create is in a process group of its own, so the kill
+    // missed it: it must stop by itself now that its engine is gone, not serve on forever.
+    const provider = Number(readFileSync(join(markers, started[0]!), 'utf8'));
+    await eventually('the dynamic provider of the killed `up` exits', 30_000, () =>
+      Promise.resolve(!alive(provider)),
+    );
     expect(await recordsOf(dir, 'crashy')).toEqual([]);
     expect(stackDirsOf(dir, 'crashy')).toEqual([crashed]);
 

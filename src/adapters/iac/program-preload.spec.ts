@@ -1,9 +1,10 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { installProgramPreload, nodeOptionsWithPreload, PROGRAM_PRELOAD } from './program-preload';
 
 const run = promisify(execFile);
@@ -76,6 +77,88 @@ describe('program preload', () => {
       { timeout: 120_000 },
     );
     expect(stdout).toBe('true number mine');
+  });
+});
+
+describe('program preload in the dynamic provider', () => {
+  let dir: string;
+  let preload: string;
+  // Killed after each test, passed or not (a test that timed out never reaches its finally).
+  const children: ChildProcess[] = [];
+  const node = (args: string[], stdio: StdioOptions): ChildProcess => {
+    const child = spawn(process.execPath, ['--require', preload, ...args], { stdio });
+    children.push(child);
+    return child;
+  };
+  afterEach(() => {
+    for (const child of children.splice(0)) child.kill('SIGKILL');
+  });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cm-preload-provider-'));
+    preload = await installProgramPreload(join(dir, 'node'));
+    // Stand-ins for @pulumi/pulumi's cmd/dynamic-provider and another script: they run until
+    // killed.
+    for (const name of ['cmd/dynamic-provider', 'cmd/run']) {
+      mkdirSync(join(dir, name), { recursive: true });
+      writeFileSync(join(dir, name, 'index.js'), 'setInterval(() => {}, 60_000);');
+    }
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('should probe its engine while it answers and exit once its port is closed', async () => {
+    let probes = 0;
+    let sawProbes: () => void = () => undefined;
+    const engine = createServer((c) => {
+      c.destroy();
+      if (++probes === 2) sawProbes();
+    });
+    await new Promise<void>((r) => engine.listen(0, '127.0.0.1', r));
+    const { port } = engine.address() as AddressInfo;
+    const provider = node(
+      [join(dir, 'cmd', 'dynamic-provider'), `127.0.0.1:${port}`],
+      ['ignore', 'ignore', 'pipe'],
+    );
+    let stderr = '';
+    provider.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => provider.once('exit', (code) => r(code)));
+    try {
+      // Two probes answered: it stays while the engine is there.
+      await new Promise<void>((r) => (sawProbes = r));
+      expect(provider.exitCode).toBeNull();
+      await new Promise<void>((r) => engine.close(() => r()));
+      expect(await exited).toBe(1);
+      expect(stderr).toContain(`the Pulumi engine at 127.0.0.1:${port} is gone; exiting`);
+    } finally {
+      engine.close();
+    }
+  });
+
+  it('should leave other scripts alone when they get an address as first argument', async () => {
+    // Two engines: one for another script (cmd/run), one for a provider started after it. Once
+    // the provider has probed its engine twice, the other script has had as long to do so.
+    const engines = [0, 0].map(() => {
+      const seen = { probes: 0, twice: (): void => undefined };
+      const server = createServer((c) => {
+        c.destroy();
+        if (++seen.probes === 2) seen.twice();
+      });
+      return { seen, server };
+    });
+    const ports: number[] = [];
+    for (const { server } of engines) {
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      ports.push((server.address() as AddressInfo).port);
+    }
+    try {
+      const providerProbedTwice = new Promise<void>((r) => (engines[1]!.seen.twice = r));
+      node([join(dir, 'cmd', 'run', 'index.js'), `127.0.0.1:${ports[0]}`], 'ignore');
+      node([join(dir, 'cmd', 'dynamic-provider', 'index.js'), `127.0.0.1:${ports[1]}`], 'ignore');
+      await providerProbedTwice;
+      expect(engines[0]!.seen.probes).toBe(0);
+    } finally {
+      for (const { server } of engines) server.close();
+    }
   });
 });
 

@@ -19,6 +19,17 @@ import { join } from 'node:path';
  *
  * ES modules importing `inspect` from `node:util` see the same function
  * (`syncBuiltinESMExports`). Kept in plain CommonJS: Node loads it as is.
+ *
+ * In the dynamic-resource provider it also ends the process once the Pulumi engine that started
+ * it is gone. The CLI kills its plugins when it exits, but a CLI that is killed (the OOM killer,
+ * `kill -9` of the service and its process group) cannot, and Pulumi starts each plugin in a
+ * process group of its own. Pulumi's Go providers then notice the engine is gone
+ * (`rpcutil.Healthcheck` in the Go SDK's `provider.Main`) and stop; `@pulumi/pulumi`'s
+ * `cmd/dynamic-provider` never looks, so it served on forever, one more process per killed
+ * operation. Here it tries a TCP connection to the engine's address (its first argument) every
+ * second and exits when the connection is refused: the engine's port closes with its process.
+ * Resources the provider started on their own (a flag server, detached) are not its children to
+ * end: they live until their stack is destroyed.
  */
 export const PROGRAM_PRELOAD = `'use strict';
 // chall-manager: util.inspect without colours in scenario processes (see the service's
@@ -38,6 +49,30 @@ util.inspect = new Proxy(util.inspect, {
   },
 });
 syncBuiltinESMExports();
+
+// chall-manager: the dynamic provider stops once its engine is gone (same file, for why).
+const main = process.argv[1];
+const engine = process.argv[2];
+if (
+  main && engine &&
+  (main.endsWith('/cmd/dynamic-provider') || main.endsWith('/cmd/dynamic-provider/index.js'))
+) {
+  const net = require('node:net');
+  const at = engine.lastIndexOf(':');
+  const bracketed = engine.startsWith('[');
+  const host = engine.slice(bracketed ? 1 : 0, bracketed ? at - 1 : at);
+  const port = Number(engine.slice(at + 1));
+  setInterval(() => {
+    const probe = net.connect({ host, port });
+    probe.setTimeout(5000, () => probe.destroy());
+    probe.once('connect', () => probe.destroy());
+    probe.once('error', (err) => {
+      if (err.code !== 'ECONNREFUSED') return;
+      console.error('chall-manager: the Pulumi engine at ' + engine + ' is gone; exiting');
+      process.exit(1);
+    });
+  }, 1000).unref();
+}
 `;
 
 /** Writes {@link PROGRAM_PRELOAD} under `dir` (atomically: replicas may share CACHE); its path.

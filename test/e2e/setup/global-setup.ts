@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
+import { RUN_MARKER, leftoversOfThisRun, ticksNow } from '../../support/leftover-processes';
 import { startEtcd, startRegistry, type RunningService } from '../../support/services';
 import { assertToolchain, toolVersion, useToolchainPath } from '../../support/toolchain';
 
@@ -13,7 +15,9 @@ declare module 'vitest' {
 
 /**
  * Starts etcd and the registry on free 127.0.0.1 ports with temporary data, unless
- * CM_TEST_ETCD_ENDPOINT / CM_TEST_REGISTRY point at running ones; stops what it started.
+ * CM_TEST_ETCD_ENDPOINT / CM_TEST_REGISTRY point at running ones; stops what it started. Then
+ * checks that no process the run started outlives it (each file checks its own as well, see
+ * no-leftover-processes.ts): what is left is killed and fails the run.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   useToolchainPath();
@@ -26,10 +30,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
     process.env.CM_TEST_ETCD_ENDPOINT ?? started[started.push(await startEtcd()) - 1]!.endpoint;
   const registry =
     process.env.CM_TEST_REGISTRY ?? started[started.push(await startRegistry()) - 1]!.endpoint;
+  // Set once etcd and the registry run: they are the set-up's, stopped below, not the tests'.
+  const run = randomBytes(6).toString('hex');
+  const since = ticksNow();
+  process.env[RUN_MARKER] = run;
   project.provide('etcdEndpoint', etcd);
   project.provide('registry', registry);
   console.log(`[e2e] etcd at ${etcd}, registry at ${registry}`);
   return async () => {
     await Promise.all(started.map((s) => s.stop()));
+    const left = await leftoversOfThisRun(since);
+    if (left !== '') throw new Error(`processes the e2e run left running (killed):\n${left}`);
   };
 }
