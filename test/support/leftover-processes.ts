@@ -66,12 +66,8 @@ export function processesOfRun(
     if (!Number.isInteger(pid) || exclude.has(pid)) continue;
     const environ = read(`/proc/${pid}/environ`);
     if (environ === undefined || environ === '') continue;
-    let cwd = '';
-    try {
-      cwd = readlinkSync(`/proc/${pid}/cwd`);
-    } catch {
-      continue;
-    }
+    const cwd = cwdOf(pid);
+    if (cwd === undefined) continue;
     const marked = environ.split('\0').includes(marker);
     const inScratch = cwd.startsWith(scratch) && (startTicks(pid) ?? 0) >= sinceTicks;
     if (!marked && !inScratch) continue;
@@ -79,6 +75,15 @@ export function processesOfRun(
     found.push({ pid, args: args.length > 300 ? `${args.slice(0, 300)}…` : args, cwd });
   }
   return found;
+}
+
+/** The working directory of `pid`, or undefined once it has exited or is not ours to read. */
+function cwdOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return undefined;
+  }
 }
 
 /** This process and its ancestors: the test runner itself carries the marker. */
