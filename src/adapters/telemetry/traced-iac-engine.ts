@@ -37,6 +37,14 @@ export class TracedIacEngine extends IacEngine {
     return this.measured('destroy', stack, {}, () => this.inner.destroy(stack, signal));
   }
 
+  adopt(stack: StackRef, deployment: unknown, signal?: AbortSignal): Promise<void> {
+    return inSpan(
+      'pulumi.import',
+      { [ATTR.challengeId]: stack.challengeId, [ATTR.identity]: stack.identity },
+      () => this.inner.adopt(stack, deployment, signal),
+    );
+  }
+
   listStacks(): Promise<StackRef[]> {
     return this.inner.listStacks();
   }
