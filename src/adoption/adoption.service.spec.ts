@@ -84,10 +84,11 @@ describe('AdoptionService', () => {
   it('should adopt an instance deleted before the pass reached it, before destroying its stack', async () => {
     await sut.instances.delete('chall-1', 'alice');
 
-    expect(sut.iac.calls.filter((c) => c.identity === claimed.identity).map((c) => c.op)).toEqual([
-      'adopt',
-      'destroy',
-    ]);
+    expect(
+      sut.iac.calls
+        .filter((c) => 'identity' in c && c.identity === claimed.identity)
+        .map((c) => c.op),
+    ).toEqual(['adopt', 'destroy']);
     expect(await sut.state.loadInstance('chall-1', claimed.identity)).toBeUndefined();
   });
 
@@ -99,10 +100,11 @@ describe('AdoptionService', () => {
 
     const challenge = (await sut.state.loadChallenge('chall-1'))!;
     await sut.deployer.update(challenge, claimed, 'update_in_place');
-    expect(sut.iac.calls.filter((c) => c.identity === claimed.identity).map((c) => c.op)).toEqual([
-      'adopt',
-      'up',
-    ]);
+    expect(
+      sut.iac.calls
+        .filter((c) => 'identity' in c && c.identity === claimed.identity)
+        .map((c) => c.op),
+    ).toEqual(['adopt', 'up']);
     expect(await sut.state.upstreamState('chall-1', claimed.identity)).toBeUndefined();
   });
 });

@@ -217,7 +217,8 @@ export class FakeIacEngine implements IacEngine {
   adopt(stack: StackRef, deployment: unknown, signal?: AbortSignal): Promise<void> {
     this.calls.push({ op: 'adopt', challengeId: stack.challengeId, identity: stack.identity });
     signal?.throwIfAborted();
-    if (this.adoptFailures.has(stack.identity)) throw this.adoptFailures.get(stack.identity);
+    const failure = this.adoptFailures.get(stack.identity);
+    if (failure !== undefined) return Promise.reject(failure);
     this.adopted.set(keyOf(stack), deployment);
     if (!this.stacks.has(keyOf(stack))) {
       this.stacks.set(keyOf(stack), {
