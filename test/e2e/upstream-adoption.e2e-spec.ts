@@ -199,10 +199,12 @@ describe('adoption of an upstream chall-manager DIR', () => {
     // The switch: upstream's backend is gone with its container; the services still run.
     rmSync(home, { recursive: true, force: true });
 
-    // A crash in the middle of an earlier adoption: bob's stack imported, his record not yet
-    // rewritten (the engine is the service's, on the same DIR).
+    // Crashes in the middle of an earlier adoption (the engine is the service's, on the same DIR):
+    // bob's stack imported, his record not yet rewritten; the pooled instance's import done but
+    // not yet marked done (its stack.json, written last, missing).
     const bob = upstream[1]!;
-    await new PulumiIacEngine({
+    const pooled = upstream[2]!;
+    const crashed = new PulumiIacEngine({
       dataDir: dir,
       cacheDir: join(scratch, 'crashed-cache'),
       passphrase: '',
@@ -211,12 +213,16 @@ describe('adoption of an upstream chall-manager DIR', () => {
       compileTimeoutMs: 300_000,
       programEnv: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
       nodeModulesDir: NODE_MODULES,
-    }).adopt(
-      { challengeId: CHALLENGE, identity: bob.identity },
-      (JSON.parse(bob.info) as { state: unknown }).state,
-    );
-    expect(readFileSync(join(instanceDir(bob.identity), 'info.json'), 'utf8')).toBe(bob.info);
-    expect(stackDirs()).toEqual([bob.identity]);
+    });
+    for (const u of [bob, pooled]) {
+      await crashed.adopt(
+        { challengeId: CHALLENGE, identity: u.identity },
+        (JSON.parse(u.info) as { state: unknown }).state,
+      );
+      expect(readFileSync(join(instanceDir(u.identity), 'info.json'), 'utf8')).toBe(u.info);
+    }
+    rmSync(join(dir, 'pulumi', 'stacks', md5(CHALLENGE), pooled.identity, 'stack.json'));
+    expect(stackDirs()).toEqual([bob.identity, pooled.identity]);
   });
 
   afterAll(async () => {
