@@ -41,6 +41,10 @@ import { useToolchainPath } from '../support/toolchain';
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 const CHALLENGE = 'upstream-flag-server';
 const PROJECT = 'nodejs-flag-server';
+/** A challenge whose upstream records cannot be taken over: they must be reported, and kept. */
+const BROKEN = 'upstream-broken';
+const BROKEN_STATE = 'f6f6f6f6f6f6f6f6'; // a state whose URNs name no project
+const BROKEN_TEXT = 'e5e5e5e5e5e5e5e5'; // an info.json cut short
 
 /** One instance as upstream deployed it. */
 interface UpstreamInstance {
@@ -92,6 +96,8 @@ describe('adoption of an upstream chall-manager DIR', () => {
   let reference: string;
   let svc: ApiApp | undefined;
   const upstream: UpstreamInstance[] = [];
+  /** The records of the challenge that cannot be taken over, as upstream left them. */
+  let brokenBefore: Record<string, string>;
   /** Every connection info seen: all must be closed at the end. */
   const served = new Set<string>();
   const instanceDir = (identity: string): string =>
@@ -196,6 +202,26 @@ describe('adoption of an upstream chall-manager DIR', () => {
       served.add(out.connectionInfo);
       expect(await readBanner(out.connectionInfo)).toBe(out.flags[0]);
     }
+    const brokenDir = join(dir, 'chall', md5(BROKEN));
+    mkdirSync(join(brokenDir, 'instance', BROKEN_STATE), { recursive: true });
+    mkdirSync(join(brokenDir, 'instance', BROKEN_TEXT), { recursive: true });
+    writeFileSync(
+      join(brokenDir, 'info.json'),
+      `${JSON.stringify({ id: BROKEN, scenario: reference, min: 0, max: 0 })}\n`,
+    );
+    writeFileSync(
+      join(brokenDir, 'instance', BROKEN_STATE, 'info.json'),
+      upstreamInfo({
+        identity: BROKEN_STATE,
+        state: { resources: [{ urn: 'not-a-urn', type: 'x:y:Z' }] },
+        since: '2026-12-02T10:15:30Z',
+        connectionInfo: 'nc 127.0.0.1 9',
+        flags: [],
+      }).replace(`"challenge_id":"${CHALLENGE}"`, `"challenge_id":"${BROKEN}"`),
+    );
+    writeFileSync(join(brokenDir, 'instance', BROKEN_TEXT, 'info.json'), '{"identity":"e5e5');
+    brokenBefore = snapshot(brokenDir);
+
     // The switch: upstream's backend is gone with its container; the services still run.
     rmSync(home, { recursive: true, force: true });
 
@@ -232,7 +258,7 @@ describe('adoption of an upstream chall-manager DIR', () => {
 
   it('should import every upstream stack at start and rewrite its record keeping what upstream recorded', async () => {
     const app = await boot();
-    expect(await app.app.get(AdoptionService).whenDone()).toEqual({ adopted: 3, failed: 0 });
+    expect(await app.app.get(AdoptionService).whenDone()).toEqual({ adopted: 3, failed: 1 });
 
     expect(stackDirs()).toEqual(upstream.map((u) => u.identity).sort());
     expect(checkpoints()).toEqual(upstream.map((u) => `${u.identity}.json`).sort());
@@ -262,8 +288,18 @@ describe('adoption of an upstream chall-manager DIR', () => {
       );
       expect(checkpoint).toContain('pulumi-nodejs:dynamic:Resource');
     }
+    // What could not be taken over is reported (not critical: the service serves), and kept.
     const health = await rest('/healthcheck');
-    expect(health.failures ?? {}).not.toHaveProperty('adoption');
+    expect(health.status).toBe('Partially Available');
+    const reported = (health.failures as Record<string, string>).adoption;
+    expect(reported).toContain('2 record(s)');
+    expect(reported).toContain(
+      `chall/${md5(BROKEN)}/instance/${BROKEN_STATE}/info.json: not adopted`,
+    );
+    expect(reported).toContain(
+      `chall/${md5(BROKEN)}/instance/${BROKEN_TEXT}/info.json: unreadable`,
+    );
+    expect(snapshot(join(dir, 'chall', md5(BROKEN)))).toEqual(brokenBefore);
   });
 
   it('should change nothing when started again', async () => {
@@ -271,7 +307,8 @@ describe('adoption of an upstream chall-manager DIR', () => {
     svc = undefined;
     const before = snapshot(dir);
     const app = await boot();
-    expect(await app.app.get(AdoptionService).whenDone()).toEqual({ adopted: 0, failed: 0 });
+    // The records it could not take over are tried again, and reported again.
+    expect(await app.app.get(AdoptionService).whenDone()).toEqual({ adopted: 0, failed: 1 });
     expect(snapshot(dir)).toEqual(before);
   });
 
@@ -356,5 +393,7 @@ describe('adoption of an upstream chall-manager DIR', () => {
     expect(checkpoints()).toEqual([]);
     expect(existsSync(join(dir, 'chall', md5(CHALLENGE)))).toBe(false);
     for (const info of served) expect(await tcpClosed(info)).toBe(true);
+    // What could not be taken over is still there, untouched, for an operator to look at.
+    expect(snapshot(join(dir, 'chall', md5(BROKEN)))).toEqual(brokenBefore);
   });
 });
