@@ -235,7 +235,6 @@ export class DeployerService {
   ): Promise<void> {
     const pending = instance.pending;
     if (pending === undefined) return;
-    await this.adoptIfUpstream(instance, signal);
     if (pending.operation === 'recreate') {
       await this.state.saveInstance(
         await this.update(

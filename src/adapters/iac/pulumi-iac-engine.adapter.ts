@@ -518,7 +518,10 @@ export class PulumiIacEngine implements IacEngine {
   }
 
   private async writeMeta(workDir: string, meta: StackMeta): Promise<void> {
-    await writeFile(join(workDir, 'stack.json'), JSON.stringify(meta), { mode: 0o600 });
+    // Renamed into place: it marks an adoption done, and a torn one would fail every later try.
+    const tmp = join(workDir, `.stack.json.${randomBytes(4).toString('hex')}.tmp`);
+    await writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
+    await rename(tmp, join(workDir, 'stack.json'));
   }
 
   private async workspaceOptions(
