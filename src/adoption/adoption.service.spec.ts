@@ -55,6 +55,15 @@ describe('AdoptionService', () => {
     expect(report.list()).toEqual([]);
   });
 
+  it('should adopt each instance once when two replicas run their passes together', async () => {
+    const other = new AdoptionService(sut.state, sut.lock, sut.deployer, new AdoptionReport());
+
+    const [one, two] = await Promise.all([adoption.adoptAll(), other.adoptAll()]);
+    expect(one.adopted + two.adopted).toBe(2);
+    expect(one.failed + two.failed).toBe(0);
+    expect(sut.iac.calls.filter((c) => c.op === 'adopt')).toHaveLength(2);
+  });
+
   it('should adopt nothing on a second pass', async () => {
     await adoption.adoptAll();
     const calls = sut.iac.totalCalls;
