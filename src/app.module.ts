@@ -1,5 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
+import { AdoptionModule } from './adoption';
 import { ChallengeStoreModule } from './challenge-store';
 import { AppConfig, ConfigModule } from './config';
 import { HealthModule } from './health/health.module';
@@ -24,6 +25,7 @@ export class AppModule {
         InstanceManagerModule,
         PoolerModule,
         JanitorModule,
+        AdoptionModule,
       ],
     };
   }

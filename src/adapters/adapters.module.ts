@@ -32,6 +32,8 @@ import { TracedOciRegistry } from './telemetry/traced-oci-registry';
  * The real adapters; the ports are bound to their traced decorators (src/adapters/telemetry),
  * and the IaC engine also to the gate bounding how many operations run at once.
  */
+import { AdoptionIndicator, AdoptionReport } from '../shared/adoption-report';
+
 const RAW_LOCK = Symbol('raw DistributedLock');
 const RAW_OCI = Symbol('raw OciRegistry');
 const RAW_IAC = Symbol('raw IacEngine');
@@ -45,10 +47,12 @@ const sdkNodeModules = (): string =>
   providers: [
     { provide: Clock, useClass: SystemClock },
     BackgroundTasks,
+    { provide: AdoptionReport, useValue: new AdoptionReport() },
     {
       provide: StateStore,
-      inject: [AppConfig],
-      useFactory: (c: AppConfig) => new FsStateStore({ dir: c.dir }),
+      inject: [AppConfig, AdoptionReport],
+      useFactory: (c: AppConfig, report: AdoptionReport) =>
+        new FsStateStore({ dir: c.dir, unreadable: report }),
     },
     // etcd when configured (several replicas); else an in-process lock (upstream's local lock).
     {
@@ -74,10 +78,11 @@ const sdkNodeModules = (): string =>
     // lists resources Pulumi lost track of.
     {
       provide: HEALTH_INDICATORS,
-      inject: [RAW_LOCK, IacEngine],
-      useFactory: (lock: DistributedLock, iac: IacEngine) => [
+      inject: [RAW_LOCK, IacEngine, AdoptionReport],
+      useFactory: (lock: DistributedLock, iac: IacEngine, report: AdoptionReport) => [
         ...(lock instanceof EtcdDistributedLock ? [lock] : []),
         new PendingCreatesIndicator(iac),
+        new AdoptionIndicator(report),
       ],
     },
     {
@@ -136,6 +141,7 @@ const sdkNodeModules = (): string =>
   exports: [
     Clock,
     BackgroundTasks,
+    AdoptionReport,
     StateStore,
     DistributedLock,
     OciRegistry,

@@ -134,6 +134,7 @@ export class DeployerService {
     prefetched?: FetchedScenario,
   ): Promise<Instance> {
     const scenario = await this.scenarioOf(challenge, prefetched, signal);
+    await this.adoptIfUpstream(instance, signal);
     const additional = mergedAdditional(challenge, instance);
     const at = { challengeId: instance.challengeId };
     const secrets = [...instance.flags, instance.connectionInfo];
@@ -262,11 +263,33 @@ export class DeployerService {
     await this.state.deleteInstance(old.challengeId, old.identity);
   }
 
+  /**
+   * Takes over an instance an upstream chall-manager (Go) deployed, if it is one: its Pulumi
+   * state (kept in the record by upstream) is imported into our backend first, then the record
+   * is rewritten without it. A crash in between leaves the state in the record and the stack
+   * imported; the next call sees the stack and only rewrites the record. The caller holds the
+   * instance's lock (one adoption at a time across replicas). True when it adopted the instance.
+   */
+  async adoptIfUpstream(
+    instance: Pick<Instance, 'challengeId' | 'identity'>,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    const state = await this.state.upstreamState(instance.challengeId, instance.identity);
+    if (state === undefined) return false;
+    const ref = { challengeId: instance.challengeId, identity: instance.identity };
+    await this.iac.adopt(ref, state, signal);
+    await this.state.dropUpstreamState(instance.challengeId, instance.identity);
+    return true;
+  }
+
   /** Destroys an instance's stack, then its record; a failed destroy keeps the record. */
   async destroy(
     instance: Pick<Instance, 'challengeId' | 'identity'>,
     signal?: AbortSignal,
   ): Promise<void> {
+    // An upstream stack not adopted yet is not in our backend: destroying it there would leave
+    // its resources running.
+    await this.adoptIfUpstream(instance, signal);
     await this.iac.destroy(
       { challengeId: instance.challengeId, identity: instance.identity },
       signal,

@@ -49,6 +49,12 @@ export class GatedIacEngine extends IacEngine {
     );
   }
 
+  adopt(stack: StackRef, deployment: unknown, signal?: AbortSignal): Promise<void> {
+    return this.gated('import', stackOf(stack), stack.challengeId, signal, () =>
+      this.inner.adopt(stack, deployment, signal),
+    );
+  }
+
   listStacks(): Promise<StackRef[]> {
     return this.inner.listStacks();
   }

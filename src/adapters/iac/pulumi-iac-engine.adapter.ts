@@ -258,6 +258,46 @@ export class PulumiIacEngine implements IacEngine {
     await rm(workDir, { recursive: true, force: true });
   }
 
+  async adopt(ref: StackRef, deployment: unknown, signal?: AbortSignal): Promise<void> {
+    const workDir = this.stackDir(ref);
+    // stack.json is written last below: present, the import is done (or the stack was ours).
+    if ((await this.readMeta(workDir)) !== undefined) return;
+    const untyped = untypedDeployment(deployment);
+    const project = projectOf(untyped.deployment);
+    if (project === undefined) {
+      // No resource at all: there is nothing to take over, and the next `up` starts afresh.
+      if (resourcesOf(untyped.deployment).length === 0) return;
+      throw new IacOperationError('import', `instance ${ref.identity}`, {
+        cause: new Error('the upstream state names no Pulumi project in its URNs'),
+      });
+    }
+    const name = stackName(project, ref.identity);
+    const guard = this.guard(signal);
+    try {
+      await mkdir(workDir, { recursive: true, mode: 0o700 });
+      // Only the project name matters until the next `up` links the scenario in: an import
+      // runs no program, neither does a destroy (providers keep what they need in the state).
+      await writeFile(
+        join(workDir, 'Pulumi.yaml'),
+        `name: ${JSON.stringify(project)}\nruntime: nodejs\n`,
+        { mode: 0o600 },
+      );
+      const stack = await LocalWorkspace.createOrSelectStack(
+        { stackName: name, workDir },
+        await this.workspaceOptions(project, guard),
+      );
+      await stack.setAllConfig({ identity: { value: ref.identity } });
+      await stack.importStack(untyped);
+      this.logger.log(`adopted upstream stack ${name} of challenge ${ref.challengeId}`);
+    } catch (err) {
+      throw iacFailure(guard, 'import', name, err);
+    } finally {
+      guard.dispose();
+    }
+    // The scenario digest is unknown (upstream never recorded it): the next `up` records it.
+    await this.writeMeta(workDir, { project, digest: '', challengeId: ref.challengeId });
+  }
+
   async listStacks(): Promise<StackRef[]> {
     const root = join(this.opts.dataDir, 'pulumi', 'stacks');
     const refs: StackRef[] = [];
@@ -478,7 +518,10 @@ export class PulumiIacEngine implements IacEngine {
   }
 
   private async writeMeta(workDir: string, meta: StackMeta): Promise<void> {
-    await writeFile(join(workDir, 'stack.json'), JSON.stringify(meta), { mode: 0o600 });
+    // Renamed into place: it marks an adoption done, and a torn one would fail every later try.
+    const tmp = join(workDir, `.stack.json.${randomBytes(4).toString('hex')}.tmp`);
+    await writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
+    await rename(tmp, join(workDir, 'stack.json'));
   }
 
   private async workspaceOptions(
@@ -596,6 +639,52 @@ async function readPending(path: string): Promise<PendingRecord | undefined> {
   }
 }
 
+/** Upstream stores the inner deployment (`udp.Deployment`); a full export is accepted too. */
+function untypedDeployment(state: unknown): { version: number; deployment: unknown } {
+  if (
+    typeof state === 'object' &&
+    state !== null &&
+    'version' in state &&
+    typeof state.version === 'number' &&
+    'deployment' in state
+  ) {
+    return { version: state.version, deployment: withoutUnusedSecretsProvider(state.deployment) };
+  }
+  return { version: 3, deployment: withoutUnusedSecretsProvider(state) };
+}
+
+/** Pulumi's marker of an encrypted value in a deployment. */
+const SECRET_SIG = '4dabf18193072939515e22adb298388d';
+
+/**
+ * Upstream encrypted with the passphrase provider and an empty passphrase, under its own salt.
+ * A deployment holding no secret value does not need that provider: dropped, the stack's own
+ * (our passphrase, our salt) is used, whatever PULUMI_CONFIG_PASSPHRASE is set to here.
+ */
+function withoutUnusedSecretsProvider(deployment: unknown): unknown {
+  if (typeof deployment !== 'object' || deployment === null) return deployment;
+  if (JSON.stringify(deployment).includes(SECRET_SIG)) return deployment;
+  const copy = { ...(deployment as Record<string, unknown>) };
+  delete copy.secrets_providers;
+  return copy;
+}
+
+function resourcesOf(deployment: unknown): { urn?: unknown }[] {
+  if (typeof deployment !== 'object' || deployment === null || !('resources' in deployment))
+    return [];
+  return Array.isArray(deployment.resources) ? (deployment.resources as { urn?: unknown }[]) : [];
+}
+
+/** The project of a deployment, from its URNs: `urn:pulumi:<stack>::<project>::<type>::<name>`. */
+function projectOf(deployment: unknown): string | undefined {
+  for (const r of resourcesOf(deployment)) {
+    if (typeof r.urn !== 'string') continue;
+    const project = /^urn:pulumi:[^:]+::([^:]+)::/.exec(r.urn)?.[1];
+    if (project !== undefined) return project;
+  }
+  return undefined;
+}
+
 const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 const stackName = (project: string, identity: string): string =>
@@ -666,7 +755,7 @@ async function dropDanglingLinks(workDir: string): Promise<void> {
 /** The error of a failed operation: a timeout when it outlived its bound, else a failure. */
 function iacFailure(
   guard: OperationGuard,
-  operation: 'up' | 'destroy',
+  operation: 'up' | 'destroy' | 'import',
   stackName: string,
   cause: unknown,
 ): IacOperationError | IacTimeoutError {

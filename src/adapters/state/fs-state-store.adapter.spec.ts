@@ -293,4 +293,100 @@ describe('FsStateStore', () => {
       expect(await readdir(join(dir, 'chall'))).toEqual([]);
     });
   });
+
+  describe('records written by upstream (Go)', () => {
+    const identity = anIdentity(7);
+    const state = { manifest: { time: 'x' }, resources: [{ urn: 'urn:pulumi:s::p::t::n' }] };
+    /** upstream's pkg/fs Instance as Go's json.Encoder writes it. */
+    const upstreamText = (fields: Record<string, unknown> = {}): string =>
+      `${JSON.stringify({
+        identity,
+        challenge_id: 'chall-1',
+        state,
+        since: '2026-12-02T10:15:30.123456789+01:00',
+        last_renew: '2026-12-02T10:15:30.123456789+01:00',
+        until: '2099-01-01T00:00:00Z',
+        connection_info: 'nc 127.0.0.1 1337',
+        flags: ['CTF{up}'],
+        ...fields,
+      })}\n`;
+    const writeUpstream = async (text: string): Promise<void> => {
+      await store.saveChallenge(aChallenge());
+      await mkdir(instDir('chall-1', identity), { recursive: true });
+      await writeFile(join(instDir('chall-1', identity), 'info.json'), text);
+      await writeFile(join(instDir('chall-1', identity), 'claim'), 'alice');
+    };
+    const onDisk = async (): Promise<Record<string, unknown>> =>
+      JSON.parse(await readFile(join(instDir('chall-1', identity), 'info.json'), 'utf8')) as Record<
+        string,
+        unknown
+      >;
+
+    it('should give the Pulumi deployment upstream stored, and none for our records', async () => {
+      await writeUpstream(upstreamText());
+      expect(await store.upstreamState('chall-1', identity)).toEqual(state);
+      await store.saveInstance(anInstance({ identity: anIdentity(8) }));
+      expect(await store.upstreamState('chall-1', anIdentity(8))).toBeUndefined();
+      expect(await store.upstreamState('chall-1', anIdentity(9))).toBeUndefined();
+    });
+
+    it('should treat a null state (upstream without connection_info output) as none', async () => {
+      await writeUpstream(upstreamText({ state: null }));
+      expect(await store.upstreamState('chall-1', identity)).toBeUndefined();
+    });
+
+    it('should keep the state through a save (a renewal) until it is dropped', async () => {
+      await writeUpstream(upstreamText());
+      const loaded = (await store.loadInstance('chall-1', identity))!;
+      await store.saveInstance({ ...loaded, lastRenew: new Date('2026-12-02T12:00:00Z') });
+      expect(await onDisk()).toMatchObject({ state, last_renew: '2026-12-02T12:00:00Z' });
+
+      await store.dropUpstreamState('chall-1', identity);
+      const after = await onDisk();
+      expect(after).not.toHaveProperty('state');
+      expect(after).toMatchObject({ identity, last_renew: '2026-12-02T12:00:00Z' });
+      expect(await store.loadInstance('chall-1', identity)).toEqual({
+        ...loaded,
+        lastRenew: new Date('2026-12-02T12:00:00Z'),
+      });
+    });
+
+    it('should rewrite the record in our format keeping every field upstream recorded', async () => {
+      await writeUpstream(upstreamText({ additional: { k: 'v' } }));
+      const before = await store.loadInstance('chall-1', identity);
+
+      await store.dropUpstreamState('chall-1', identity);
+      expect(await onDisk()).toEqual({
+        identity,
+        challenge_id: 'chall-1',
+        since: '2026-12-02T09:15:30.123Z',
+        last_renew: '2026-12-02T09:15:30.123Z',
+        until: '2099-01-01T00:00:00Z',
+        connection_info: 'nc 127.0.0.1 1337',
+        flags: ['CTF{up}'],
+        additional: { k: 'v' },
+      });
+      expect(await store.loadInstance('chall-1', identity)).toEqual(before);
+      expect(before?.sourceId).toBe('alice');
+    });
+
+    it("should read the one flag of upstream's older records (`flag`)", async () => {
+      await writeUpstream(upstreamText({ flags: undefined, flag: 'CTF{old}' }));
+      expect((await store.loadInstance('chall-1', identity))?.flags).toEqual(['CTF{old}']);
+    });
+
+    it('should tell of records listings skip, and of them once readable again', async () => {
+      const fail = vi.fn();
+      const resolve = vi.fn();
+      const reporting = new FsStateStore({ dir, unreadable: { fail, resolve } });
+      await writeUpstream('{"identity": broken');
+      expect(await reporting.listInstances('chall-1')).toEqual([]);
+      const record = `chall/${md5('chall-1')}/instance/${identity}/info.json`;
+      expect(fail).toHaveBeenCalledWith(record, expect.stringContaining('unreadable'));
+
+      await writeFile(join(instDir('chall-1', identity), 'info.json'), upstreamText());
+      expect(await reporting.listInstances('chall-1')).toHaveLength(1);
+      expect(resolve).toHaveBeenCalledWith(record);
+    });
+  });
 });

@@ -27,6 +27,11 @@ export interface FsStateStoreOptions {
    * Younger ones may belong to another replica's in-flight write and are left alone.
    */
   staleAfterMs?: number;
+  /**
+   * Told of every record listings skip (unreadable, invalid) and of each one readable again, by
+   * path relative to DIR, so that none is dropped unseen (see AdoptionReport).
+   */
+  unreadable?: { fail(record: string, reason: string): void; resolve(record: string): void };
 }
 
 // upstream: ctfer-io/chall-manager pkg/fs (challSubdir, instanceSubdir, infoFile, claim).
@@ -82,6 +87,8 @@ const instanceRecord = z.object({
   until: goTime.nullish(),
   connection_info: z.string(),
   flags: z.array(z.string()).nullish(),
+  // upstream before `flags` (pkg/fs/instance.go `Flag *string`): the one flag.
+  flag: z.string().nullish(),
   additional: goStringMap,
   // Ours (upstream ignores unknown keys): a redeployment in progress.
   pending: z
@@ -135,13 +142,20 @@ function serializeChallenge(c: Challenge): string {
   return `{${parts.join(',')}}\n`;
 }
 
-function serializeInstance(i: Instance): string {
+/**
+ * `upstreamState`: the Pulumi deployment an upstream record carried, kept (where upstream puts
+ * it) until the stack is adopted, so that no write loses the only copy of it.
+ */
+function serializeInstance(i: Instance, upstreamState?: unknown): string {
   const doc: Record<string, unknown> = {
     identity: i.identity,
     challenge_id: i.challengeId,
+  };
+  if (upstreamState !== undefined) doc.state = upstreamState;
+  Object.assign(doc, {
     since: formatGoTime(i.since),
     last_renew: formatGoTime(i.lastRenew),
-  };
+  });
   if (i.until !== undefined) doc.until = formatGoTime(i.until);
   doc.connection_info = i.connectionInfo;
   if (i.flags.length > 0) doc.flags = i.flags;
@@ -173,13 +187,22 @@ function parseInstance(text: string, sourceId: string | undefined): Instance {
     since: r.since,
     lastRenew: r.last_renew,
     connectionInfo: r.connection_info,
-    flags: [...(r.flags ?? [])],
+    flags:
+      r.flags && r.flags.length > 0 ? [...r.flags] : typeof r.flag === 'string' ? [r.flag] : [],
     additional: r.additional,
   };
   if (sourceId !== undefined) i.sourceId = sourceId;
   if (r.until !== undefined && r.until !== null) i.until = r.until;
   if (r.pending !== undefined && r.pending !== null) i.pending = r.pending;
   return i;
+}
+
+/** Upstream's `state` field of an instance record's text; null (no state recorded) is none. */
+function upstreamStateOf(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  const doc: unknown = JSON.parse(text);
+  if (typeof doc !== 'object' || doc === null || !('state' in doc)) return undefined;
+  return doc.state ?? undefined;
 }
 
 function errnoCode(err: unknown): string | undefined {
@@ -250,10 +273,12 @@ export class FsStateStore implements StateStore, OnModuleInit {
   private readonly logger = new Logger(FsStateStore.name);
   private readonly root: string;
   private readonly staleAfterMs: number;
+  private readonly unreadable: FsStateStoreOptions['unreadable'];
 
   constructor(options: FsStateStoreOptions) {
     this.root = resolve(options.dir, CHALL_SUBDIR);
     this.staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+    this.unreadable = options.unreadable;
   }
 
   /** Creates `<dir>/chall` and removes stale temp files and tombstones left by crashes. */
@@ -294,16 +319,20 @@ export class FsStateStore implements StateStore, OnModuleInit {
     const names = (await readdirIfExists(this.root)).filter((n) => !n.startsWith('.')).sort();
     const found = await mapLimit(names, SCAN_CONCURRENCY, async (name) => {
       const path = join(this.root, name, INFO_FILE);
+      const record = `${CHALL_SUBDIR}/${name}/${INFO_FILE}`;
       try {
         const text = await readFile(path, 'utf8');
         const challenge = parseChallenge(text);
         if (md5(challenge.id) !== name) {
           this.logger.warn(`skipping ${path}: its id does not hash to its directory name`);
+          this.unreadable?.fail(record, 'its id does not hash to its directory name');
           return undefined;
         }
+        this.unreadable?.resolve(record);
         return challenge;
       } catch (err) {
         this.logger.warn(`skipping challenge directory ${name}: ${messageOf(err)}`);
+        this.unreadable?.fail(record, `unreadable: ${messageOf(err)}`);
         return undefined;
       }
     });
@@ -329,11 +358,29 @@ export class FsStateStore implements StateStore, OnModuleInit {
   async saveInstance(instance: Instance): Promise<void> {
     const dir = this.instanceDir(instance.challengeId, instance.identity);
     await this.ensureDir(dir);
+    // An upstream record not adopted yet keeps its Pulumi state: it is the stack's only copy.
+    // Writers of one record hold its lock, so nobody adopts it between this read and the write.
+    const state = upstreamStateOf(await readIfExists(join(dir, INFO_FILE)));
     // info.json first: a crash in between leaves a visible pooled instance, not an invisible one.
-    await this.writeAtomic(join(dir, INFO_FILE), serializeInstance(instance), 0o666);
+    await this.writeAtomic(join(dir, INFO_FILE), serializeInstance(instance, state), 0o666);
     if (instance.sourceId !== undefined) {
       await this.writeAtomic(join(dir, CLAIM_FILE), instance.sourceId, 0o600);
     }
+  }
+
+  /** See {@link StateStore}. */
+  async upstreamState(challengeId: string, identity: string): Promise<unknown> {
+    const dir = this.instanceDir(challengeId, identity);
+    return upstreamStateOf(await readIfExists(join(dir, INFO_FILE)));
+  }
+
+  /** Rewrites info.json only: the claim file is already in our format (upstream's bytes). */
+  async dropUpstreamState(challengeId: string, identity: string): Promise<void> {
+    const dir = this.instanceDir(challengeId, identity);
+    const text = await readIfExists(join(dir, INFO_FILE));
+    if (text === undefined || upstreamStateOf(text) === undefined) return;
+    const instance = parseInstance(text, undefined);
+    await this.writeAtomic(join(dir, INFO_FILE), serializeInstance(instance), 0o666);
   }
 
   /** See {@link StateStore}. */
@@ -454,12 +501,16 @@ export class FsStateStore implements StateStore, OnModuleInit {
     challengeId: string,
     identity: string,
   ): Promise<Instance | undefined> {
+    const record = `${CHALL_SUBDIR}/${md5(challengeId)}/${INSTANCE_SUBDIR}/${identity}/${INFO_FILE}`;
     try {
-      return await this.loadInstance(challengeId, identity);
+      const instance = await this.loadInstance(challengeId, identity);
+      this.unreadable?.resolve(record);
+      return instance;
     } catch (err) {
       this.logger.warn(
         `skipping instance ${identity} of challenge ${md5(challengeId)}: ${messageOf(err)}`,
       );
+      this.unreadable?.fail(record, `unreadable: ${messageOf(err)}`);
       return undefined;
     }
   }

@@ -54,6 +54,13 @@ export class TracedIacEngine extends IacEngine {
     );
   }
 
+  @Span('pulumi.import', (stack: StackRef, _deployment: unknown, _signal?: AbortSignal) => ({
+    attributes: stackAttributes(stack),
+  }))
+  adopt(stack: StackRef, deployment: unknown, signal?: AbortSignal): Promise<void> {
+    return this.inner.adopt(stack, deployment, signal);
+  }
+
   listStacks(): Promise<StackRef[]> {
     return this.inner.listStacks();
   }

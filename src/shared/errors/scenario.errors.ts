@@ -36,7 +36,7 @@ export class ScenarioPreprocessError extends DomainError {
 export class IacOperationError extends DomainError {
   readonly reason = 'INTERNAL_ERROR';
   constructor(
-    readonly operation: 'up' | 'destroy' | 'preview',
+    readonly operation: 'up' | 'destroy' | 'preview' | 'import',
     readonly stackName: string,
     options?: { cause?: unknown },
   ) {
@@ -51,7 +51,7 @@ export class IacOperationError extends DomainError {
 export class IacTimeoutError extends DomainError {
   readonly reason = 'IAC_TIMEOUT';
   constructor(
-    readonly operation: 'up' | 'destroy' | 'preview',
+    readonly operation: 'up' | 'destroy' | 'preview' | 'import',
     readonly stackName: string,
     options?: { cause?: unknown },
   ) {

@@ -50,6 +50,15 @@ export abstract class IacEngine {
   abstract validate(scenario: FetchedScenario, additional: Record<string, string>): Promise<void>;
   abstract up(request: UpRequest, signal?: AbortSignal): Promise<StackOutputs>;
   abstract destroy(stack: StackRef, signal?: AbortSignal): Promise<void>;
+  /**
+   * Takes over a stack an upstream chall-manager (Go) deployed: imports `deployment` (the Pulumi
+   * deployment upstream stored in the instance record, with or without its `{version,
+   * deployment}` envelope) as the stack of `stack`, so `up` and `destroy` then manage its
+   * resources. Idempotent: a stack already adopted (or ours) is left untouched, so a crash
+   * after the import and before the record is rewritten is finished by calling it again.
+   * Throws IacOperationError when the deployment cannot be imported.
+   */
+  abstract adopt(stack: StackRef, deployment: unknown, signal?: AbortSignal): Promise<void>;
   /** Every stack that exists (deployed, or left by an operation that never finished). */
   abstract listStacks(): Promise<StackRef[]>;
   /** Resources whose creation a dead process left pending (see {@link PendingCreate}). */

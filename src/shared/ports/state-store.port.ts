@@ -40,4 +40,17 @@ export abstract class StateStore {
    * caller's job, under the source lock).
    */
   abstract claim(challengeId: string, identity: string, sourceId: string): Promise<boolean>;
+
+  /**
+   * The Pulumi deployment an upstream chall-manager (Go) stored in the instance record (its
+   * `state` field), or undefined when the record is ours (or missing). Such a stack is not in
+   * our IaC backend until it is adopted (see `DeployerService.adoptIfUpstream`).
+   */
+  abstract upstreamState(challengeId: string, identity: string): Promise<unknown>;
+  /**
+   * Rewrites the instance record in our format, without upstream's `state`: the last step of
+   * an adoption, once the state is in our backend. A record without one is left as it is.
+   * Until then `saveInstance` keeps the `state` it finds, so no write loses it.
+   */
+  abstract dropUpstreamState(challengeId: string, identity: string): Promise<void>;
 }

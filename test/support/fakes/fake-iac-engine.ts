@@ -25,7 +25,8 @@ export interface FakeStack {
 export type FakeIacCall =
   | { op: 'validate'; reference: string; additional: Record<string, string> }
   | { op: 'up'; challengeId: string; identity: string }
-  | { op: 'destroy'; challengeId: string; identity: string };
+  | { op: 'destroy'; challengeId: string; identity: string }
+  | { op: 'adopt'; challengeId: string; identity: string };
 
 /** What `up` answers for a stack: deterministic, and different when the additional differs. */
 export function fakeConnectionInfo(identity: string, additional: Record<string, string>): string {
@@ -211,6 +212,31 @@ export class FakeIacEngine implements IacEngine {
     }
     this.stacks.delete(keyOf(stack));
   }
+
+  /** Adopted stacks start as if `up` had run once, with what upstream's deployment says. */
+  adopt(stack: StackRef, deployment: unknown, signal?: AbortSignal): Promise<void> {
+    this.calls.push({ op: 'adopt', challengeId: stack.challengeId, identity: stack.identity });
+    signal?.throwIfAborted();
+    const failure = this.adoptFailures.get(stack.identity);
+    if (failure !== undefined) return Promise.reject(failure);
+    this.adopted.set(keyOf(stack), deployment);
+    if (!this.stacks.has(keyOf(stack))) {
+      this.stacks.set(keyOf(stack), {
+        challengeId: stack.challengeId,
+        identity: stack.identity,
+        additional: {},
+        scenarioReference: 'upstream',
+        scenarioDigest: 'upstream',
+        ups: 1,
+      });
+    }
+    return Promise.resolve();
+  }
+
+  /** Deployments adopted, keyed `challengeId/identity`. */
+  readonly adopted = new Map<string, unknown>();
+  /** `adopt` of these identities fails with the given error. */
+  readonly adoptFailures = new Map<string, Error>();
 }
 
 /** Holds calls while closed; counts the held ones so tests can wait for them (bounded). */

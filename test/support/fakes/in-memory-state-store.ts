@@ -13,6 +13,8 @@ export class InMemoryStateStore implements StateStore {
   private readonly instances = new Map<string, Map<string, Instance>>();
   /** challengeId → identity → sourceId; separate, as upstream's claim file. */
   private readonly claims = new Map<string, Map<string, string>>();
+  /** `challengeId/identity` → the Pulumi deployment an upstream record carries (see seedUpstream). */
+  private readonly upstream = new Map<string, unknown>();
 
   loadChallenge(id: string): Promise<Challenge | undefined> {
     const c = this.challenges.get(id);
@@ -53,6 +55,7 @@ export class InMemoryStateStore implements StateStore {
     return this.guard(identity, () => {
       this.instances.get(challengeId)?.delete(identity);
       this.claims.get(challengeId)?.delete(identity);
+      this.upstream.delete(`${challengeId}/${identity}`);
     });
   }
 
@@ -82,6 +85,25 @@ export class InMemoryStateStore implements StateStore {
       claims.set(identity, sourceId);
       return true;
     });
+  }
+
+  upstreamState(challengeId: string, identity: string): Promise<unknown> {
+    return this.guard(identity, () =>
+      this.read(challengeId, identity) === undefined
+        ? undefined
+        : structuredClone(this.upstream.get(`${challengeId}/${identity}`)),
+    );
+  }
+
+  dropUpstreamState(challengeId: string, identity: string): Promise<void> {
+    return this.guard(identity, () => {
+      this.upstream.delete(`${challengeId}/${identity}`);
+    });
+  }
+
+  /** Marks a saved record as written by upstream, with `state` as its Pulumi deployment. */
+  seedUpstream(challengeId: string, identity: string, state: unknown): void {
+    this.upstream.set(`${challengeId}/${identity}`, structuredClone(state));
   }
 
   private read(challengeId: string, identity: string): Instance | undefined {

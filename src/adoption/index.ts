@@ -1,0 +1,2 @@
+export { AdoptionModule } from './adoption.module';
+export { AdoptionService, type AdoptionSummary } from './adoption.service';
