@@ -23,7 +23,10 @@ COPY tools/plugin-env plugin-env
 # passphrase for scenario code; the Go host gets the scenario's binary the way it expects it).
 RUN set -eu; \
     version() { awk -v m="$2" '$1 == m { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$1/go.mod"; }; \
-    build() { (cd "$1" && go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$(version "$1" "$2")" -o "$3" "$4"); }; \
+    build() { \
+      v=$(version "$1" "$2"); [ -n "$v" ]; \
+      (cd "$1" && go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$v" -o "$3" "$4"); \
+    }; \
     build pulumi-cli github.com/pulumi/pulumi/pkg/v3 /out/bin/pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi; \
     build pulumi-language-nodejs github.com/pulumi/pulumi/sdk/v3 /out/libexec/pulumi-language-nodejs \
       github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs; \

@@ -1,6 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -57,7 +66,11 @@ function ownedDir(path: string): string {
  * of the usual one): what CI measures is compiling in the image, not downloading ~100 modules.
  */
 function goProxyOptions(): { env: Record<string, string>; options: string[] } {
-  const download = join(execFileSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).trim(), 'cache', 'download');
+  const download = join(
+    execFileSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).trim(),
+    'cache',
+    'download',
+  );
   const upstream = execFileSync('go', ['env', 'GOPROXY'], { encoding: 'utf8' }).trim();
   if (!existsSync(download)) return { env: { GOPROXY: upstream }, options: [] };
   return {
@@ -66,7 +79,11 @@ function goProxyOptions(): { env: Record<string, string>; options: string[] } {
   };
 }
 
-async function start(name: string, data: string, env: Record<string, string> = {}): Promise<Container> {
+async function start(
+  name: string,
+  data: string,
+  env: Record<string, string> = {},
+): Promise<Container> {
   const goProxy = goProxyOptions();
   const container = await startContainer({
     name: `cm-e2e-${process.pid}-${name}`,
@@ -117,7 +134,10 @@ async function onlyInitAndService(container: Container): Promise<ContainerProces
     },
     () => describeProcesses(ps),
   );
-  expect(ps.map((p) => p.cmdline)).toEqual(['/usr/bin/tini -- node dist/main.js', 'node dist/main.js']);
+  expect(ps.map((p) => p.cmdline)).toEqual([
+    '/usr/bin/tini -- node dist/main.js',
+    'node dist/main.js',
+  ]);
   return ps;
 }
 
@@ -139,7 +159,11 @@ beforeAll(async () => {
   [nodejsScenario, goScenario, gatedScenario] = await Promise.all([
     orasPush(registry, 'container/nodejs-flag-server:v1', join(EXAMPLES, 'nodejs-flag-server')),
     orasPush(registry, 'container/go-minimal:v1', join(EXAMPLES, 'go-minimal')),
-    orasPush(registry, 'container/gated-up:v1', scenarioOf(scratch, 'gated', gatedUpScenario(markers))),
+    orasPush(
+      registry,
+      'container/gated-up:v1',
+      scenarioOf(scratch, 'gated', gatedUpScenario(markers)),
+    ),
   ]);
 }, 60 * 60_000);
 
@@ -158,7 +182,17 @@ describe('the container image', () => {
     const PROBE_VOLUMES = ['--data', 'cm-e2e-probe-data', '--cache', 'cm-e2e-probe-cache'];
     const inImage = async (image: string, script: string): Promise<string> =>
       (
-        await run('bash', ['scripts/image.sh', 'run', '--tag', image, ...PROBE_VOLUMES, '--', 'sh', '-c', script])
+        await run('bash', [
+          'scripts/image.sh',
+          'run',
+          '--tag',
+          image,
+          ...PROBE_VOLUMES,
+          '--',
+          'sh',
+          '-c',
+          script,
+        ])
       ).stdout.trim();
     const tools =
       'id -u; for t in pulumi pulumi-language-nodejs pulumi-language-go pulumi-resource-pulumi-nodejs node go; do command -v $t || echo "no $t"; done';
@@ -181,9 +215,10 @@ describe('the container image', () => {
   it('should serve the API lifecycle over REST and gRPC, nodejs and Go (main.go) scenarios, as uid 65532 with nothing left behind', async () => {
     const c = await start('lifecycle', ownedDir(join(scratch, 'data-lifecycle')));
     const processes = await c.processes();
-    expect(processes.map((p) => p.uids), describeProcesses(processes)).toEqual(
-      processes.map(() => [UID, UID, UID, UID]),
-    );
+    expect(
+      processes.map((p) => p.uids),
+      describeProcesses(processes),
+    ).toEqual(processes.map(() => [UID, UID, UID, UID]));
 
     // REST: the nodejs example, a real TCP service answering its flag.
     const rest = async (path: string, init?: RequestInit): Promise<Record<string, unknown>> => {
@@ -192,23 +227,40 @@ describe('the container image', () => {
       expect(res.status, `${path}: ${text}\n${c.output()}`).toBe(200);
       return JSON.parse(text) as Record<string, unknown>;
     };
-    await rest('/api/v1/challenge', jsonInit('POST', { id: 'node', scenario: nodejsScenario, timeout: '600s' }));
-    const created = await rest('/api/v1/instance', jsonInit('POST', { challengeId: 'node', sourceId: 'team' }));
+    await rest(
+      '/api/v1/challenge',
+      jsonInit('POST', { id: 'node', scenario: nodejsScenario, timeout: '600s' }),
+    );
+    const created = await rest(
+      '/api/v1/instance',
+      jsonInit('POST', { challengeId: 'node', sourceId: 'team' }),
+    );
     const flags = created.flags as string[];
     expect(flags[0]).toMatch(/^CTF\{[0-9a-f]{24}\}$/);
     expect(await readBanner(created.connectionInfo as string)).toBe(flags[0]);
     const renewed = await rest('/api/v1/instance/node/team', jsonInit('PATCH', {}));
-    expect(Date.parse(renewed.until as string)).toBeGreaterThanOrEqual(Date.parse(created.until as string));
+    expect(Date.parse(renewed.until as string)).toBeGreaterThanOrEqual(
+      Date.parse(created.until as string),
+    );
     expect(await rest('/api/v1/instance/node/team', { method: 'DELETE' })).toEqual({});
     expect(await tcpClosed(created.connectionInfo as string)).toBe(true);
 
     // gRPC: the Go example, compiled from main.go inside the image.
     const grpc = grpcOf(c);
-    await grpc.unary(grpc.challenge, 'CreateChallenge')({ id: 'go', scenario: goScenario, timeout: { seconds: 600 } });
-    const goInstance = await grpc.unary(grpc.instance, 'CreateInstance')({ challengeId: 'go', sourceId: 'team' });
+    await grpc.unary(
+      grpc.challenge,
+      'CreateChallenge',
+    )({ id: 'go', scenario: goScenario, timeout: { seconds: 600 } });
+    const goInstance = await grpc.unary(
+      grpc.instance,
+      'CreateInstance',
+    )({ challengeId: 'go', sourceId: 'team' });
     expect(goInstance.connectionInfo).toMatch(/^https:\/\/[0-9a-f]{16}\.go-minimal\.example$/);
     expect(goInstance.flag).toMatch(/^CTF\{[0-9a-f]{24}\}$/);
-    const goRenewed = await grpc.unary(grpc.instance, 'RenewInstance')({ challengeId: 'go', sourceId: 'team' });
+    const goRenewed = await grpc.unary(
+      grpc.instance,
+      'RenewInstance',
+    )({ challengeId: 'go', sourceId: 'team' });
     expect(timestampMs(goRenewed.until)).toBeGreaterThanOrEqual(timestampMs(goInstance.until));
     await grpc.unary(grpc.instance, 'DeleteInstance')({ challengeId: 'go', sourceId: 'team' });
     for (const id of ['go', 'node']) await grpc.unary(grpc.challenge, 'DeleteChallenge')({ id });
@@ -231,7 +283,10 @@ describe('the container image', () => {
     );
     expect(challenge.status, await challenge.text()).toBe(200);
     writeFileSync(join(markers, 'hold'), '');
-    const create = fetch(`${a.base}/api/v1/instance`, jsonInit('POST', { challengeId: 'gated', sourceId: 's' }));
+    const create = fetch(
+      `${a.base}/api/v1/instance`,
+      jsonInit('POST', { challengeId: 'gated', sourceId: 's' }),
+    );
     await eventually(
       'the up in progress',
       120_000,

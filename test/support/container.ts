@@ -17,7 +17,8 @@ export function run(
       args,
       { cwd: ROOT, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
-        if (err) fail(new Error(`${cmd} ${args.join(' ')} failed: ${stdout}${stderr}`, { cause: err }));
+        if (err)
+          fail(new Error(`${cmd} ${args.join(' ')} failed: ${stdout}${stderr}`, { cause: err }));
         else done({ stdout, stderr });
       },
     );
