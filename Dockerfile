@@ -39,6 +39,8 @@ RUN set -eu; \
     chmod 0755 /out/bin/*
 
 # --- app: the TypeScript build, then production node_modules only ------------------------------
+# OpenTelemetry's packages each ship three builds (CommonJS, ESM, ESNext) and their source maps,
+# about 100 MB: the service and the scenarios it runs require() them, which reads the CommonJS one.
 FROM ${NODE_IMAGE} AS app
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -48,6 +50,8 @@ COPY src src
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund --loglevel=error \
  && rm -rf node_modules/.package-lock.json node_modules/.cache \
+ && find node_modules -path '*/@opentelemetry/*/build/*' \( -name esm -o -name esnext \) -type d -prune -exec rm -rf {} + \
+ && find node_modules -path '*/@opentelemetry/*' -name '*.map' -type f -delete \
  && cp node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs /app/pulumi-resource-pulumi-nodejs
 
 # --- slim: runtime without the Go toolchain -----------------------------------------------------
@@ -84,10 +88,12 @@ USER 65532:65532
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/main.js"]
 
-# --- go: the toolchain `full` carries, without what compiling never reads -----------------------
+# --- go: the toolchain `full` carries, without what `go build` never reads (docs, tests, and the
+# tools but the compiler, linker, assembler and cgo) -----------------------------------------------
 FROM ${GO_IMAGE} AS go
 RUN cd /usr/local/go \
- && rm -rf api doc misc test lib/wasm pkg/tool/*/pprof pkg/tool/*/trace pkg/tool/*/fix pkg/tool/*/doc \
+ && rm -rf api doc misc test lib/wasm \
+ && find pkg/tool -type f ! -name compile ! -name link ! -name asm ! -name cgo -delete \
  && find src -type d -name testdata -prune -exec rm -rf {} + \
  && find src -name '*_test.go' -delete
 
