@@ -99,10 +99,11 @@ async function start(
       ...env,
     },
     options: [
-      // As deploy/ runs it: a read-only root filesystem, HOME and /tmp writable.
+      // As deploy/ runs it: a read-only root filesystem, HOME and /tmp writable (podman's tmpfs
+      // takes no owner: the mode lets uid 65532 in).
       '--read-only',
       '--tmpfs',
-      `/home/chall-manager:rw,mode=0700,uid=${UID},gid=${UID}`,
+      '/home/chall-manager:rw,mode=1777',
       // The gated scenario's markers, at the same path on both sides.
       '-v',
       `${markers}:${markers}`,
