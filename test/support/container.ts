@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { awaitHealthy } from './replica-process';
 import { freePort } from './services';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -182,18 +183,13 @@ export async function startContainer(opts: ContainerOptions): Promise<Container>
       if (running()) child.kill('SIGKILL');
     },
   };
-  const deadline = Date.now() + (opts.bootTimeoutMs ?? 120_000);
-  for (;;) {
-    if (!running()) throw new Error(`container ${opts.name} exited at boot: ${out}`);
-    const up = await fetch(`${base}/healthcheck`, { signal: AbortSignal.timeout(2_000) }).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (up) return container;
-    if (Date.now() > deadline) {
-      await container.remove();
-      throw new Error(`container ${opts.name} did not answer /healthcheck in time: ${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await awaitHealthy({
+    what: `container ${opts.name}`,
+    base,
+    running,
+    output: () => out,
+    giveUp: () => container.remove(),
+    timeoutMs: opts.bootTimeoutMs ?? 120_000,
+  });
+  return container;
 }
