@@ -95,6 +95,8 @@ async function start(
       // The sweep at boot and no other: none runs in the middle of a test.
       JANITOR_TICKER: '1h',
       IAC_TIMEOUT: '4m',
+      // The first main.go compiles the Pulumi Go SDK with an empty build cache, on 2 shared cores.
+      IAC_COMPILE_TIMEOUT: '10m',
       ...goProxy.env,
       ...env,
     },
@@ -213,67 +215,71 @@ describe('the container image', () => {
     await run('podman', ['volume', 'rm', '--force', 'cm-e2e-probe-data', 'cm-e2e-probe-cache']);
   });
 
-  it('should serve the API lifecycle over REST and gRPC, nodejs and Go (main.go) scenarios, as uid 65532 with nothing left behind', async () => {
-    const c = await start('lifecycle', ownedDir(join(scratch, 'data-lifecycle')));
-    const processes = await c.processes();
-    expect(
-      processes.map((p) => p.uids),
-      describeProcesses(processes),
-    ).toEqual(processes.map(() => [UID, UID, UID, UID]));
+  it(
+    'should serve the API lifecycle over REST and gRPC, nodejs and Go (main.go) scenarios, as uid 65532 with nothing left behind',
+    async () => {
+      const c = await start('lifecycle', ownedDir(join(scratch, 'data-lifecycle')));
+      const processes = await c.processes();
+      expect(
+        processes.map((p) => p.uids),
+        describeProcesses(processes),
+      ).toEqual(processes.map(() => [UID, UID, UID, UID]));
 
-    // REST: the nodejs example, a real TCP service answering its flag.
-    const rest = async (path: string, init?: RequestInit): Promise<Record<string, unknown>> => {
-      const res = await fetch(`${c.base}${path}`, init);
-      const text = await res.text();
-      expect(res.status, `${path}: ${text}\n${c.output()}`).toBe(200);
-      return JSON.parse(text) as Record<string, unknown>;
-    };
-    await rest(
-      '/api/v1/challenge',
-      jsonInit('POST', { id: 'node', scenario: nodejsScenario, timeout: '600s' }),
-    );
-    const created = await rest(
-      '/api/v1/instance',
-      jsonInit('POST', { challengeId: 'node', sourceId: 'team' }),
-    );
-    const flags = created.flags as string[];
-    expect(flags[0]).toMatch(/^CTF\{[0-9a-f]{24}\}$/);
-    expect(await readBanner(created.connectionInfo as string)).toBe(flags[0]);
-    const renewed = await rest('/api/v1/instance/node/team', jsonInit('PATCH', {}));
-    expect(Date.parse(renewed.until as string)).toBeGreaterThanOrEqual(
-      Date.parse(created.until as string),
-    );
-    expect(await rest('/api/v1/instance/node/team', { method: 'DELETE' })).toEqual({});
-    expect(await tcpClosed(created.connectionInfo as string)).toBe(true);
+      // REST: the nodejs example, a real TCP service answering its flag.
+      const rest = async (path: string, init?: RequestInit): Promise<Record<string, unknown>> => {
+        const res = await fetch(`${c.base}${path}`, init);
+        const text = await res.text();
+        expect(res.status, `${path}: ${text}\n${c.output()}`).toBe(200);
+        return JSON.parse(text) as Record<string, unknown>;
+      };
+      await rest(
+        '/api/v1/challenge',
+        jsonInit('POST', { id: 'node', scenario: nodejsScenario, timeout: '600s' }),
+      );
+      const created = await rest(
+        '/api/v1/instance',
+        jsonInit('POST', { challengeId: 'node', sourceId: 'team' }),
+      );
+      const flags = created.flags as string[];
+      expect(flags[0]).toMatch(/^CTF\{[0-9a-f]{24}\}$/);
+      expect(await readBanner(created.connectionInfo as string)).toBe(flags[0]);
+      const renewed = await rest('/api/v1/instance/node/team', jsonInit('PATCH', {}));
+      expect(Date.parse(renewed.until as string)).toBeGreaterThanOrEqual(
+        Date.parse(created.until as string),
+      );
+      expect(await rest('/api/v1/instance/node/team', { method: 'DELETE' })).toEqual({});
+      expect(await tcpClosed(created.connectionInfo as string)).toBe(true);
 
-    // gRPC: the Go example, compiled from main.go inside the image.
-    const grpc = grpcOf(c);
-    await grpc.unary(
-      grpc.challenge,
-      'CreateChallenge',
-    )({ id: 'go', scenario: goScenario, timeout: { seconds: 600 } });
-    const goInstance = await grpc.unary(
-      grpc.instance,
-      'CreateInstance',
-    )({ challengeId: 'go', sourceId: 'team' });
-    expect(goInstance.connectionInfo).toMatch(/^https:\/\/[0-9a-f]{16}\.go-minimal\.example$/);
-    expect(goInstance.flag).toMatch(/^CTF\{[0-9a-f]{24}\}$/);
-    const goRenewed = await grpc.unary(
-      grpc.instance,
-      'RenewInstance',
-    )({ challengeId: 'go', sourceId: 'team' });
-    expect(timestampMs(goRenewed.until)).toBeGreaterThanOrEqual(timestampMs(goInstance.until));
-    await grpc.unary(grpc.instance, 'DeleteInstance')({ challengeId: 'go', sourceId: 'team' });
-    for (const id of ['go', 'node']) await grpc.unary(grpc.challenge, 'DeleteChallenge')({ id });
-    expect(await grpc.stream(grpc.challenge, 'QueryChallenge')({})).toEqual([]);
+      // gRPC: the Go example, compiled from main.go inside the image.
+      const grpc = grpcOf(c);
+      await grpc.unary(
+        grpc.challenge,
+        'CreateChallenge',
+      )({ id: 'go', scenario: goScenario, timeout: { seconds: 600 } });
+      const goInstance = await grpc.unary(
+        grpc.instance,
+        'CreateInstance',
+      )({ challengeId: 'go', sourceId: 'team' });
+      expect(goInstance.connectionInfo).toMatch(/^https:\/\/[0-9a-f]{16}\.go-minimal\.example$/);
+      expect(goInstance.flag).toMatch(/^CTF\{[0-9a-f]{24}\}$/);
+      const goRenewed = await grpc.unary(
+        grpc.instance,
+        'RenewInstance',
+      )({ challengeId: 'go', sourceId: 'team' });
+      expect(timestampMs(goRenewed.until)).toBeGreaterThanOrEqual(timestampMs(goInstance.until));
+      await grpc.unary(grpc.instance, 'DeleteInstance')({ challengeId: 'go', sourceId: 'team' });
+      for (const id of ['go', 'node']) await grpc.unary(grpc.challenge, 'DeleteChallenge')({ id });
+      expect(await grpc.stream(grpc.challenge, 'QueryChallenge')({})).toEqual([]);
 
-    // Pulumi's plugins and the flag server (detached, reparented to the init) are gone and reaped.
-    const left = await onlyInitAndService(c);
-    expect(left.filter((p) => p.state === 'Z')).toEqual([]);
+      // Pulumi's plugins and the flag server (detached, reparented to the init) are gone and reaped.
+      const left = await onlyInitAndService(c);
+      expect(left.filter((p) => p.state === 'Z')).toEqual([]);
 
-    await c.signal('TERM');
-    expect(await c.exitCode(60_000)).toBe(0);
-  });
+      await c.signal('TERM');
+      expect(await c.exitCode(60_000)).toBe(0);
+    },
+    20 * 60_000,
+  );
 
   it('should leave no stack behind after a SIGTERM during a create and a restart', async () => {
     const data = ownedDir(join(scratch, 'data-sigterm'));
