@@ -101,11 +101,11 @@ async function start(
       ...env,
     },
     options: [
-      // As deploy/ runs it: a read-only root filesystem, HOME and /tmp writable (podman's tmpfs
-      // takes no owner: the mode lets uid 65532 in).
+      // As deploy/ runs it: a read-only root filesystem, HOME a writable volume of its own
+      // (podman's --read-only already gives /tmp a tmpfs).
       '--read-only',
-      '--tmpfs',
-      '/home/chall-manager:rw,mode=1777',
+      '-v',
+      `${ownedDir(join(scratch, `home-${name}`))}:/home/chall-manager`,
       // The gated scenario's markers, at the same path on both sides.
       '-v',
       `${markers}:${markers}`,
