@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the service and its tests need, and nothing twice:
-#   - Debian packages: etcd, the OCI registry (CNCF distribution), skopeo, htpasswd, openssl;
+#   - Debian packages: etcd, the OCI registry (CNCF distribution), skopeo, htpasswd, openssl, and
+#     podman, buildah, runc and debootstrap for the container image;
 #   - the Pulumi CLI and its nodejs and go language hosts, built from Go modules at pinned versions;
 #   - the ORAS CLI, built from Go modules;
 #   - the npm dependencies (npm ci).
@@ -32,6 +33,12 @@ command -v skopeo >/dev/null || need_pkgs+=(skopeo)
 command -v htpasswd >/dev/null || need_pkgs+=(apache2-utils)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v curl >/dev/null || need_pkgs+=(curl)
+# The container image (scripts/image.sh and its e2e test): build with buildah on a debootstrap
+# base, run with podman on runc (podman's default runtime, crun, refuses hybrid cgroups).
+command -v podman >/dev/null || need_pkgs+=(podman)
+command -v buildah >/dev/null || need_pkgs+=(buildah)
+command -v runc >/dev/null || need_pkgs+=(runc)
+command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   t=$(date +%s)
   say "installing Debian packages: ${need_pkgs[*]}"

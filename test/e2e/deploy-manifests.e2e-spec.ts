@@ -293,4 +293,33 @@ describe('deploy/ against the README and the service', () => {
     ]);
     one('ServiceAccount', pod().serviceAccountName!);
   });
+
+  it('should run the image as built: its user, port, HOME and the DIR and CACHE volumes', () => {
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    // The runtime stages' instructions (from `slim` on), line continuations joined.
+    const runtime = dockerfile.slice(dockerfile.indexOf(' AS slim')).replace(/\\\n\s*/g, ' ');
+    const env = new Map(
+      [...runtime.matchAll(/^ENV (.*)$/gm)].flatMap((m) =>
+        [...m[1]!.matchAll(/(\w+)=(\S+)/g)].map((kv) => [kv[1]!, kv[2]!] as const),
+      ),
+    );
+    const p = pod();
+    const c = container();
+    expect(/^USER (\d+):(\d+)$/m.exec(runtime)?.slice(1).map(Number)).toEqual([
+      p.securityContext?.runAsUser,
+      p.securityContext?.runAsUser,
+    ]);
+    expect(/^EXPOSE (\d+)$/m.exec(runtime)?.[1]).toBe(env.get('PORT'));
+    expect(c.ports?.find((port) => port.name === 'api')?.containerPort).toBe(
+      Number(env.get('PORT')),
+    );
+    expect(/^VOLUME \[(.*)\]$/m.exec(runtime)?.[1]).toBe(
+      [env.get('DIR'), env.get('CACHE')].map((v) => JSON.stringify(v)).join(', '),
+    );
+    const mounts = (c.volumeMounts ?? []).map((m) => m.mountPath);
+    expect(mounts).toEqual(
+      expect.arrayContaining([env.get('DIR'), env.get('CACHE'), env.get('HOME')]),
+    );
+    expect(c.env?.find((e) => e.name === 'HOME')?.value).toBe(env.get('HOME'));
+  });
 });

@@ -119,17 +119,42 @@ export async function startReplica(opts: ReplicaOptions): Promise<Replica> {
       signalGroup('SIGKILL');
     },
   };
-  const deadline = Date.now() + (opts.bootTimeoutMs ?? 60_000);
+  await awaitHealthy({
+    what: `replica ${opts.name}`,
+    base,
+    running,
+    output: () => out,
+    giveUp: () => replica.crash(),
+    timeoutMs: opts.bootTimeoutMs ?? 60_000,
+  });
+  return replica;
+}
+
+/**
+ * Polls `<base>/healthcheck` until it answers 200. Fails if the process exits meanwhile, or (after
+ * `giveUp`) when `timeoutMs` has passed.
+ */
+export async function awaitHealthy(opts: {
+  what: string;
+  base: string;
+  running: () => boolean;
+  output: () => string;
+  giveUp: () => Promise<void>;
+  timeoutMs: number;
+}): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
-    if (!running()) throw new Error(`replica ${opts.name} exited at boot: ${out}`);
-    const up = await fetch(`${base}/healthcheck`, { signal: AbortSignal.timeout(2_000) }).then(
+    if (!opts.running()) throw new Error(`${opts.what} exited at boot: ${opts.output()}`);
+    const up = await fetch(`${opts.base}/healthcheck`, {
+      signal: AbortSignal.timeout(2_000),
+    }).then(
       (r) => r.ok,
       () => false,
     );
-    if (up) return replica;
+    if (up) return;
     if (Date.now() > deadline) {
-      await replica.crash();
-      throw new Error(`replica ${opts.name} did not answer /healthcheck in time: ${out}`);
+      await opts.giveUp();
+      throw new Error(`${opts.what} did not answer /healthcheck in time: ${opts.output()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
