@@ -52,6 +52,9 @@ function read(path: string): string | undefined {
   }
 }
 
+/** The process title vitest gives its worker watchdog. */
+const VITEST_WATCHDOG = 'vitest-watchdog';
+
 /** Processes of run `run` (or working in a scratch directory of the suite since `sinceTicks`). */
 export function processesOfRun(
   run: string,
@@ -72,6 +75,9 @@ export function processesOfRun(
     const inScratch = cwd.startsWith(scratch) && (startTicks(pid) ?? 0) >= sinceTicks;
     if (!marked && !inScratch) continue;
     const args = (read(`/proc/${pid}/cmdline`) ?? '').replace(/[\s\0]+/g, ' ').trim();
+    // Vitest's own watchdog (a child of the runner, which kills stuck workers once the runner is
+    // gone) inherits the marker with the runner's environment; it is not ours to reap.
+    if (args === VITEST_WATCHDOG) continue;
     found.push({ pid, args: args.length > 300 ? `${args.slice(0, 300)}…` : args, cwd });
   }
   return found;
