@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TraceService } from 'nestjs-otel';
 import { dirname } from 'node:path';
 import { AppConfig } from '../config';
+import { AdoptionIndicator, AdoptionReport } from '../shared/adoption-report';
 import { BackgroundTasks } from '../shared/background-tasks';
 import { ConcurrencyGate } from '../shared/concurrency-gate';
 import {
@@ -32,8 +33,6 @@ import { TracedOciRegistry } from './telemetry/traced-oci-registry';
  * The real adapters; the ports are bound to their traced decorators (src/adapters/telemetry),
  * and the IaC engine also to the gate bounding how many operations run at once.
  */
-import { AdoptionIndicator, AdoptionReport } from '../shared/adoption-report';
-
 const RAW_LOCK = Symbol('raw DistributedLock');
 const RAW_OCI = Symbol('raw OciRegistry');
 const RAW_IAC = Symbol('raw IacEngine');

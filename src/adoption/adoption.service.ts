@@ -4,11 +4,10 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { createHash } from 'node:crypto';
 import { DeployerService } from '../pooler';
 import { AdoptionReport } from '../shared/adoption-report';
 import { inBackground } from '../shared/concurrency-gate';
-import { lockKeys } from '../shared/domain';
+import { instanceRecordName, lockKeys } from '../shared/domain';
 import { DistributedLock, StateStore } from '../shared/ports';
 
 /** What one adoption pass did. */
@@ -16,8 +15,6 @@ export interface AdoptionSummary {
   adopted: number;
   failed: number;
 }
-
-const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
 /**
  * Takes over, at start, the instances an upstream chall-manager (Go) left in DIR: their Pulumi
@@ -87,7 +84,7 @@ export class AdoptionService implements OnApplicationBootstrap, OnApplicationShu
     summary: AdoptionSummary,
     signal?: AbortSignal,
   ): Promise<void> {
-    const record = `chall/${md5(challengeId)}/instance/${identity}/info.json`;
+    const record = instanceRecordName(challengeId, identity);
     try {
       // Cheap check without the lock: most records are ours.
       if ((await this.state.upstreamState(challengeId, identity)) === undefined) return;

@@ -29,7 +29,7 @@ import { asFetched, EXAMPLES, NODE_MODULES, scenarioFrom } from '../support/scen
 import { useToolchainPath } from '../support/toolchain';
 
 /**
- * Issue 17 end to end (real Pulumi CLI, real registry, real files): a DIR exactly as an
+ * Taking over an upstream DIR, end to end (real Pulumi CLI, real registry, real files): a DIR exactly as an
  * upstream chall-manager (Go, v0.6.6) leaves it, its instances deployed by a real `pulumi up` of
  * the nodejs flag server (a live TCP service each) in a Pulumi backend of their own (upstream's
  * `$HOME/.pulumi`, gone after the switch) and their deployments exported into the records'
@@ -90,6 +90,20 @@ function snapshot(dir: string): Record<string, string> {
   return out;
 }
 
+/** A Pulumi engine as upstream ran it: backend under `dataDir`, empty passphrase (pkg/iac LoadStack). */
+function upstreamEngine(dataDir: string, cacheDir: string): PulumiIacEngine {
+  return new PulumiIacEngine({
+    dataDir,
+    cacheDir,
+    passphrase: '',
+    operationTimeoutMs: 120_000,
+    cancelGraceMs: 5_000,
+    compileTimeoutMs: 300_000,
+    programEnv: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+    nodeModulesDir: NODE_MODULES,
+  });
+}
+
 describe('adoption of an upstream chall-manager DIR', () => {
   let scratch: string;
   let dir: string;
@@ -140,16 +154,7 @@ describe('adoption of an upstream chall-manager DIR', () => {
 
     // upstream's Pulumi backend: its own directory, passphrase empty (pkg/iac LoadStack).
     const home = join(scratch, 'upstream-home');
-    const deployer = new PulumiIacEngine({
-      dataDir: home,
-      cacheDir: join(scratch, 'upstream-cache'),
-      passphrase: '',
-      operationTimeoutMs: 120_000,
-      cancelGraceMs: 5_000,
-      compileTimeoutMs: 300_000,
-      programEnv: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-      nodeModulesDir: NODE_MODULES,
-    });
+    const deployer = upstreamEngine(home, join(scratch, 'upstream-cache'));
     const scenario = asFetched(scenarioFrom('nodejs-flag-server', scratch), reference);
     const wanted = [
       { identity: 'a1a1a1a1a1a1a1a1', sourceId: 'alice', additional: { prefix: 'UP' } },
@@ -230,16 +235,7 @@ describe('adoption of an upstream chall-manager DIR', () => {
     // not yet marked done (its stack.json, written last, missing).
     const bob = upstream[1]!;
     const pooled = upstream[2]!;
-    const crashed = new PulumiIacEngine({
-      dataDir: dir,
-      cacheDir: join(scratch, 'crashed-cache'),
-      passphrase: '',
-      operationTimeoutMs: 120_000,
-      cancelGraceMs: 5_000,
-      compileTimeoutMs: 300_000,
-      programEnv: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-      nodeModulesDir: NODE_MODULES,
-    });
+    const crashed = upstreamEngine(dir, join(scratch, 'crashed-cache'));
     for (const u of [bob, pooled]) {
       await crashed.adopt(
         { challengeId: CHALLENGE, identity: u.identity },

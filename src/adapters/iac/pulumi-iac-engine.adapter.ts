@@ -8,7 +8,7 @@ import {
   type Stack,
   StackNotFoundError,
 } from '@pulumi/pulumi/automation';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   copyFile,
   lstat,
@@ -23,6 +23,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
+import { md5Hex as md5 } from '../../shared/domain/record-names';
 import { IacOperationError, IacTimeoutError, ScenarioInvalidError } from '../../shared/errors';
 import type {
   FetchedScenario,
@@ -689,8 +690,6 @@ const describe = (err: unknown): string => (err instanceof Error ? err.message :
 
 const stackName = (project: string, identity: string): string =>
   `organization/${project}/${identity}`;
-
-const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
 /** Diagnostics worth a debug line: `<severity>: <message>` (Pulumi's own debug ones skipped). */
 function collectLogged(event: EngineEvent, into: string[]): void {

@@ -1,5 +1,5 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   link,
   mkdir,
@@ -15,6 +15,7 @@ import {
 import { basename, dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { z } from 'zod';
 import type { Challenge } from '../../shared/domain/challenge';
+import { instanceRecordName, md5Hex as md5 } from '../../shared/domain/record-names';
 import { IDENTITY_PATTERN, type Instance } from '../../shared/domain/instance';
 import { StateStore } from '../../shared/ports/state-store.port';
 
@@ -46,8 +47,6 @@ const DEFAULT_STALE_AFTER_MS = 5 * 60_000;
 const NS_PER_MS = 1_000_000n;
 /** Bounds open file descriptors when scanning claim files of a large challenge. */
 const SCAN_CONCURRENCY = 64;
-
-const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
 /** Go's time.Time JSON text, parsed by Date (nanoseconds are truncated to milliseconds). */
 const goTime = z.string().transform((s, ctx) => {
@@ -501,7 +500,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
     challengeId: string,
     identity: string,
   ): Promise<Instance | undefined> {
-    const record = `${CHALL_SUBDIR}/${md5(challengeId)}/${INSTANCE_SUBDIR}/${identity}/${INFO_FILE}`;
+    const record = instanceRecordName(challengeId, identity);
     try {
       const instance = await this.loadInstance(challengeId, identity);
       this.unreadable?.resolve(record);

@@ -1,3 +1,4 @@
 export * from './challenge';
 export * from './instance';
 export * from './lock-keys';
+export * from './record-names';

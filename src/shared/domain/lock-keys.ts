@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
+import { md5Hex as md5 } from './record-names';
 
 /** A key of the distributed lock; built only here so every replica derives the same names. */
 export type LockKey = string & { readonly __lockKey: unique symbol };
-
-const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
 // upstream: ctfer-io/chall-manager pkg/fs and pkg/lock (md5 of ids keep keys path-safe).
 export const lockKeys = {
