@@ -40,6 +40,13 @@ const opAttributes = (challengeId: string, sourceId: string): { attributes: Attr
 @Injectable()
 export class InstanceManagerService {
   private readonly logger = new Logger(InstanceManagerService.name);
+  /**
+   * Creates running in this process, by source lock key. A second create for the same source
+   * would only wait for the first one's `up` (seconds) to learn that the instance exists: it is
+   * answered at once instead. Creates of the same source on another replica still wait on the
+   * lock, and learn it then.
+   */
+  private readonly creating = new Set<string>();
 
   constructor(
     private readonly state: StateStore,
@@ -61,6 +68,22 @@ export class InstanceManagerService {
   }
 
   private async createInstance(
+    input: CreateInstanceInput,
+    probe: InstanceOpProbe,
+    signal?: AbortSignal,
+  ): Promise<Instance> {
+    const { challengeId, sourceId } = input;
+    const sourceKey = lockKeys.source(challengeId, sourceId);
+    if (this.creating.has(sourceKey)) throw new InstanceAlreadyExistsError(challengeId, sourceId);
+    this.creating.add(sourceKey);
+    try {
+      return await this.createUnderLocks(input, probe, signal);
+    } finally {
+      this.creating.delete(sourceKey);
+    }
+  }
+
+  private async createUnderLocks(
     input: CreateInstanceInput,
     probe: InstanceOpProbe,
     signal?: AbortSignal,
@@ -125,9 +148,11 @@ export class InstanceManagerService {
     if (!challenge || isChallengeExpired(challenge, now) || untilOverflows(challenge, now))
       return undefined;
     if (await this.findClaimed(input.challengeId, input.sourceId)) return undefined;
-    const instances = await this.state.listInstances(input.challengeId);
-    const pooled = instances.some((x) => x.sourceId === undefined);
-    if (pooled && Object.keys(input.additional).length === 0) return undefined;
+    // With an additional, a claimed instance is updated with it: the scenario is needed either way.
+    if (Object.keys(input.additional).length === 0) {
+      const { pooled } = await this.state.poolState(input.challengeId);
+      if (pooled.length > 0) return undefined;
+    }
     return this.deployer.prefetch(challenge, signal);
   }
 
@@ -209,13 +234,8 @@ export class InstanceManagerService {
           async () => {
             const challenge = await this.requireChallenge(challengeId);
             const instance = await this.requireClaimed(challengeId, sourceId);
-            const all = await this.state.listInstances(challengeId);
-            return {
-              challenge,
-              instance,
-              pooled: all.filter((x) => x.sourceId === undefined).length,
-              total: all.length,
-            };
+            const { pooled, claimed } = await this.state.poolState(challengeId);
+            return { challenge, instance, pooled: pooled.length, total: pooled.length + claimed };
           },
           signal,
         );

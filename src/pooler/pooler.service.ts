@@ -137,26 +137,42 @@ export class PoolerService {
   /**
    * Claims a pooled instance for `sourceId`, if there is one. Call it under the challenge's read
    * lock; the store's atomic claim gives each pooled instance to exactly one source, so
-   * concurrent claimers simply move on to the next candidate. Triggers a refill.
+   * concurrent claimers simply move on to the next candidate. Triggers a refill. Reads no
+   * record but the candidate's: the claim must not cost more with more instances.
    */
   async claim(challenge: Challenge, sourceId: string): Promise<Instance | undefined> {
-    const instances = await this.state.listInstances(challenge.id);
-    const pooled = instances
-      .filter((x) => x.sourceId === undefined)
-      .sort((a, b) => a.identity.localeCompare(b.identity));
+    const { pooled, claimed } = await this.state.poolState(challenge.id);
     // Concurrent claimers start at different candidates instead of all racing for the first one
     // (upstream took the first in identity order; any pooled instance is as good).
     const start = pooled.length > 0 ? randomInt(pooled.length) : 0;
     const candidates = [...pooled.slice(start), ...pooled.slice(0, start)];
-    for (const candidate of candidates) {
-      if (await this.state.claim(challenge.id, candidate.identity, sourceId)) {
-        if (shouldRefillAfterClaim(challenge.min, challenge.max, pooled.length, instances.length)) {
+    for (const identity of candidates) {
+      const candidate = await this.loadCandidate(challenge.id, identity);
+      if (candidate === undefined || candidate.sourceId !== undefined) continue;
+      if (await this.state.claim(challenge.id, identity, sourceId)) {
+        const total = pooled.length + claimed;
+        if (shouldRefillAfterClaim(challenge.min, challenge.max, pooled.length, total)) {
           this.spinUp(challenge.id, 1);
         }
         return { ...candidate, sourceId };
       }
     }
     return undefined;
+  }
+
+  /** A pooled candidate's record; undefined when it is gone or unreadable (never handed out). */
+  private async loadCandidate(
+    challengeId: string,
+    identity: string,
+  ): Promise<Instance | undefined> {
+    try {
+      return await this.state.loadInstance(challengeId, identity);
+    } catch (err) {
+      this.logger.warn(
+        `skipping pooled instance ${identity} of challenge ${challengeId}: ${String(err)}`,
+      );
+      return undefined;
+    }
   }
 
   /**

@@ -314,7 +314,47 @@ export function stateStoreContract(name: string, makeStore: () => Promise<StoreU
       });
     });
 
+    describe('poolState', () => {
+      it('should list no instance when the challenge has none or does not exist', async () => {
+        await store.saveChallenge(aChallenge());
+        expect(await store.poolState('chall-1')).toStrictEqual({ pooled: [], claimed: 0 });
+        expect(await store.poolState('missing')).toStrictEqual({ pooled: [], claimed: 0 });
+      });
+
+      it('should follow claims and deletions when instances are pooled, claimed and deleted', async () => {
+        await store.saveChallenge(aChallenge());
+        await store.saveInstance(aPooledInstance({ identity: anIdentity(2) }));
+        await store.saveInstance(aPooledInstance({ identity: anIdentity(1) }));
+        await store.saveInstance(anInstance({ identity: anIdentity(3), sourceId: 'alice' }));
+        await store.saveInstance(
+          aPooledInstance({ challengeId: 'other', identity: anIdentity(4) }),
+        );
+        expect(await store.poolState('chall-1')).toStrictEqual({
+          pooled: [anIdentity(1), anIdentity(2)],
+          claimed: 1,
+        });
+        expect(await store.claim('chall-1', anIdentity(2), 'bob')).toBe(true);
+        expect(await store.poolState('chall-1')).toStrictEqual({
+          pooled: [anIdentity(1)],
+          claimed: 2,
+        });
+        await store.deleteInstance('chall-1', anIdentity(3));
+        await store.deleteInstance('chall-1', anIdentity(1));
+        expect(await store.poolState('chall-1')).toStrictEqual({ pooled: [], claimed: 1 });
+      });
+    });
+
     describe('claim', () => {
+      it("should find the source's new instance only when its claimed one was deleted and another claimed", async () => {
+        await store.saveChallenge(aChallenge());
+        await store.saveInstance(anInstance({ identity: anIdentity(1), sourceId: 'alice' }));
+        await store.saveInstance(aPooledInstance({ identity: anIdentity(2) }));
+        await store.deleteInstance('chall-1', anIdentity(1));
+        expect(await store.findClaimed('chall-1', 'alice')).toBeUndefined();
+        expect(await store.claim('chall-1', anIdentity(2), 'alice')).toBe(true);
+        expect((await store.findClaimed('chall-1', 'alice'))?.identity).toBe(anIdentity(2));
+      });
+
       it('should give a pooled instance to the source when nobody claimed it', async () => {
         await store.saveInstance(aPooledInstance());
         expect(await store.claim('chall-1', anIdentity(1), 'alice')).toBe(true);

@@ -117,7 +117,12 @@ describe('FsStateStore', () => {
     it('should leave no temp file behind when a write completes', async () => {
       await store.saveChallenge(aChallenge());
       await store.saveChallenge(aChallenge({ min: 1, max: 1 }));
-      expect((await readdir(challDir('chall-1'))).sort()).toEqual(['info.json', 'instance']);
+      expect((await readdir(challDir('chall-1'))).sort()).toEqual([
+        'info.json',
+        'instance',
+        'source',
+      ]);
+      expect(await readdir(join(challDir('chall-1'), 'source'))).toEqual(['.complete']);
     });
   });
 
@@ -291,6 +296,61 @@ describe('FsStateStore', () => {
       await store.saveInstance(anInstance());
       await store.deleteChallenge('chall-1');
       expect(await readdir(join(dir, 'chall'))).toEqual([]);
+    });
+  });
+
+  describe('source index', () => {
+    const claimOnDisk = async (identity: string, sourceId: string): Promise<void> => {
+      await mkdir(instDir('chall-1', identity), { recursive: true });
+      await writeFile(
+        join(instDir('chall-1', identity), 'info.json'),
+        JSON.stringify({
+          identity,
+          challenge_id: 'chall-1',
+          since: '2026-12-02T10:15:30Z',
+          last_renew: '2026-12-02T10:15:30Z',
+          connection_info: 'nc 127.0.0.1 1337',
+        }),
+      );
+      await writeFile(join(instDir('chall-1', identity), 'claim'), sourceId);
+    };
+
+    it('should find claims made before the index existed, and index them when started', async () => {
+      // A challenge as upstream (or an earlier version of this service) left it: no index.
+      await store.saveChallenge(aChallenge());
+      await rm(join(challDir('chall-1'), 'source'), { recursive: true });
+      await claimOnDisk(anIdentity(1), 'alice');
+      await claimOnDisk(anIdentity(2), 'bob');
+      expect((await store.findClaimed('chall-1', 'alice'))?.identity).toBe(anIdentity(1));
+
+      const restarted = new FsStateStore({ dir });
+      await restarted.onModuleInit();
+      expect(await readdir(join(challDir('chall-1'), 'source', md5('bob')))).toEqual([
+        anIdentity(2),
+      ]);
+      expect(existsSync(join(challDir('chall-1'), 'source', '.complete'))).toBe(true);
+      expect((await restarted.findClaimed('chall-1', 'alice'))?.identity).toBe(anIdentity(1));
+      expect((await restarted.findClaimed('chall-1', 'bob'))?.identity).toBe(anIdentity(2));
+      expect(await restarted.findClaimed('chall-1', 'carol')).toBeUndefined();
+    });
+
+    it('should ignore an entry whose instance an operator removed by hand', async () => {
+      await store.saveChallenge(aChallenge());
+      await store.saveInstance(anInstance({ identity: anIdentity(1), sourceId: 'alice' }));
+      await rm(instDir('chall-1', anIdentity(1)), { recursive: true });
+      expect(await store.findClaimed('chall-1', 'alice')).toBeUndefined();
+      await store.saveInstance(anInstance({ identity: anIdentity(2), sourceId: 'alice' }));
+      expect((await store.findClaimed('chall-1', 'alice'))?.identity).toBe(anIdentity(2));
+    });
+
+    it('should remove the entry of an instance when the instance is deleted', async () => {
+      await store.saveChallenge(aChallenge());
+      await store.saveInstance(aPooledInstance({ identity: anIdentity(1) }));
+      expect(await store.claim('chall-1', anIdentity(1), 'alice')).toBe(true);
+      const entries = join(challDir('chall-1'), 'source', md5('alice'));
+      expect(await readdir(entries)).toEqual([anIdentity(1)]);
+      await store.deleteInstance('chall-1', anIdentity(1));
+      expect(await readdir(entries)).toEqual([]);
     });
   });
 

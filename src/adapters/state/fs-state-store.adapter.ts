@@ -17,7 +17,7 @@ import { z } from 'zod';
 import type { Challenge } from '../../shared/domain/challenge';
 import { instanceRecordName, md5Hex as md5 } from '../../shared/domain/record-names';
 import { IDENTITY_PATTERN, type Instance } from '../../shared/domain/instance';
-import { StateStore } from '../../shared/ports/state-store.port';
+import { StateStore, type PoolState } from '../../shared/ports/state-store.port';
 
 /** Options of {@link FsStateStore}. */
 export interface FsStateStoreOptions {
@@ -40,6 +40,18 @@ const CHALL_SUBDIR = 'chall';
 const INSTANCE_SUBDIR = 'instance';
 const INFO_FILE = 'info.json';
 const CLAIM_FILE = 'claim';
+/**
+ * Ours (upstream never looks there): `<challenge>/source/<md5(source)>/<identity>`, one empty
+ * entry per claim, so finding a source's instance reads one small directory instead of every
+ * claim file of the challenge. Written before the claim and removed after the instance, so an
+ * entry may be stale (checked against the claim file) but a claim never lacks its entry.
+ */
+const SOURCE_SUBDIR = 'source';
+/**
+ * In `source/`: the index covers every claim of the challenge (created with the challenge, or
+ * once the claims found on disk were indexed). Without it, lookups scan claim files as upstream.
+ */
+const INDEX_COMPLETE = '.complete';
 /** Our temp files and tombstones start with a dot so no listing can mistake them for records. */
 const TEMP_MARK = '.tmp-';
 const TOMBSTONE_PREFIX = '.deleted-';
@@ -215,6 +227,16 @@ const isNotFound = (err: unknown): boolean => {
   return code === 'ENOENT' || code === 'ENOTDIR';
 };
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
 /** The file's text, or undefined when it does not exist. */
 async function readIfExists(path: string): Promise<string | undefined> {
   try {
@@ -273,6 +295,10 @@ export class FsStateStore implements StateStore, OnModuleInit {
   private readonly root: string;
   private readonly staleAfterMs: number;
   private readonly unreadable: FsStateStoreOptions['unreadable'];
+  /** Per challenge, instances seen claimed (see `poolState`). */
+  private readonly claimedCache = new Map<string, Set<string>>();
+  /** Per challenge, pooled instances whose info.json was seen (see `poolState`). */
+  private readonly recordedCache = new Map<string, Set<string>>();
 
   constructor(options: FsStateStoreOptions) {
     this.root = resolve(options.dir, CHALL_SUBDIR);
@@ -284,6 +310,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
   async onModuleInit(): Promise<void> {
     await mkdir(this.root, { recursive: true, mode: 0o700 });
     await this.removeStaleScratch();
+    await this.indexAllChallenges();
   }
 
   /** See {@link StateStore}. */
@@ -302,12 +329,15 @@ export class FsStateStore implements StateStore, OnModuleInit {
     const dir = this.challengeDir(challenge.id);
     // upstream creates instance/ with the challenge; pool spin-ups expect it.
     await this.ensureDir(join(dir, INSTANCE_SUBDIR));
+    await this.ensureIndexed(challenge.id);
     await this.writeAtomic(join(dir, INFO_FILE), serializeChallenge(challenge), 0o666);
   }
 
   /** Removes the challenge's instance records too (upstream: the whole directory). */
   async deleteChallenge(id: string): Promise<void> {
     await this.removeDirDurably(this.challengeDir(id));
+    this.claimedCache.delete(id);
+    this.recordedCache.delete(id);
   }
 
   /**
@@ -362,9 +392,13 @@ export class FsStateStore implements StateStore, OnModuleInit {
     const state = upstreamStateOf(await readIfExists(join(dir, INFO_FILE)));
     // info.json first: a crash in between leaves a visible pooled instance, not an invisible one.
     await this.writeAtomic(join(dir, INFO_FILE), serializeInstance(instance, state), 0o666);
-    if (instance.sourceId !== undefined) {
-      await this.writeAtomic(join(dir, CLAIM_FILE), instance.sourceId, 0o600);
-    }
+    if (instance.sourceId === undefined) return;
+    // Already claimed by this source (the claim step of a pooled instance wrote it): the
+    // claim file never changes while the instance lives, so there is nothing to rewrite.
+    if ((await readIfExists(join(dir, CLAIM_FILE))) === instance.sourceId) return;
+    await this.indexClaim(instance.challengeId, instance.sourceId, instance.identity);
+    await this.writeAtomic(join(dir, CLAIM_FILE), instance.sourceId, 0o600);
+    this.knownClaimed(instance.challengeId).add(instance.identity);
   }
 
   /** See {@link StateStore}. */
@@ -384,7 +418,13 @@ export class FsStateStore implements StateStore, OnModuleInit {
 
   /** See {@link StateStore}. */
   async deleteInstance(challengeId: string, identity: string): Promise<void> {
-    await this.removeDirDurably(this.instanceDir(challengeId, identity));
+    const dir = this.instanceDir(challengeId, identity);
+    const claimant = await readIfExists(join(dir, CLAIM_FILE));
+    await this.removeDirDurably(dir);
+    this.claimedCache.get(challengeId)?.delete(identity);
+    this.recordedCache.get(challengeId)?.delete(identity);
+    // After the instance: a crash in between leaves a stale entry, which lookups check.
+    if (claimant !== undefined) await this.unindexClaim(challengeId, claimant, identity);
   }
 
   /** Instances whose info.json is missing (being created) or invalid are skipped. */
@@ -397,9 +437,19 @@ export class FsStateStore implements StateStore, OnModuleInit {
     return found.filter((i): i is Instance => i !== undefined);
   }
 
-  /** A linear scan of claim files, as upstream's FindInstance. */
+  /**
+   * Through the source index: the entries of the source (usually one), each checked against
+   * its claim file. A challenge whose index is not complete (records written by upstream and
+   * not indexed yet) is scanned as upstream's FindInstance does.
+   */
   async findClaimed(challengeId: string, sourceId: string): Promise<Instance | undefined> {
-    const identities = await this.identitiesOf(challengeId);
+    const challengeDir = this.challengeDir(challengeId);
+    const indexed = await exists(join(challengeDir, SOURCE_SUBDIR, INDEX_COMPLETE));
+    const identities = indexed
+      ? (await readdirIfExists(this.sourceIndexDir(challengeId, sourceId)))
+          .filter((n) => IDENTITY_PATTERN.test(n))
+          .sort()
+      : await this.identitiesOf(challengeId);
     const claimants = await mapLimit(identities, SCAN_CONCURRENCY, (identity) =>
       readIfExists(join(this.instanceDir(challengeId, identity), CLAIM_FILE)),
     );
@@ -429,13 +479,22 @@ export class FsStateStore implements StateStore, OnModuleInit {
     const claimPath = join(dir, CLAIM_FILE);
     // Cheap early answer for the common race (someone claimed it already): skip the fsynced
     // temp file. The link below stays the one that decides.
-    if (
-      await stat(claimPath).then(
-        () => true,
-        () => false,
-      )
-    )
+    if (await exists(claimPath)) {
+      this.knownClaimed(challengeId).add(identity);
       return false;
+    }
+    // The index entry first: whoever wins the link below is found through it at once.
+    await this.indexClaim(challengeId, sourceId, identity);
+    const won = await this.linkClaim(dir, sourceId);
+    if (won) this.knownClaimed(challengeId).add(identity);
+    // Lost: the entry would only be stale (the source lock keeps the source from racing itself).
+    else await this.unindexClaim(challengeId, sourceId, identity);
+    return won;
+  }
+
+  /** Writes the claim file in `dir` through a hard link; false when someone else's is there. */
+  private async linkClaim(dir: string, sourceId: string): Promise<boolean> {
+    const claimPath = join(dir, CLAIM_FILE);
     const tmp = join(dir, `.${CLAIM_FILE}${TEMP_MARK}${scratchSuffix()}`);
     try {
       await this.writeAndSync(tmp, sourceId, 0o600);
@@ -459,6 +518,34 @@ export class FsStateStore implements StateStore, OnModuleInit {
     }
     await fsyncDir(dir);
     return true;
+  }
+
+  /**
+   * Pooled instances (a record, no claim) and the number of claimed ones, without reading any
+   * record: claim files never change while their instance lives, so the claimed ones seen once
+   * are remembered and only the others are looked at again.
+   */
+  async poolState(challengeId: string): Promise<PoolState> {
+    const identities = await this.identitiesOf(challengeId);
+    const known = this.knownClaimed(challengeId);
+    const recorded = this.recordedCache.get(challengeId);
+    const claimed = new Set<string>();
+    const pooled: string[] = [];
+    await mapLimit(identities, SCAN_CONCURRENCY, async (identity) => {
+      if (known.has(identity)) {
+        claimed.add(identity);
+        return;
+      }
+      const dir = this.instanceDir(challengeId, identity);
+      if (await exists(join(dir, CLAIM_FILE))) claimed.add(identity);
+      // info.json, once written, stays until the instance goes: checked once.
+      else if (recorded?.has(identity) || (await exists(join(dir, INFO_FILE))))
+        pooled.push(identity);
+    });
+    // Forget instances that are gone, so the memory follows the live records.
+    this.claimedCache.set(challengeId, claimed);
+    this.recordedCache.set(challengeId, new Set(pooled));
+    return { pooled: pooled.sort(), claimed: claimed.size };
   }
 
   private async claimExclusively(claimPath: string, sourceId: string): Promise<boolean> {
@@ -488,6 +575,79 @@ export class FsStateStore implements StateStore, OnModuleInit {
       throw new Error(`instance path escapes the state directory: ${identity}`);
     }
     return dir;
+  }
+
+  private sourceIndexDir(challengeId: string, sourceId: string): string {
+    return join(this.challengeDir(challengeId), SOURCE_SUBDIR, md5(sourceId));
+  }
+
+  private knownClaimed(challengeId: string): Set<string> {
+    let known = this.claimedCache.get(challengeId);
+    if (known === undefined) {
+      known = new Set();
+      this.claimedCache.set(challengeId, known);
+    }
+    return known;
+  }
+
+  /** Adds the source index entry of a claim (durably: the claim must never outlive it). */
+  private async indexClaim(challengeId: string, sourceId: string, identity: string): Promise<void> {
+    const dir = this.sourceIndexDir(challengeId, sourceId);
+    await this.ensureDir(dir);
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(join(dir, identity), 'wx', 0o600);
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') return;
+      throw err;
+    } finally {
+      await handle?.close();
+    }
+    await fsyncDir(dir);
+  }
+
+  private async unindexClaim(
+    challengeId: string,
+    sourceId: string,
+    identity: string,
+  ): Promise<void> {
+    try {
+      await unlink(join(this.sourceIndexDir(challengeId, sourceId), identity));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /**
+   * Indexes the claims of a challenge found on disk (records of upstream, or of an earlier
+   * version of this service), then marks its index complete. Safe beside concurrent claims:
+   * each claim adds its own entry before it is made.
+   */
+  private async ensureIndexed(challengeId: string): Promise<void> {
+    const indexDir = join(this.challengeDir(challengeId), SOURCE_SUBDIR);
+    const marker = join(indexDir, INDEX_COMPLETE);
+    if (await exists(marker)) return;
+    const identities = await this.identitiesOf(challengeId);
+    let indexed = 0;
+    await mapLimit(identities, SCAN_CONCURRENCY, async (identity) => {
+      const claimant = await readIfExists(
+        join(this.instanceDir(challengeId, identity), CLAIM_FILE),
+      );
+      if (claimant === undefined) return;
+      await this.indexClaim(challengeId, claimant, identity);
+      indexed++;
+    });
+    await this.ensureDir(indexDir);
+    await this.writeAtomic(marker, '', 0o600);
+    if (indexed > 0)
+      this.logger.log(`indexed ${indexed} claimed instances of challenge ${md5(challengeId)}`);
+  }
+
+  /** At startup: every challenge whose index is not complete yet gets one. */
+  private async indexAllChallenges(): Promise<void> {
+    for (const challenge of await this.listChallenges()) {
+      await this.ensureIndexed(challenge.id);
+    }
   }
 
   /** Identities (directory names) of a challenge's instances, scratch entries excluded. */

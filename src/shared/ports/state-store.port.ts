@@ -1,6 +1,13 @@
 import type { Challenge } from '../domain/challenge';
 import type { Instance } from '../domain/instance';
 
+/** See {@link StateStore.poolState}. */
+export interface PoolState {
+  /** Identities of pooled instances, sorted. */
+  pooled: string[];
+  claimed: number;
+}
+
 /**
  * Durable records of challenges and instances, shared by all replicas (upstream `DIR`).
  *
@@ -32,6 +39,13 @@ export abstract class StateStore {
   abstract deleteInstance(challengeId: string, identity: string): Promise<void>;
   /** Claimed and pooled instances of a challenge, in no promised order; [] if none. */
   abstract listInstances(challengeId: string): Promise<Instance[]>;
+  /**
+   * The identities of the pooled instances of a challenge and the number of claimed ones,
+   * without reading the records (the claim path runs it on every pooled claim, so it must not
+   * cost a parse per instance). Unlike `listInstances`, a pooled instance whose record is
+   * unreadable is listed: load a candidate before claiming it.
+   */
+  abstract poolState(challengeId: string): Promise<PoolState>;
   /** The instance claimed by `sourceId`, if any. */
   abstract findClaimed(challengeId: string, sourceId: string): Promise<Instance | undefined>;
   /**

@@ -1,6 +1,6 @@
 import type { Challenge } from '../../../src/shared/domain/challenge';
 import { IDENTITY_PATTERN, type Instance } from '../../../src/shared/domain/instance';
-import { StateStore } from '../../../src/shared/ports/state-store.port';
+import { StateStore, type PoolState } from '../../../src/shared/ports/state-store.port';
 
 /**
  * Stateful StateStore double with FsStateStore's behaviour (same contract suite): records are
@@ -66,6 +66,13 @@ export class InMemoryStateStore implements StateStore {
         .map((identity) => this.read(challengeId, identity))
         .filter((i): i is Instance => i !== undefined),
     );
+  }
+
+  poolState(challengeId: string): Promise<PoolState> {
+    const identities = [...(this.instances.get(challengeId)?.keys() ?? [])];
+    const claims = this.claims.get(challengeId);
+    const pooled = identities.filter((identity) => !claims?.has(identity)).sort();
+    return Promise.resolve({ pooled, claimed: identities.length - pooled.length });
   }
 
   findClaimed(challengeId: string, sourceId: string): Promise<Instance | undefined> {
