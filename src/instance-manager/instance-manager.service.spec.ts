@@ -163,6 +163,39 @@ describe('InstanceManagerService', () => {
       expect(sut.iac.stacksOf('chall-1')).toHaveLength(1);
     });
 
+    it('should answer INSTANCE_ALREADY_EXISTS at once when a create of the source is still deploying, and deploy again once it failed', async () => {
+      await sut.givenChallenge();
+      sut.iac.holdUps();
+      sut.iac.failNextUp(new IacOperationError('up', 'stack'));
+      const first = sut.instances.create({
+        challengeId: 'chall-1',
+        sourceId: 'source-1',
+        additional: {},
+      });
+      const firstOutcome = first.then(
+        () => 'created',
+        (err: unknown) => err,
+      );
+      await within(2_000, sut.iac.whenHeld(1), 'the first up');
+
+      // The first `up` is still held: the duplicate does not wait for it.
+      await expect(
+        sut.instances.create({ challengeId: 'chall-1', sourceId: 'source-1', additional: {} }),
+      ).rejects.toBeInstanceOf(InstanceAlreadyExistsError);
+      expect(sut.iac.upCount).toBe(1);
+
+      sut.iac.releaseUps();
+      expect(await within(2_000, firstOutcome, 'the first create')).toBeInstanceOf(
+        IacOperationError,
+      );
+      const created = await sut.instances.create({
+        challengeId: 'chall-1',
+        sourceId: 'source-1',
+        additional: {},
+      });
+      expect(await sut.instances.retrieve('chall-1', 'source-1')).toEqual(created);
+    });
+
     it('should create 20 instances in parallel when 20 distinct sources create concurrently', async () => {
       await sut.givenChallenge();
       sut.iac.holdUps();
