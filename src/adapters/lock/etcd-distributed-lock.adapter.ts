@@ -6,6 +6,7 @@ import {
   EtcdLeaseInvalidError,
   GRPCDeadlineExceededError,
   isRecoverableError,
+  type ITxnResponse,
   type Lease,
 } from 'etcd3';
 import { randomUUID } from 'node:crypto';
@@ -75,6 +76,47 @@ interface Enqueued {
 
 /** Name of one queue entry below `<prefix>/<lockKey>/`; anything else there is a nested lock's. */
 const ENTRY = /^(read|write)-[0-9a-f-]{36}$/;
+
+/** The entries under a lock's prefix, and the revision they were read at. */
+interface QueueSnapshot {
+  kvs: readonly { key: Buffer; create_revision: string }[];
+  revision: bigint;
+}
+
+/**
+ * The entry `entry` must outlive, or undefined when the lock is ours: the latest entry queued
+ * before ours that conflicts with our mode. Our own place is read back from etcd rather than
+ * taken from the put's answer: a put retried by etcd3 after a timeout answers with a later
+ * revision than the one that created the key.
+ */
+function nearestBlocker(
+  snapshot: QueueSnapshot,
+  dir: string,
+  entry: string,
+  mode: Mode,
+): { key: string; seenAt: bigint } | undefined {
+  const queue: { key: string; kind: string; created: bigint }[] = [];
+  let ours: bigint | undefined;
+  for (const kv of snapshot.kvs) {
+    const key = kv.key.toString();
+    const created = BigInt(kv.create_revision);
+    if (key === entry) ours = created;
+    const kind = ENTRY.exec(key.slice(dir.length))?.[1];
+    // Anything else below `dir` belongs to a nested lock (`chall/x` vs `chall/x/src/y`).
+    if (kind !== undefined && key !== entry) queue.push({ key, kind, created });
+  }
+  if (ours === undefined) {
+    throw new LockUnavailableError(
+      'the etcd lease expired while waiting, and the place in the queue with it',
+    );
+  }
+  let nearest: (typeof queue)[number] | undefined;
+  for (const other of queue) {
+    if (other.created >= ours || (mode === 'read' && other.kind !== 'write')) continue;
+    if (nearest === undefined || other.created > nearest.created) nearest = other;
+  }
+  return nearest && { key: nearest.key, seenAt: snapshot.revision };
+}
 
 /** Per-call budget of the health check, as upstream's `etcd` check (1 s). */
 const HEALTH_DEADLINE_MS = 1_000;
@@ -260,13 +302,22 @@ export class EtcdDistributedLock
     const entry = `${dir}${mode}-${randomUUID()}`;
     const queued: Enqueued = {};
     try {
-      const session = await this.enqueue(entry, queued);
-      for (;;) {
-        signal?.throwIfAborted();
-        const blocker = await this.nearestBlocker(dir, entry, mode);
-        if (blocker === undefined) return { entry, session };
+      const { session, queue } = await this.enqueue(dir, entry, queued);
+      let blocker = nearestBlocker(queue, dir, entry, mode);
+      while (blocker !== undefined) {
         await this.waitForDeletion(blocker.key, blocker.seenAt, session, signal);
+        signal?.throwIfAborted();
+        const res = await this.call((options) =>
+          this.client.getAll().prefix(dir).options(options).exec(),
+        );
+        blocker = nearestBlocker(
+          { kvs: res.kvs, revision: BigInt(res.header.revision) },
+          dir,
+          entry,
+          mode,
+        );
       }
+      return { entry, session };
     } catch (err) {
       // Leave nothing behind: a waiter that is gone must not hold up those queued after it.
       if (queued.session !== undefined) {
@@ -283,17 +334,31 @@ export class EtcdDistributedLock
   }
 
   /**
-   * Puts the entry under the current lease, recording progress in `queued`; takes a new lease
-   * if the current one had expired (the replica was idle and cut off from etcd for a while).
+   * Puts the entry under the current lease and reads the queue it joined, in one transaction
+   * (one round trip: a lock costs this and the delete). Records progress in `queued`; takes a
+   * new lease if the current one had expired (the replica was idle and cut off from etcd).
+   * A try retried after a timeout may find its entry already put by the first one: the
+   * transaction then only reads.
    */
-  private enqueue(entry: string, queued: Enqueued): Promise<LeaseSession> {
+  private enqueue(
+    dir: string,
+    entry: string,
+    queued: Enqueued,
+  ): Promise<{ session: LeaseSession; queue: QueueSnapshot }> {
     return this.call(
       async (options) => {
         const session = this.currentSession(options);
         const leaseId = await session.id;
         queued.session = session;
+        const read = this.client.getAll().prefix(dir);
+        let res: ITxnResponse;
         try {
-          await this.client.put(entry).value(this.holder).lease(leaseId).options(options).exec();
+          res = await this.client
+            .if(entry, 'Create', '==', 0)
+            .then(this.client.put(entry).value(this.holder).lease(leaseId), read)
+            .else(read)
+            .options(options)
+            .commit();
         } catch (err) {
           if (err instanceof EtcdLeaseInvalidError) {
             this.logger.warn('etcd lease had expired; taking a new one');
@@ -302,47 +367,13 @@ export class EtcdDistributedLock
           throw err;
         }
         queued.answered = true;
-        return session;
+        const range = res.responses.at(-1)?.response_range;
+        if (!range) throw new Error('etcd answered the lock transaction without its range');
+        return { session, queue: { kvs: range.kvs, revision: BigInt(res.header.revision) } };
       },
       this.callTimeoutMs,
       (err) => err instanceof EtcdLeaseInvalidError,
     );
-  }
-
-  /**
-   * The entry `entry` must outlive, or undefined when the lock is ours. The entry's own place is
-   * read back rather than taken from the put's answer: a put retried by etcd3 after a timeout
-   * answers with a later revision than the one that created the key.
-   */
-  private async nearestBlocker(
-    dir: string,
-    entry: string,
-    mode: Mode,
-  ): Promise<{ key: string; seenAt: bigint } | undefined> {
-    const res = await this.call((options) =>
-      this.client.getAll().prefix(dir).options(options).exec(),
-    );
-    const queue: { key: string; kind: string; created: bigint }[] = [];
-    let ours: bigint | undefined;
-    for (const kv of res.kvs) {
-      const key = kv.key.toString();
-      const created = BigInt(kv.create_revision);
-      if (key === entry) ours = created;
-      const kind = ENTRY.exec(key.slice(dir.length))?.[1];
-      // Anything else below `dir` belongs to a nested lock (`chall/x` vs `chall/x/src/y`).
-      if (kind !== undefined && key !== entry) queue.push({ key, kind, created });
-    }
-    if (ours === undefined) {
-      throw new LockUnavailableError(
-        'the etcd lease expired while waiting, and the place in the queue with it',
-      );
-    }
-    let nearest: (typeof queue)[number] | undefined;
-    for (const other of queue) {
-      if (other.created >= ours || (mode === 'read' && other.kind !== 'write')) continue;
-      if (nearest === undefined || other.created > nearest.created) nearest = other;
-    }
-    return nearest && { key: nearest.key, seenAt: BigInt(res.header.revision) };
   }
 
   /**
