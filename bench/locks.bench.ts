@@ -9,16 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdDistributedLock } from '../src/adapters/lock/etcd-distributed-lock.adapter';
 import { InMemoryDistributedLock } from '../src/adapters/lock/in-memory-distributed-lock.adapter';
-import { HttpOciRegistry } from '../src/adapters/oci/http-oci-registry.adapter';
-import { DEFAULT_OCI_LIMITS } from '../src/adapters/oci/http-oci-registry.options';
 import { FsStateStore } from '../src/adapters/state/fs-state-store.adapter';
 import { lockKeys } from '../src/shared/domain';
 import type { DistributedLock } from '../src/shared/ports/distributed-lock.port';
-import { outputsOnlyScenario } from '../test/support/api-scenarios';
 import { killProcessesWithEnv, startReplica } from '../test/support/replica-process';
-import { scenarioOf } from '../test/support/scenarios';
 import { startEtcd, startRegistry, type RunningService } from '../test/support/services';
 import { useToolchainPath } from '../test/support/toolchain';
+import { pushOutputsOnly } from './fixtures';
 import { percentile, row, summary, timed } from './stats';
 
 const IN_MEMORY_SAMPLES = 5_000;
@@ -83,13 +80,7 @@ async function main(): Promise<void> {
     // Pooled claims with etcd locks, from outside, over REST.
     const registry = await startRegistry();
     started.push(registry);
-    const ref = `${registry.endpoint}/bench/outputs-only:v1`;
-    await new HttpOciRegistry({
-      cacheDir: join(scratch, 'push'),
-      insecure: true,
-      limits: DEFAULT_OCI_LIMITS,
-      requestTimeoutMs: 30_000,
-    }).pushScenario(scenarioOf(scratch, 'outputs-only', outputsOnlyScenario('bench-locks')), ref);
+    const ref = await pushOutputsOnly(registry.endpoint, scratch, 'bench-locks');
     const dir = join(scratch, 'data');
     const replica = await startReplica({
       name: 'bench',
