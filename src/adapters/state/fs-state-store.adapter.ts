@@ -297,6 +297,8 @@ export class FsStateStore implements StateStore, OnModuleInit {
   private readonly unreadable: FsStateStoreOptions['unreadable'];
   /** Per challenge, instances seen claimed (see `poolState`). */
   private readonly claimedCache = new Map<string, Set<string>>();
+  /** Challenges whose source index was seen complete (see `isIndexed`). */
+  private readonly indexedCache = new Set<string>();
   /** Per challenge, pooled instances whose info.json was seen (see `poolState`). */
   private readonly recordedCache = new Map<string, Set<string>>();
 
@@ -338,6 +340,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
     await this.removeDirDurably(this.challengeDir(id));
     this.claimedCache.delete(id);
     this.recordedCache.delete(id);
+    this.indexedCache.delete(id);
   }
 
   /**
@@ -443,9 +446,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * not indexed yet) is scanned as upstream's FindInstance does.
    */
   async findClaimed(challengeId: string, sourceId: string): Promise<Instance | undefined> {
-    const challengeDir = this.challengeDir(challengeId);
-    const indexed = await exists(join(challengeDir, SOURCE_SUBDIR, INDEX_COMPLETE));
-    const identities = indexed
+    const identities = (await this.isIndexed(challengeId))
       ? (await readdirIfExists(this.sourceIndexDir(challengeId, sourceId)))
           .filter((n) => IDENTITY_PATTERN.test(n))
           .sort()
@@ -579,6 +580,19 @@ export class FsStateStore implements StateStore, OnModuleInit {
 
   private sourceIndexDir(challengeId: string, sourceId: string): string {
     return join(this.challengeDir(challengeId), SOURCE_SUBDIR, md5(sourceId));
+  }
+
+  /**
+   * Whether the challenge's source index is complete. Remembered once seen: the mark only goes
+   * with the challenge, and a challenge made again gets it again (saveChallenge).
+   */
+  private async isIndexed(challengeId: string): Promise<boolean> {
+    if (this.indexedCache.has(challengeId)) return true;
+    const indexed = await exists(
+      join(this.challengeDir(challengeId), SOURCE_SUBDIR, INDEX_COMPLETE),
+    );
+    if (indexed) this.indexedCache.add(challengeId);
+    return indexed;
   }
 
   private knownClaimed(challengeId: string): Set<string> {
