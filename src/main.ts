@@ -1,4 +1,6 @@
-// First: the OpenTelemetry SDK must patch http, express and grpc-js before they are loaded.
+// First: the thread pool is sized at its first use.
+import './config/threadpool';
+// Then the OpenTelemetry SDK must patch http, express and grpc-js before they are loaded.
 import './telemetry/preload';
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';

@@ -57,6 +57,8 @@ const TEMP_MARK = '.tmp-';
 const TOMBSTONE_PREFIX = '.deleted-';
 const DEFAULT_STALE_AFTER_MS = 5 * 60_000;
 const NS_PER_MS = 1_000_000n;
+/** How long a pooled instance seen without a claim is taken as still pooled (see poolState). */
+const POOL_RECHECK_MS = 1_000;
 /** Bounds open file descriptors when scanning claim files of a large challenge. */
 const SCAN_CONCURRENCY = 64;
 
@@ -300,7 +302,9 @@ export class FsStateStore implements StateStore, OnModuleInit {
   /** Challenges whose source index was seen complete (see `isIndexed`). */
   private readonly indexedCache = new Set<string>();
   /** Per challenge, pooled instances whose info.json was seen (see `poolState`). */
-  private readonly recordedCache = new Map<string, Set<string>>();
+  private readonly recordedCache = new Map<string, Map<string, number>>();
+  /** Challenge directories by challenge id (an md5 per lookup shows in profiles). */
+  private readonly challengeDirs = new Map<string, string>();
 
   constructor(options: FsStateStoreOptions) {
     this.root = resolve(options.dir, CHALL_SUBDIR);
@@ -484,25 +488,40 @@ export class FsStateStore implements StateStore, OnModuleInit {
       this.knownClaimed(challengeId).add(identity);
       return false;
     }
-    // The index entry first: whoever wins the link below is found through it at once.
-    await this.indexClaim(challengeId, sourceId, identity);
-    const won = await this.linkClaim(dir, sourceId);
+    // The index entry before the link: whoever wins it is found through the index at once.
+    // The claim's temp file is written meanwhile (both are flushes the link must wait for).
+    const tmp = join(dir, `.${CLAIM_FILE}${TEMP_MARK}${scratchSuffix()}`);
+    const [indexed, written] = await Promise.allSettled([
+      this.indexClaim(challengeId, sourceId, identity),
+      this.writeAndSync(tmp, sourceId, 0o600),
+    ]);
+    if (indexed.status === 'rejected') {
+      await unlink(tmp).catch(() => undefined);
+      throw indexed.reason;
+    }
+    const won = await this.linkClaim(dir, tmp, written, sourceId);
     if (won) this.knownClaimed(challengeId).add(identity);
     // Lost: the entry would only be stale (the source lock keeps the source from racing itself).
     else await this.unindexClaim(challengeId, sourceId, identity);
     return won;
   }
 
-  /** Writes the claim file in `dir` through a hard link; false when someone else's is there. */
-  private async linkClaim(dir: string, sourceId: string): Promise<boolean> {
+  /**
+   * Links the written temp file `tmp` as the claim file of `dir`; false when someone else's is
+   * there. `written` is how writing `tmp` went.
+   */
+  private async linkClaim(
+    dir: string,
+    tmp: string,
+    written: PromiseSettledResult<void>,
+    sourceId: string,
+  ): Promise<boolean> {
     const claimPath = join(dir, CLAIM_FILE);
-    const tmp = join(dir, `.${CLAIM_FILE}${TEMP_MARK}${scratchSuffix()}`);
-    try {
-      await this.writeAndSync(tmp, sourceId, 0o600);
-    } catch (err) {
+    if (written.status === 'rejected') {
+      await unlink(tmp).catch(() => undefined);
       // The instance directory vanished under us (deleted): nothing to claim.
-      if (isNotFound(err)) return false;
-      throw err;
+      if (isNotFound(written.reason)) return false;
+      throw written.reason;
     }
     try {
       await link(tmp, claimPath);
@@ -523,30 +542,38 @@ export class FsStateStore implements StateStore, OnModuleInit {
 
   /**
    * Pooled instances (a record, no claim) and the number of claimed ones, without reading any
-   * record: claim files never change while their instance lives, so the claimed ones seen once
-   * are remembered and only the others are looked at again.
+   * record. Claim files never change while their instance lives, so claimed instances seen once
+   * are remembered; a pooled one is looked at again only when last seen pooled more than
+   * `POOL_RECHECK_MS` ago, so that a burst of claims does not stat the whole pool each time
+   * (a claim made by another replica meanwhile is found by the claim itself, which fails).
    */
   async poolState(challengeId: string): Promise<PoolState> {
     const identities = await this.identitiesOf(challengeId);
     const known = this.knownClaimed(challengeId);
     const recorded = this.recordedCache.get(challengeId);
+    const now = Date.now();
     const claimed = new Set<string>();
-    const pooled: string[] = [];
+    const pooled = new Map<string, number>();
     await mapLimit(identities, SCAN_CONCURRENCY, async (identity) => {
       if (known.has(identity)) {
         claimed.add(identity);
         return;
       }
+      const seenAt = recorded?.get(identity);
+      if (seenAt !== undefined && now - seenAt < POOL_RECHECK_MS) {
+        pooled.set(identity, seenAt);
+        return;
+      }
       const dir = this.instanceDir(challengeId, identity);
       if (await exists(join(dir, CLAIM_FILE))) claimed.add(identity);
       // info.json, once written, stays until the instance goes: checked once.
-      else if (recorded?.has(identity) || (await exists(join(dir, INFO_FILE))))
-        pooled.push(identity);
+      else if (seenAt !== undefined || (await exists(join(dir, INFO_FILE))))
+        pooled.set(identity, now);
     });
     // Forget instances that are gone, so the memory follows the live records.
     this.claimedCache.set(challengeId, claimed);
-    this.recordedCache.set(challengeId, new Set(pooled));
-    return { pooled: pooled.sort(), claimed: claimed.size };
+    this.recordedCache.set(challengeId, pooled);
+    return { pooled: [...pooled.keys()].sort(), claimed: claimed.size };
   }
 
   private async claimExclusively(claimPath: string, sourceId: string): Promise<boolean> {
@@ -561,8 +588,15 @@ export class FsStateStore implements StateStore, OnModuleInit {
   }
 
   private challengeDir(challengeId: string): string {
-    // Hashing makes any id (slashes, dots, unicode) a safe single path part.
-    return join(this.root, md5(challengeId));
+    let dir = this.challengeDirs.get(challengeId);
+    if (dir === undefined) {
+      // Hashing makes any id (slashes, dots, unicode) a safe single path part.
+      dir = join(this.root, md5(challengeId));
+      // Bounded by the challenges this process has seen; cleared when it grows past reason.
+      if (this.challengeDirs.size >= 100_000) this.challengeDirs.clear();
+      this.challengeDirs.set(challengeId, dir);
+    }
+    return dir;
   }
 
   private instanceDir(challengeId: string, identity: string): string {
@@ -604,10 +638,13 @@ export class FsStateStore implements StateStore, OnModuleInit {
     return known;
   }
 
-  /** Adds the source index entry of a claim (durably: the claim must never outlive it). */
+  /**
+   * Adds the source index entry of a claim, durably (the claim must never outlive it): the
+   * directories that gained an entry are flushed together, not one after the other.
+   */
   private async indexClaim(challengeId: string, sourceId: string, identity: string): Promise<void> {
     const dir = this.sourceIndexDir(challengeId, sourceId);
-    await this.ensureDir(dir);
+    const first = await mkdir(dir, { recursive: true, mode: 0o700 });
     let handle: FileHandle | undefined;
     try {
       handle = await open(join(dir, identity), 'wx', 0o600);
@@ -617,7 +654,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
     } finally {
       await handle?.close();
     }
-    await fsyncDir(dir);
+    await Promise.all([dir, ...parentsOfCreated(dir, first)].map(fsyncDir));
   }
 
   private async unindexClaim(
@@ -716,11 +753,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
   /** mkdir -p, then fsync the parents of what was created so the new entries survive a crash. */
   private async ensureDir(path: string): Promise<void> {
     const first = await mkdir(path, { recursive: true, mode: 0o700 });
-    if (first === undefined) return;
-    for (let dir = path; ; dir = dirname(dir)) {
-      await fsyncDir(dirname(dir));
-      if (dir === first || dirname(dir) === dir) break;
-    }
+    await Promise.all(parentsOfCreated(path, first).map(fsyncDir));
   }
 
   /**
@@ -770,6 +803,20 @@ export class FsStateStore implements StateStore, OnModuleInit {
       }
     }
   }
+}
+
+/**
+ * The directories that gained an entry when `mkdir -p path` created `first` (undefined: nothing
+ * was created) and everything below it down to `path`.
+ */
+function parentsOfCreated(path: string, first: string | undefined): string[] {
+  const parents: string[] = [];
+  if (first === undefined) return parents;
+  for (let dir = path; ; dir = dirname(dir)) {
+    parents.push(dirname(dir));
+    if (dir === first || dirname(dir) === dir) break;
+  }
+  return parents;
 }
 
 /** fsync a directory so a rename or new entry in it is durable. */
