@@ -106,7 +106,8 @@ export async function runWithEvents(
   try {
     await runPulumi({
       ...run,
-      args: [...run.args, '--event-log', log],
+      // `auto.local` is what the Automation API records in the update's metadata, kept as it was.
+      args: [...run.args, '--exec-kind', 'auto.local', '--event-log', log],
       // The event log is one of the CLI's debug flags.
       env: { ...run.env, PULUMI_DEBUG_COMMANDS: 'true' },
     }).finally(async () => onEvents(parseEvents(await readFile(log, 'utf8').catch(() => ''))));
@@ -148,8 +149,7 @@ export function outputsOfEvents(events: PulumiEvent[]): Record<string, unknown> 
 /**
  * Sets the plaintext config of a stack in its settings file (`Pulumi.<stack>.yaml`, which the CLI
  * reads on every run), as `config set-all --plaintext` would, without a launch: the `config` map is
- * replaced, the other entries (the secrets provider's salt) are kept. The values are JSON strings,
- * which YAML reads as they are. Written to a temporary file renamed into place: a crash leaves the
+ * replaced, the other entries (the secrets provider's salt) are kept. Written to a temporary file renamed into place: a crash leaves the
  * old file or the new one.
  */
 export async function writeStackConfig(
@@ -166,9 +166,23 @@ export async function writeStackConfig(
     if (!inConfig && line.trim() !== '') kept.push(line);
   }
   const entries = Object.entries(config).map(
-    ([key, value]) => `  ${JSON.stringify(key)}: ${JSON.stringify(value)}`,
+    ([key, value]) => `  ${yamlString(key)}: ${yamlString(value)}`,
   );
   const tmp = join(workDir, `.Pulumi.${stack}.yaml.${randomBytes(4).toString('hex')}.tmp`);
   await writeFile(tmp, [...kept, 'config:', ...entries, ''].join('\n'), { mode: 0o600 });
   await rename(tmp, file);
+}
+
+/**
+ * A YAML double-quoted scalar: JSON's escapes are YAML's, and everything past printable ASCII is
+ * escaped too (YAML takes some of it, U+2028 say, for line breaks, and wants astral characters as
+ * one `\U` escape rather than JSON's surrogate pairs).
+ */
+function yamlString(value: string): string {
+  return JSON.stringify(value).replace(/[^\x20-\x7e]/gu, (c) => {
+    const code = c.codePointAt(0)!;
+    return code > 0xffff
+      ? `\\U${code.toString(16).padStart(8, '0')}`
+      : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }

@@ -193,9 +193,23 @@ export class PulumiIacEngine implements IacEngine {
         );
       await run()
         .catch(async (err: unknown) => {
+          if (guard.aborted) throw err;
+          // A stack.json outliving its stack (a crash between a destroy and the removal of the
+          // stack's directory): the stack is made again, as a fresh one would be.
+          if (isFailure(err, 'stack-not-found')) {
+            await this.openStack(
+              prepared,
+              workDir,
+              request.identity,
+              request.additional,
+              true,
+              guard,
+            );
+            return run();
+          }
           // As in destroy: a lock left by a CLI killed in a crash is stale (the caller holds the
           // instance's lock), so an update of that stack drops it and tries once more.
-          if (!isFailure(err, 'locked') || guard.aborted) throw err;
+          if (!isFailure(err, 'locked')) throw err;
           this.logger.warn(`stack ${name} locked by a dead operation; dropping its lock`);
           await this.dropLocks(prepared.project, request.identity);
           return run();
