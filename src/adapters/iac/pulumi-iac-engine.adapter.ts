@@ -98,7 +98,10 @@ const STACK_FILES = new Set([
 ]);
 
 /**
- * The IaC engine: the real Pulumi CLI driven through the Automation API.
+ * The IaC engine: the real Pulumi CLI. Creations, updates, previews and deletions launch it
+ * directly, once per step a bare CLI user would take (`stack init`, `up`; `destroy --remove`),
+ * where the Automation API adds launches (a failing `stack select`, `config set-all`, outputs read
+ * twice, history); its LocalWorkspace serves the rare paths (adoption, a renamed project).
  *
  * Layout under DIR (shared by replicas, so any replica can update or destroy any stack):
  * - `pulumi/backend/`: the file backend (Pulumi's checkpoints, history, locks);
@@ -151,7 +154,7 @@ export class PulumiIacEngine implements IacEngine {
           { cause: err },
         );
       } finally {
-        await this.removeStack(workDir, prepared.project, identity, guard.aborted);
+        await this.removePreviewStack(prepared.project, identity);
       }
     } finally {
       guard.dispose();
@@ -647,24 +650,26 @@ export class PulumiIacEngine implements IacEngine {
   }
 
   /**
-   * Removes a stack with everything Pulumi keeps of it (backups, history), so a destroyed
-   * instance leaves nothing under DIR. `force` also drops a stack that still lists resources
-   * (a preview's, which never has real ones).
+   * Removes a preview's stack with everything Pulumi keeps of it, so a validation leaves nothing
+   * under DIR. A preview creates no resource and writes no state, so the stack is only files of
+   * the file backend (its checkpoint, maybe a lock a cancelled preview left): they are removed as
+   * `stack rm --force` would, without a launch.
    */
-  private async removeStack(
-    workDir: string,
-    project: string,
-    identity: string,
-    force: boolean,
-  ): Promise<void> {
-    if (force) await this.dropLocks(project, identity);
-    await this.cli(
-      ['stack', 'rm', '--yes', '--force', '--stack', stackName(project, identity)],
-      workDir,
-      project,
-    ).catch((err: unknown) => {
-      if (!isFailure(err, 'stack-not-found')) throw err;
-    });
+  private async removePreviewStack(project: string, identity: string): Promise<void> {
+    await rm(
+      join(
+        this.opts.dataDir,
+        'pulumi',
+        'backend',
+        '.pulumi',
+        'stacks',
+        project,
+        `${identity}.json`,
+      ),
+      {
+        force: true,
+      },
+    );
     await this.dropBackendFiles(project, identity);
   }
 
