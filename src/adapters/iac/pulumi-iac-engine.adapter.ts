@@ -438,8 +438,9 @@ export class PulumiIacEngine implements IacEngine {
     return found;
   }
 
-  private async readCheckpoint(project: string, identity: string): Promise<Checkpoint | undefined> {
-    const path = join(
+  /** The stack's checkpoint in the file backend. */
+  private checkpointPath(project: string, identity: string): string {
+    return join(
       this.opts.dataDir,
       'pulumi',
       'backend',
@@ -448,6 +449,10 @@ export class PulumiIacEngine implements IacEngine {
       project,
       `${identity}.json`,
     );
+  }
+
+  private async readCheckpoint(project: string, identity: string): Promise<Checkpoint | undefined> {
+    const path = this.checkpointPath(project, identity);
     const raw = await readFile(path, 'utf8').catch(() => undefined);
     try {
       return raw === undefined ? undefined : (JSON.parse(raw) as Checkpoint);
@@ -656,20 +661,7 @@ export class PulumiIacEngine implements IacEngine {
    * `stack rm --force` would, without a launch.
    */
   private async removePreviewStack(project: string, identity: string): Promise<void> {
-    await rm(
-      join(
-        this.opts.dataDir,
-        'pulumi',
-        'backend',
-        '.pulumi',
-        'stacks',
-        project,
-        `${identity}.json`,
-      ),
-      {
-        force: true,
-      },
-    );
+    await rm(this.checkpointPath(project, identity), { force: true });
     await this.dropBackendFiles(project, identity);
   }
 
