@@ -1,13 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import {
-  ConcurrentUpdateError,
-  LocalWorkspace,
-  PulumiCommand,
-  type EngineEvent,
-  type OutputMap,
-  type Stack,
-  StackNotFoundError,
-} from '@pulumi/pulumi/automation';
+import { LocalWorkspace, PulumiCommand } from '@pulumi/pulumi/automation';
 import { randomBytes } from 'node:crypto';
 import {
   copyFile,
@@ -34,6 +26,16 @@ import type {
   UpRequest,
 } from '../../shared/ports';
 import { OperationGuard } from './operation-guard';
+import {
+  isFailure,
+  outputsOfEvents,
+  runPulumi,
+  runWithEvents,
+  SECRET_SIG,
+  type PulumiEvent,
+  type PulumiRun,
+  writeStackConfig,
+} from './pulumi-cli';
 import { installProgramPreload, nodeOptionsWithPreload } from './program-preload';
 import { redact } from './redact';
 import { ScenarioPreparer, type PreparedScenario } from './scenario-preparer';
@@ -96,7 +98,10 @@ const STACK_FILES = new Set([
 ]);
 
 /**
- * The IaC engine: the real Pulumi CLI driven through the Automation API.
+ * The IaC engine: the real Pulumi CLI. Creations, updates, previews and deletions launch it
+ * directly, once per step a bare CLI user would take (`stack init`, `up`; `destroy --remove`),
+ * where the Automation API adds launches (a failing `stack select`, `config set-all`, outputs read
+ * twice, history); its LocalWorkspace serves the rare paths (adoption, a renamed project).
  *
  * Layout under DIR (shared by replicas, so any replica can update or destroy any stack):
  * - `pulumi/backend/`: the file backend (Pulumi's checkpoints, history, locks);
@@ -128,12 +133,17 @@ export class PulumiIacEngine implements IacEngine {
     const problems: string[] = [];
     const guard = this.guard();
     try {
-      const stack = await this.openStack(prepared, workDir, identity, additional, guard);
+      const name = await this.openStack(prepared, workDir, identity, additional, true, guard);
       try {
-        await stack.preview({
-          signal: guard.signal,
-          onEvent: (e) => collectDiagnostics(e, problems),
-        });
+        await this.cliWithEvents(
+          ['preview', '--stack', name],
+          workDir,
+          prepared.project,
+          guard,
+          (events) => {
+            for (const e of events) collectDiagnostics(e, problems);
+          },
+        );
       } catch (err) {
         if (guard.timedOut)
           throw new IacTimeoutError('preview', scenario.reference, { cause: err });
@@ -144,7 +154,7 @@ export class PulumiIacEngine implements IacEngine {
           { cause: err },
         );
       } finally {
-        await this.removeStack(stack, prepared.project, identity, guard.aborted);
+        await this.removePreviewStack(prepared.project, identity);
       }
     } finally {
       guard.dispose();
@@ -164,13 +174,7 @@ export class PulumiIacEngine implements IacEngine {
     let secrets = [...Object.values(request.additional), ...(request.secrets ?? [])];
     try {
       await this.moveProjectIfRenamed(workDir, prepared, request.identity);
-      const stack = await this.openStack(
-        prepared,
-        workDir,
-        request.identity,
-        request.additional,
-        guard,
-      );
+      await this.openStack(prepared, workDir, request.identity, request.additional, fresh, guard);
       await this.writeMeta(workDir, {
         project: prepared.project,
         digest: prepared.digest,
@@ -178,13 +182,37 @@ export class PulumiIacEngine implements IacEngine {
       });
       // Pulumi drops the creates a dead process left pending: they are recorded first.
       if (!fresh) await this.notePendingCreates(prepared.project, request);
-      const run = (): ReturnType<Stack['up']> =>
-        stack.up({ signal: guard.signal, onEvent: (e) => collectLogged(e, diagnostics) });
-      const result = await run()
+      let events: PulumiEvent[] = [];
+      const run = (): Promise<void> =>
+        this.cliWithEvents(
+          ['up', '--yes', '--skip-preview', '--stack', name],
+          workDir,
+          prepared.project,
+          guard,
+          (e) => {
+            events = e;
+            for (const event of e) collectLogged(event, diagnostics);
+          },
+        );
+      await run()
         .catch(async (err: unknown) => {
+          if (guard.aborted) throw err;
+          // A stack.json outliving its stack (a crash between a destroy and the removal of the
+          // stack's directory): the stack is made again, as a fresh one would be.
+          if (isFailure(err, 'stack-not-found')) {
+            await this.openStack(
+              prepared,
+              workDir,
+              request.identity,
+              request.additional,
+              true,
+              guard,
+            );
+            return run();
+          }
           // As in destroy: a lock left by a CLI killed in a crash is stale (the caller holds the
           // instance's lock), so an update of that stack drops it and tries once more.
-          if (!(err instanceof ConcurrentUpdateError) || guard.aborted) throw err;
+          if (!isFailure(err, 'locked')) throw err;
           this.logger.warn(`stack ${name} locked by a dead operation; dropping its lock`);
           await this.dropLocks(prepared.project, request.identity);
           return run();
@@ -193,7 +221,20 @@ export class PulumiIacEngine implements IacEngine {
           // The CLI's text holds the program's own output: it goes to the logs redacted.
           throw iacFailure(guard, 'up', name, new Error(redact(describe(err), secrets)));
         });
-      const outputs = readOutputs(request.scenario.reference, result.outputs);
+      // Secret outputs are masked in the events: only then are they asked for (one more launch).
+      const raw =
+        outputsOfEvents(events) ??
+        (JSON.parse(
+          await this.cli(
+            ['stack', 'output', '--json', '--show-secrets', '--stack', name],
+            workDir,
+            prepared.project,
+            guard,
+          ).catch((err: unknown) => {
+            throw iacFailure(guard, 'up', name, new Error(redact(describe(err), secrets)));
+          }),
+        ) as Record<string, unknown>);
+      const outputs = readOutputs(request.scenario.reference, raw);
       secrets = [...secrets, outputs.connectionInfo, ...outputs.flags];
       return outputs;
     } catch (err) {
@@ -227,32 +268,32 @@ export class PulumiIacEngine implements IacEngine {
     await dropDanglingLinks(workDir);
     const guard = this.guard(signal);
     try {
-      const stack = await LocalWorkspace.selectStack(
-        { stackName: name, workDir },
-        await this.workspaceOptions(meta.project, guard),
-      ).catch((err: unknown) => {
-        if (err instanceof StackNotFoundError) return undefined;
-        throw iacFailure(guard, 'destroy', name, err);
-      });
-      if (stack) {
-        const run = (): Promise<unknown> =>
-          stack.destroy({ signal: guard.signal, onEvent: (e) => this.logEvent(name, e) });
-        await run()
-          .catch(async (err: unknown) => {
-            // A CLI killed with its process (a crash during `up`) left its lock: the caller holds
-            // the instance's lock, so no one else is running on this stack and the lock is stale.
-            if (!(err instanceof ConcurrentUpdateError) || guard.aborted) throw err;
-            this.logger.warn(`stack ${name} locked by a dead operation; dropping its lock`);
-            await this.dropLocks(meta.project, ref.identity);
-            return run();
-          })
-          .catch(async (err: unknown) => {
-            guard.dispose();
-            if (guard.aborted) await this.dropLocks(meta.project, ref.identity);
-            throw iacFailure(guard, 'destroy', name, err);
-          });
-        await this.removeStack(stack, meta.project, ref.identity, false);
-      }
+      // `--remove` drops the stack once its resources are gone: no `stack rm` launch. A stack
+      // already removed (a crash before its directory was) has nothing left to destroy.
+      const run = (): Promise<void> =>
+        this.cliWithEvents(
+          ['destroy', '--yes', '--skip-preview', '--remove', '--stack', name],
+          workDir,
+          meta.project,
+          guard,
+          (events) => this.logEvents(name, events),
+        );
+      await run()
+        .catch(async (err: unknown) => {
+          // A CLI killed with its process (a crash during `up`) left its lock: the caller holds
+          // the instance's lock, so no one else is running on this stack and the lock is stale.
+          if (!isFailure(err, 'locked') || guard.aborted) throw err;
+          this.logger.warn(`stack ${name} locked by a dead operation; dropping its lock`);
+          await this.dropLocks(meta.project, ref.identity);
+          return run();
+        })
+        .catch(async (err: unknown) => {
+          if (isFailure(err, 'stack-not-found')) return;
+          guard.dispose();
+          if (guard.aborted) await this.dropLocks(meta.project, ref.identity);
+          throw iacFailure(guard, 'destroy', name, err);
+        });
+      await this.dropBackendFiles(meta.project, ref.identity);
     } finally {
       guard.dispose();
     }
@@ -397,8 +438,9 @@ export class PulumiIacEngine implements IacEngine {
     return found;
   }
 
-  private async readCheckpoint(project: string, identity: string): Promise<Checkpoint | undefined> {
-    const path = join(
+  /** The stack's checkpoint in the file backend. */
+  private checkpointPath(project: string, identity: string): string {
+    return join(
       this.opts.dataDir,
       'pulumi',
       'backend',
@@ -407,6 +449,10 @@ export class PulumiIacEngine implements IacEngine {
       project,
       `${identity}.json`,
     );
+  }
+
+  private async readCheckpoint(project: string, identity: string): Promise<Checkpoint | undefined> {
+    const path = this.checkpointPath(project, identity);
     const raw = await readFile(path, 'utf8').catch(() => undefined);
     try {
       return raw === undefined ? undefined : (JSON.parse(raw) as Checkpoint);
@@ -453,14 +499,18 @@ export class PulumiIacEngine implements IacEngine {
     return join(this.opts.dataDir, 'pulumi', 'pending');
   }
 
-  /** Project directory of a stack: the scenario's files linked, its own Pulumi.yaml copied. */
+  /**
+   * Project directory of a stack: the scenario's files linked, its own Pulumi.yaml copied, and its
+   * config written; a `fresh` stack is created first. Returns the stack's name.
+   */
   private async openStack(
     prepared: PreparedScenario,
     workDir: string,
     identity: string,
     additional: Record<string, string>,
+    fresh: boolean,
     guard: OperationGuard,
-  ): Promise<Stack> {
+  ): Promise<string> {
     await mkdir(workDir, { recursive: true, mode: 0o700 });
     await linkScenario(prepared.directory, workDir);
     if (prepared.binary !== undefined) {
@@ -468,16 +518,23 @@ export class PulumiIacEngine implements IacEngine {
       // always runs from its prepared binary, never compiled again at run time.
       await writeFile(join(workDir, '.cm-go-binary'), prepared.binary, { mode: 0o600 });
     }
-    const stack = await LocalWorkspace.createOrSelectStack(
-      { stackName: stackName(prepared.project, identity), workDir },
-      await this.workspaceOptions(prepared.project, guard),
-    );
-    // upstream contract (its scenario SDK): config `identity` and `additional` (JSON) in the project namespace.
-    await stack.setAllConfig({
-      identity: { value: identity },
-      additional: { value: JSON.stringify(additional) },
+    const name = stackName(prepared.project, identity);
+    // A new identity has no stack yet, so none is looked up first (a stack left by a crash
+    // between its creation and stack.json is taken as it is).
+    if (fresh) {
+      await this.cli(['stack', 'init', name], workDir, prepared.project, guard).catch(
+        (err: unknown) => {
+          if (!isFailure(err, 'stack-exists')) throw err;
+        },
+      );
+    }
+    // upstream contract (its scenario SDK): config `identity` and `additional` (JSON) in the
+    // project namespace. Written as `config set-all` would write it, without a launch.
+    await writeStackConfig(workDir, identity, {
+      [`${prepared.project}:identity`]: identity,
+      [`${prepared.project}:additional`]: JSON.stringify(additional),
     });
-    return stack;
+    return name;
   }
 
   /**
@@ -525,6 +582,37 @@ export class PulumiIacEngine implements IacEngine {
     await rename(tmp, join(workDir, 'stack.json'));
   }
 
+  /** One launch of the CLI in a stack's project directory (the workspace's environment). */
+  private async cli(
+    args: string[],
+    cwd: string,
+    project: string,
+    guard?: OperationGuard,
+  ): Promise<string> {
+    return runPulumi(await this.cliRun(args, cwd, project, guard));
+  }
+
+  /** One launch of an engine operation, its events handed over once it is done. */
+  private async cliWithEvents(
+    args: string[],
+    cwd: string,
+    project: string,
+    guard: OperationGuard,
+    onEvents: (events: PulumiEvent[]) => void,
+  ): Promise<void> {
+    await runWithEvents(await this.cliRun(args, cwd, project, guard), onEvents);
+  }
+
+  private async cliRun(
+    args: string[],
+    cwd: string,
+    project: string,
+    guard?: OperationGuard,
+  ): Promise<PulumiRun> {
+    const { pulumiCommand, envVars } = await this.workspaceOptions(project, guard);
+    return { binary: pulumiCommand.command, args, cwd, env: envVars, signal: guard?.signal };
+  }
+
   private async workspaceOptions(
     project?: string,
     guard?: OperationGuard,
@@ -567,20 +655,13 @@ export class PulumiIacEngine implements IacEngine {
   }
 
   /**
-   * Removes a stack with everything Pulumi keeps of it (backups, history), so a destroyed
-   * instance leaves nothing under DIR. `force` also drops a stack that still lists resources
-   * (a preview's, which never has real ones).
+   * Removes a preview's stack with everything Pulumi keeps of it, so a validation leaves nothing
+   * under DIR. A preview creates no resource and writes no state, so the stack is only files of
+   * the file backend (its checkpoint, maybe a lock a cancelled preview left): they are removed as
+   * `stack rm --force` would, without a launch.
    */
-  private async removeStack(
-    stack: Stack,
-    project: string,
-    identity: string,
-    force: boolean,
-  ): Promise<void> {
-    if (force) await this.dropLocks(project, identity);
-    await stack.workspace.removeStack(stack.name, { force: true }).catch((err: unknown) => {
-      if (!(err instanceof StackNotFoundError)) throw err;
-    });
+  private async removePreviewStack(project: string, identity: string): Promise<void> {
+    await rm(this.checkpointPath(project, identity), { force: true });
     await this.dropBackendFiles(project, identity);
   }
 
@@ -624,9 +705,9 @@ export class PulumiIacEngine implements IacEngine {
   }
 
   /** Destroy runs no program, so its diagnostics carry no outputs. */
-  private logEvent(stack: string, event: EngineEvent): void {
+  private logEvents(stack: string, events: PulumiEvent[]): void {
     const lines: string[] = [];
-    collectLogged(event, lines);
+    for (const event of events) collectLogged(event, lines);
     for (const line of lines) this.logger.debug(`${stack}: ${line}`);
   }
 }
@@ -653,9 +734,6 @@ function untypedDeployment(state: unknown): { version: number; deployment: unkno
   }
   return { version: 3, deployment: withoutUnusedSecretsProvider(state) };
 }
-
-/** Pulumi's marker of an encrypted value in a deployment. */
-const SECRET_SIG = '4dabf18193072939515e22adb298388d';
 
 /**
  * Upstream encrypted with the passphrase provider and an empty passphrase, under its own salt.
@@ -692,31 +770,31 @@ const stackName = (project: string, identity: string): string =>
   `organization/${project}/${identity}`;
 
 /** Diagnostics worth a debug line: `<severity>: <message>` (Pulumi's own debug ones skipped). */
-function collectLogged(event: EngineEvent, into: string[]): void {
+function collectLogged(event: PulumiEvent, into: string[]): void {
   const diag = event.diagnosticEvent;
-  if (diag && (diag.severity as string) !== 'debug') {
-    into.push(`${diag.severity}: ${diag.message.trim()}`);
+  if (diag && diag.severity !== 'debug') {
+    into.push(`${diag.severity}: ${(diag.message ?? '').trim()}`);
   }
 }
 
-function collectDiagnostics(event: EngineEvent, into: string[]): void {
+function collectDiagnostics(event: PulumiEvent, into: string[]): void {
   const diag = event.diagnosticEvent;
-  if (diag && diag.severity === 'error') into.push(diag.message.trim());
+  if (diag?.severity === 'error') into.push((diag.message ?? '').trim());
 }
 
 /**
  * As upstream: `connection_info` (required string), `flag` (deprecated, first of the flags),
  * `flags` (array of strings).
  */
-function readOutputs(reference: string, outputs: OutputMap): StackOutputs {
-  const info: unknown = outputs.connection_info?.value;
+function readOutputs(reference: string, outputs: Record<string, unknown>): StackOutputs {
+  const info: unknown = outputs.connection_info;
   if (typeof info !== 'string') {
     throw new ScenarioInvalidError(reference, 'the program exported no connection_info string');
   }
   const flags: string[] = [];
-  const flag: unknown = outputs.flag?.value;
+  const flag: unknown = outputs.flag;
   if (typeof flag === 'string') flags.push(flag);
-  const many: unknown = outputs.flags?.value;
+  const many: unknown = outputs.flags;
   if (Array.isArray(many)) {
     for (const f of many as unknown[]) {
       if (typeof f !== 'string')
