@@ -24,6 +24,8 @@ export class PoolerService {
   private readonly logger = new Logger(PoolerService.name);
   /** Spin-ups started by this process and not finished, per challenge. */
   private readonly inFlight = new Map<string, number>();
+  /** Pooled instances a claim of this process is trying to take (identities are unique). */
+  private readonly claiming = new Set<string>();
   /** The line spin-ups wait in: a few at a time, challenges taking turns. */
   private readonly queue: ConcurrencyGate;
 
@@ -145,16 +147,27 @@ export class PoolerService {
     // Concurrent claimers start at different candidates instead of all racing for the first one
     // (upstream took the first in identity order; any pooled instance is as good).
     const start = pooled.length > 0 ? randomInt(pooled.length) : 0;
-    const candidates = [...pooled.slice(start), ...pooled.slice(0, start)];
+    const rotated = [...pooled.slice(start), ...pooled.slice(0, start)];
+    // Instances another claim of this process is trying go last: a burst of claims on one
+    // replica then spreads over the pool instead of colliding (a lost race costs flushes).
+    const candidates = [
+      ...rotated.filter((identity) => !this.claiming.has(identity)),
+      ...rotated.filter((identity) => this.claiming.has(identity)),
+    ];
     for (const identity of candidates) {
-      const candidate = await this.loadCandidate(challenge.id, identity);
-      if (candidate === undefined || candidate.sourceId !== undefined) continue;
-      if (await this.state.claim(challenge.id, identity, sourceId)) {
-        const total = pooled.length + claimed;
-        if (shouldRefillAfterClaim(challenge.min, challenge.max, pooled.length, total)) {
-          this.spinUp(challenge.id, 1);
+      this.claiming.add(identity);
+      try {
+        const candidate = await this.loadCandidate(challenge.id, identity);
+        if (candidate === undefined || candidate.sourceId !== undefined) continue;
+        if (await this.state.claim(challenge.id, identity, sourceId)) {
+          const total = pooled.length + claimed;
+          if (shouldRefillAfterClaim(challenge.min, challenge.max, pooled.length, total)) {
+            this.spinUp(challenge.id, 1);
+          }
+          return { ...candidate, sourceId };
         }
-        return { ...candidate, sourceId };
+      } finally {
+        this.claiming.delete(identity);
       }
     }
     return undefined;
