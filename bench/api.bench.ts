@@ -13,7 +13,7 @@ import { FsStateStore } from '../src/adapters/state/fs-state-store.adapter';
 import { connectApiClients } from '../test/support/grpc-client';
 import { freePort, startRegistry } from '../test/support/services';
 import { useToolchainPath } from '../test/support/toolchain';
-import { bareNodeRssMiB, row, rssMiB, summary, timed } from './stats';
+import { bareNodeRssMiB, row, rssMiB, serviceNodeArgs, summary, timed } from './stats';
 
 /** How long the service and the bare node idle before their RSS is read. */
 const IDLE_SETTLE_MS = 5_000;
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     });
   }
   const port = await freePort();
-  const service = spawn(process.execPath, ['dist/main.js'], {
+  const service = spawn(process.execPath, serviceNodeArgs(), {
     env: {
       ...process.env,
       PORT: String(port),

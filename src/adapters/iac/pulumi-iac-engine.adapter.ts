@@ -7,7 +7,7 @@ import {
   type OutputMap,
   type Stack,
   StackNotFoundError,
-} from '@pulumi/pulumi/automation';
+} from './pulumi-automation';
 import { randomBytes } from 'node:crypto';
 import {
   copyFile,
