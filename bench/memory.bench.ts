@@ -7,9 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FsStateStore } from '../src/adapters/state/fs-state-store.adapter';
 import { connectApiClients } from '../test/support/grpc-client';
 import { freePort } from '../test/support/services';
+import { seedChallenges } from './seed';
 import {
   bareNodeRssMiB,
   bareNodeStartMs,
@@ -73,18 +73,7 @@ async function main(): Promise<void> {
   const dir = join(scratch, 'data');
   const cache = join(scratch, 'cache');
   // Records only: reads and listings never touch the scenario, so no registry is needed.
-  const store = new FsStateStore({ dir });
-  await store.onModuleInit();
-  for (let i = 0; i < CHALLENGES; i++) {
-    await store.saveChallenge({
-      id: `seed-${i}`,
-      scenario: 'registry.invalid/bench/scenario:v1',
-      timeoutMs: 600_000,
-      additional: { i: String(i) },
-      min: 0,
-      max: 0,
-    });
-  }
+  await seedChallenges(dir, CHALLENGES, 'registry.invalid/bench/scenario:v1');
   try {
     console.log(
       `Memory and start-up benchmark (node ${serviceNodeArgs().join(' ')}, ${CHALLENGES} challenges on disk, ${new Date().toISOString()})`,
