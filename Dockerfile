@@ -86,7 +86,9 @@ VOLUME ["/data", "/cache"]
 EXPOSE 8080
 USER 65532:65532
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "dist/main.js"]
+# A young generation of 2 x 4 MiB: left to V8, it grows to 2 x 32 MiB on a large host while the
+# modules load and stays there, about 20 MiB of idle RSS for no measurable gain in latency.
+CMD ["node", "--max-semi-space-size=4", "dist/main.js"]
 
 # --- go: the toolchain `full` carries, without what `go build` never reads (docs, tests, and the
 # tools but the compiler, linker, assembler and cgo) -----------------------------------------------

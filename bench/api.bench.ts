@@ -1,4 +1,4 @@
-// API benchmark against the built service (node dist/main.js) over loopback, REST and gRPC:
+// API benchmark against the built service (started as `npm start` starts it) over loopback, REST and gRPC:
 // RetrieveChallenge latency, QueryChallenge over 1 000 challenges, and a no-op UpdateChallenge
 // (upstream's integration bound: 500 ms). The 1 000 challenges are written to DIR beforehand
 // with the service's own state store (creating them through the API would run 1 000 previews).
@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpOciRegistry } from '../src/adapters/oci/http-oci-registry.adapter';
 import { DEFAULT_OCI_LIMITS } from '../src/adapters/oci/http-oci-registry.options';
-import { FsStateStore } from '../src/adapters/state/fs-state-store.adapter';
 import { connectApiClients } from '../test/support/grpc-client';
 import { freePort, startRegistry } from '../test/support/services';
 import { useToolchainPath } from '../test/support/toolchain';
-import { bareNodeRssMiB, row, rssMiB, summary, timed } from './stats';
+import { seedChallenges } from './seed';
+import { bareNodeRssMiB, row, rssMiB, serviceNodeArgs, summary, timed } from './stats';
 
 /** How long the service and the bare node idle before their RSS is read. */
 const IDLE_SETTLE_MS = 5_000;
@@ -32,20 +32,9 @@ async function main(): Promise<void> {
     requestTimeoutMs: 30_000,
   }).pushScenario(join(process.cwd(), 'examples', 'nodejs-flag-server'), ref);
   const dir = join(scratch, 'data');
-  const store = new FsStateStore({ dir });
-  await store.onModuleInit();
-  for (let i = 0; i < CHALLENGES; i++) {
-    await store.saveChallenge({
-      id: `seed-${i}`,
-      scenario: ref,
-      timeoutMs: 600_000,
-      additional: { i: String(i) },
-      min: 0,
-      max: 0,
-    });
-  }
+  await seedChallenges(dir, CHALLENGES, ref);
   const port = await freePort();
-  const service = spawn(process.execPath, ['dist/main.js'], {
+  const service = spawn(process.execPath, serviceNodeArgs(), {
     env: {
       ...process.env,
       PORT: String(port),

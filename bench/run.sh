@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs one benchmark (or all): bash bench/run.sh [scenarios|api|all]. Prints the figures.
+# Runs one benchmark (or all): bash bench/run.sh [scenarios|api|memory|all]. Prints the figures.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

@@ -1,6 +1,7 @@
 // Small helpers shared by the benchmarks: timing, percentiles and memory.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
   const start = process.hrtime.bigint();
@@ -45,4 +46,38 @@ export async function bareNodeRssMiB(settleMs: number): Promise<number> {
     bare.kill('SIGTERM');
     await new Promise((r) => bare.once('exit', r));
   }
+}
+
+/**
+ * The arguments `npm start` gives node (its flags, then `dist/main.js`): the benchmarks start the
+ * service as operators do, so what they measure follows the start command.
+ */
+export function serviceNodeArgs(): string[] {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
+  const [node, ...args] = pkg.scripts.start.trim().split(/\s+/);
+  if (node !== 'node' || args.at(-1) !== 'dist/main.js') {
+    throw new Error(`unexpected start script: ${pkg.scripts.start}`);
+  }
+  return args;
+}
+
+/** Milliseconds from spawning `node -e "console.log(1)"` to its line: the floor of any start. */
+export async function bareNodeStartMs(): Promise<number> {
+  const start = process.hrtime.bigint();
+  const bare = spawn(process.execPath, ['-e', 'console.log(1)'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  await new Promise((r) => bare.stdout.once('data', r));
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  await new Promise((r) => bare.once('exit', r));
+  return ms;
+}
+
+export function median(samples: number[]): number {
+  return percentile(
+    [...samples].sort((a, b) => a - b),
+    50,
+  );
 }

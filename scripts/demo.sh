@@ -49,7 +49,7 @@ say "pushing examples/nodejs-flag-server to $SCENARIO with ORAS"
 
 # --- The service --------------------------------------------------------------------------
 export PORT=${PORT:-8080} DIR=${DIR:-$WORK/data} CACHE=${CACHE:-$WORK/cache} OCI_INSECURE=true SWAGGER=true
-node dist/main.js >"$WORK/service.log" 2>&1 &
+node --max-semi-space-size=4 dist/main.js >"$WORK/service.log" 2>&1 &
 PIDS+=($!)
 API=http://127.0.0.1:$PORT
 until curl -sf -o /dev/null "$API/healthcheck"; do sleep 0.1; done

@@ -14,7 +14,7 @@ import {
   StateStore,
 } from '../shared/ports';
 import { ServiceMetrics } from '../shared/telemetry';
-import { EtcdDistributedLock } from './lock/etcd-distributed-lock.adapter';
+import type { EtcdDistributedLock } from './lock/etcd-distributed-lock.adapter';
 import { SystemClock } from './clock/system-clock.adapter';
 import { GatedIacEngine } from './iac/gated-iac-engine';
 import { PendingCreatesIndicator } from './iac/pending-creates.indicator';
@@ -54,12 +54,14 @@ const sdkNodeModules = (): string =>
         new FsStateStore({ dir: c.dir, unreadable: report }),
     },
     // etcd when configured (several replicas); else an in-process lock (upstream's local lock).
+    // The etcd client (etcd3, its gRPC stack) is loaded only when configured: a single replica
+    // would carry it unused.
     {
       provide: RAW_LOCK,
       inject: [AppConfig],
-      useFactory: (c: AppConfig) =>
+      useFactory: async (c: AppConfig) =>
         c.etcd.endpoints.length > 0
-          ? new EtcdDistributedLock({
+          ? new (await import('./lock/etcd-distributed-lock.adapter')).EtcdDistributedLock({
               endpoints: [...c.etcd.endpoints],
               username: c.etcd.username || undefined,
               password: c.etcd.password || undefined,
@@ -77,9 +79,9 @@ const sdkNodeModules = (): string =>
     // lists resources Pulumi lost track of.
     {
       provide: HEALTH_INDICATORS,
-      inject: [RAW_LOCK, IacEngine, AdoptionReport],
-      useFactory: (lock: DistributedLock, iac: IacEngine, report: AdoptionReport) => [
-        ...(lock instanceof EtcdDistributedLock ? [lock] : []),
+      inject: [RAW_LOCK, AppConfig, IacEngine, AdoptionReport],
+      useFactory: (lock: DistributedLock, c: AppConfig, iac: IacEngine, report: AdoptionReport) => [
+        ...(c.etcd.endpoints.length > 0 ? [lock as EtcdDistributedLock] : []),
         new PendingCreatesIndicator(iac),
         new AdoptionIndicator(report),
       ],

@@ -138,8 +138,8 @@ async function onlyInitAndService(container: Container): Promise<ContainerProces
     () => describeProcesses(ps),
   );
   expect(ps.map((p) => p.cmdline)).toEqual([
-    '/usr/bin/tini -- node dist/main.js',
-    'node dist/main.js',
+    '/usr/bin/tini -- node --max-semi-space-size=4 dist/main.js',
+    'node --max-semi-space-size=4 dist/main.js',
   ]);
   return ps;
 }

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { LocalWorkspace, PulumiCommand } from '@pulumi/pulumi/automation';
+import { LocalWorkspace, PulumiCommand } from './pulumi-automation';
 import { randomBytes } from 'node:crypto';
 import {
   copyFile,

@@ -13,7 +13,6 @@ import { AppConfig } from '../../config';
 import { GrpcConnectionSink } from './grpc-connection-sink';
 import { grpcOptions } from './grpc.options';
 import { MAX_BODY_BYTES } from './protojson';
-import { setupSwagger } from './swagger/swagger';
 
 /**
  * One port for gRPC and REST, as upstream (cmux) serves them, so existing clients keep one address.
@@ -154,7 +153,8 @@ export async function startApiServer(
   // upstream's Go server sends no such header; nobody needs to know what serves the API.
   app.disable('x-powered-by');
   app.useBodyParser('json', { limit: MAX_BODY_BYTES, type: () => true });
-  if (app.get(AppConfig).swagger) setupSwagger(app);
+  // Loaded only when served: @nestjs/swagger and the document cost memory and start-up time.
+  if (app.get(AppConfig).swagger) (await import('./swagger/swagger')).setupSwagger(app);
   const singlePort = app.get(SinglePortServer);
   app.connectMicroservice(grpcOptions(singlePort.grpc), { inheritAppConfig: true });
   await app.init();
