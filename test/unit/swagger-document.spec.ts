@@ -1,15 +1,13 @@
 import { RequestMethod } from '@nestjs/common';
 import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import 'reflect-metadata';
 import { describe, expect, it } from 'vitest';
 import { ChallengeStoreHttpController } from '../../src/challenge-store/transport/challenge-store.http.controller';
 import { InstanceManagerHttpController } from '../../src/instance-manager/transport/instance-manager.http.controller';
-import { PROTO_FILES, PROTO_ROOT } from '../../src/shared/transport/grpc.options';
 import { snakeToCamel } from '../../src/shared/transport/protojson';
 import { SWAGGER_DOCUMENT } from '../../src/shared/transport/swagger/swagger.document';
+import { loadApi } from '../../scripts/generate-proto-types.mjs';
 
 /**
  * The Swagger document is written by hand; these checks hold it to the protos (the one source of
@@ -34,17 +32,6 @@ interface Binding {
   path: string;
   body: boolean;
   rpc: protobuf.Method;
-}
-
-function loadProtos(): protobuf.Root {
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => {
-    const local = join(PROTO_ROOT, target);
-    return existsSync(local) ? local : target;
-  };
-  root.loadSync(PROTO_FILES, { keepCase: true, alternateCommentMode: true });
-  root.resolveAll();
-  return root;
 }
 
 const API_SERVICES = ['api.v1.challenge.ChallengeStore', 'api.v1.instance.InstanceManager'];
@@ -334,11 +321,11 @@ describe('SWAGGER_DOCUMENT', () => {
   });
 
   it('should agree with the protos on every route, parameter, field name and type', () => {
-    expect(problemsOf(loadProtos(), document, controllerRoutes(CONTROLLERS))).toEqual([]);
+    expect(problemsOf(loadApi(), document, controllerRoutes(CONTROLLERS))).toEqual([]);
   });
 
   it('should report a field added to a proto message and not to Swagger', () => {
-    const root = loadProtos();
+    const root = loadApi();
     root
       .lookupType('api.v1.instance.Instance')
       .add(new protobuf.Field('exposed_ports', 10, 'int64'));
@@ -360,7 +347,7 @@ describe('SWAGGER_DOCUMENT', () => {
     const instance = doc.definitions.instanceInstance as { properties: Record<string, Schema> };
     instance.properties.since = { type: 'string' };
     instance.properties.flags = { type: 'string' };
-    const problems = problemsOf(loadProtos(), doc, controllerRoutes(CONTROLLERS));
+    const problems = problemsOf(loadApi(), doc, controllerRoutes(CONTROLLERS));
     expect(problems).toContain(
       '#/definitions/instanceInstance.since: {"type":"string"} for .google.protobuf.Timestamp',
     );
@@ -374,7 +361,7 @@ describe('SWAGGER_DOCUMENT', () => {
     const { patch } = doc.paths['/api/v1/challenge/{id}']!;
     delete doc.paths['/api/v1/challenge/{id}']!.patch;
     doc.paths['/api/v1/challenge/{id}']!.put = patch!;
-    const problems = problemsOf(loadProtos(), doc, controllerRoutes(CONTROLLERS));
+    const problems = problemsOf(loadApi(), doc, controllerRoutes(CONTROLLERS));
     expect(problems).toContain('route PATCH /api/v1/challenge/{id} is not in the Swagger paths');
     expect(problems).toContain('Swagger path PUT /api/v1/challenge/{id} is no controller route');
   });
