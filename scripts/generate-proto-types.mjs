@@ -187,13 +187,44 @@ function renderMessage(type) {
   return out;
 }
 
+const constantCase = (name) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+
+/** Proto paths into `type` as FieldMask's IsValid accepts them: fields, then singular messages' fields. */
+function fieldPaths(type, prefix = '', depth = 0) {
+  if (depth > 8) throw new Error(`${type.fullName}: message nesting too deep for field paths`);
+  return type.fieldsArray.flatMap((f) => {
+    const path = `${prefix}${f.name}`;
+    const nested =
+      f.resolvedType instanceof protobuf.Type && !f.map && !f.repeated
+        ? fieldPaths(f.resolvedType, `${path}.`, depth + 1)
+        : [];
+    return [path, ...nested];
+  });
+}
+
+/** For a message that carries a FieldMask: the paths a mask on it may name. */
+function renderMaskPaths(type) {
+  const carriesMask = type.fieldsArray.some(
+    (f) => f.resolvedType?.fullName === '.google.protobuf.FieldMask',
+  );
+  if (!carriesMask) return '';
+  return (
+    docComment(
+      `Every proto path FieldMask's IsValid accepts for ${type.fullName.slice(1)} (its fields, and the fields of its singular message fields).`,
+    ) +
+    `export const ${constantCase(type.name)}_FIELD_PATHS = [${fieldPaths(type)
+      .map((p) => `'${p}'`)
+      .join(', ')}] as const;\n\n`
+  );
+}
+
 function renderEnum(e) {
   const name = typeName(e);
   const entries = Object.entries(e.values).sort((a, b) => a[1] - b[1]);
   entries.forEach(([, n], i) => {
     if (n !== i) throw new Error(`${e.fullName}: values must be numbered 0, 1, 2, …`);
   });
-  const constName = name.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase();
+  const constName = constantCase(name);
   return (
     docComment(
       `${e.fullName.slice(1)}: value names, indexed by number (protojson writes and reads the names).${e.comment ? `\n\n${e.comment.trim()}` : ''}`,
@@ -241,7 +272,7 @@ export async function render() {
       if (nested instanceof protobuf.Enum) body += renderEnum(nested);
     }
     for (const nested of ns.nestedArray) {
-      if (nested instanceof protobuf.Type) body += renderMessage(nested);
+      if (nested instanceof protobuf.Type) body += renderMessage(nested) + renderMaskPaths(nested);
     }
     for (const nested of ns.nestedArray) {
       if (nested instanceof protobuf.Service) body += renderService(nested);

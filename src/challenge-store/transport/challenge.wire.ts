@@ -1,5 +1,6 @@
 import { InvalidArgumentError, InvalidUpdateMaskError } from '../../shared/errors';
 import {
+  UPDATE_CHALLENGE_REQUEST_FIELD_PATHS,
   UPDATE_STRATEGY_VALUES,
   type ChallengeGrpc,
   type ChallengeJson,
@@ -51,26 +52,8 @@ import {
 /** The proto's value names, indexed by number; the service knows each of them. */
 const UPDATE_STRATEGIES = UPDATE_STRATEGY_VALUES satisfies readonly UpdateStrategy[];
 
-/**
- * Paths FieldMask.IsValid accepts for UpdateChallengeRequest: its fields and the fields of its
- * message-typed fields (upstream validates with `fm.IsValid(req)`).
- */
-const VALID_MASK_PATHS: ReadonlySet<string> = new Set([
-  'id',
-  'scenario',
-  'update_strategy',
-  'timeout',
-  'timeout.seconds',
-  'timeout.nanos',
-  'until',
-  'until.seconds',
-  'until.nanos',
-  'update_mask',
-  'update_mask.paths',
-  'additional',
-  'min',
-  'max',
-]);
+/** Paths FieldMask.IsValid accepts for UpdateChallengeRequest (upstream: `fm.IsValid(req)`). */
+const VALID_MASK_PATHS: ReadonlySet<string> = new Set(UPDATE_CHALLENGE_REQUEST_FIELD_PATHS);
 
 // ---------------------------------------------------------------------------------------------
 // Output

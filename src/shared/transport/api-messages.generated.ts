@@ -174,6 +174,27 @@ export interface UpdateChallengeRequestJson {
 }
 
 /**
+ * Every proto path FieldMask's IsValid accepts for api.v1.challenge.UpdateChallengeRequest (its
+ * fields, and the fields of its singular message fields).
+ */
+export const UPDATE_CHALLENGE_REQUEST_FIELD_PATHS = [
+  'id',
+  'scenario',
+  'update_strategy',
+  'timeout',
+  'timeout.seconds',
+  'timeout.nanos',
+  'until',
+  'until.seconds',
+  'until.nanos',
+  'update_mask',
+  'update_mask.paths',
+  'additional',
+  'min',
+  'max',
+] as const;
+
+/**
  * api.v1.challenge.Challenge as proto-loader decodes it and grpc-js encodes it (our loader
  * options).
  */
