@@ -41,7 +41,8 @@ const port = z
 
 /**
  * Durations written as Go's time.ParseDuration reads them (`90s`, `10m`, `1h30m`, `500ms`), the
- * style of upstream's janitor `TICKER`; must be positive, or `0` where `zeroMeans` says what 0 does.
+ * style of upstream's janitor `TICKER`; must be positive, or `0` where `zeroMeans` says what 0
+ * does.
  */
 const goDurationOf = (zeroMeans?: string) =>
   z
@@ -65,6 +66,7 @@ const goDurationOf = (zeroMeans?: string) =>
 
 const goDuration = goDurationOf();
 
+// The settings' duration syntax, for what checks values written for these variables (manifests).
 export { parseGoDuration };
 
 const byteSize = z
