@@ -207,6 +207,9 @@ function problemsOf(root: protobuf.Root, doc: Document, routes: string[]): strin
       if (!expected.includes(name))
         problems.push(`${where}: ${name} is no field of ${type.fullName}`);
     }
+    for (const name of (schema.required ?? []) as string[]) {
+      if (!expected.includes(name)) problems.push(`${where}: required ${name} is no field`);
+    }
     for (const field of fields) {
       const property = properties[snakeToCamel(field.name)];
       if (property) fieldSchema(field, property, `${where}.${snakeToCamel(field.name)}`);
