@@ -8,7 +8,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpOciRegistry } from '../src/adapters/oci/http-oci-registry.adapter';
-import { DEFAULT_OCI_LIMITS } from '../src/adapters/oci/http-oci-registry.options';
+import {
+  DEFAULT_OCI_LIMITS,
+  DEFAULT_OCI_REQUEST_TIMEOUT_MS,
+} from '../src/adapters/oci/http-oci-registry.options';
 import { connectApiClients } from '../test/support/grpc-client';
 import { freePort, startRegistry } from '../test/support/services';
 import { useToolchainPath } from '../test/support/toolchain';
@@ -29,7 +32,7 @@ async function main(): Promise<void> {
     cacheDir: join(scratch, 'push'),
     insecure: true,
     limits: DEFAULT_OCI_LIMITS,
-    requestTimeoutMs: 30_000,
+    requestTimeoutMs: DEFAULT_OCI_REQUEST_TIMEOUT_MS,
   }).pushScenario(join(process.cwd(), 'examples', 'nodejs-flag-server'), ref);
   const dir = join(scratch, 'data');
   await seedChallenges(dir, CHALLENGES, ref);

@@ -1,7 +1,10 @@
 // Set-up shared by the benchmarks.
 import { join } from 'node:path';
 import { HttpOciRegistry } from '../src/adapters/oci/http-oci-registry.adapter';
-import { DEFAULT_OCI_LIMITS } from '../src/adapters/oci/http-oci-registry.options';
+import {
+  DEFAULT_OCI_LIMITS,
+  DEFAULT_OCI_REQUEST_TIMEOUT_MS,
+} from '../src/adapters/oci/http-oci-registry.options';
 import { outputsOnlyScenario } from '../test/support/api-scenarios';
 import { scenarioOf } from '../test/support/scenarios';
 
@@ -19,7 +22,7 @@ export async function pushOutputsOnly(
     cacheDir: join(scratch, 'push'),
     insecure: true,
     limits: DEFAULT_OCI_LIMITS,
-    requestTimeoutMs: 30_000,
+    requestTimeoutMs: DEFAULT_OCI_REQUEST_TIMEOUT_MS,
   }).pushScenario(scenarioOf(scratch, 'outputs-only', outputsOnlyScenario(variant)), ref);
   return ref;
 }

@@ -12,7 +12,10 @@ import { dirname, join } from 'node:path';
 import { PulumiIacEngine } from '../src/adapters/iac/pulumi-iac-engine.adapter';
 import { InMemoryDistributedLock } from '../src/adapters/lock/in-memory-distributed-lock.adapter';
 import { HttpOciRegistry } from '../src/adapters/oci/http-oci-registry.adapter';
-import { DEFAULT_OCI_LIMITS } from '../src/adapters/oci/http-oci-registry.options';
+import {
+  DEFAULT_OCI_LIMITS,
+  DEFAULT_OCI_REQUEST_TIMEOUT_MS,
+} from '../src/adapters/oci/http-oci-registry.options';
 import { FsStateStore } from '../src/adapters/state/fs-state-store.adapter';
 import { lockKeys } from '../src/shared/domain';
 import { outputsOnlyScenario } from '../test/support/api-scenarios';
@@ -47,7 +50,7 @@ async function main(): Promise<void> {
     cacheDir: join(scratch, 'push'),
     insecure: true,
     limits: DEFAULT_OCI_LIMITS,
-    requestTimeoutMs: 30_000,
+    requestTimeoutMs: DEFAULT_OCI_REQUEST_TIMEOUT_MS,
   });
   await pusher.pushScenario(scenarioDir, ref);
   const dir = join(scratch, 'data');
@@ -161,7 +164,7 @@ async function main(): Promise<void> {
       cacheDir: cache,
       insecure: true,
       limits: DEFAULT_OCI_LIMITS,
-      requestTimeoutMs: 30_000,
+      requestTimeoutMs: DEFAULT_OCI_REQUEST_TIMEOUT_MS,
     });
     const [cold, scenario] = await timed(() => oci.fetchScenario(ref));
     const [warm] = await timed(() => oci.fetchScenario(ref));

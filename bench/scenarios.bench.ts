@@ -7,7 +7,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PulumiIacEngine } from '../src/adapters/iac/pulumi-iac-engine.adapter';
 import { HttpOciRegistry } from '../src/adapters/oci/http-oci-registry.adapter';
-import { DEFAULT_OCI_LIMITS } from '../src/adapters/oci/http-oci-registry.options';
+import {
+  DEFAULT_OCI_LIMITS,
+  DEFAULT_OCI_REQUEST_TIMEOUT_MS,
+} from '../src/adapters/oci/http-oci-registry.options';
 import { startRegistry } from '../test/support/services';
 // Run from the repository root (bench/run.sh does).
 const EXAMPLES = join(process.cwd(), 'examples');
@@ -24,7 +27,7 @@ async function main(): Promise<void> {
       cacheDir: join(scratch, 'pusher'),
       insecure: true,
       limits: DEFAULT_OCI_LIMITS,
-      requestTimeoutMs: 30_000,
+      requestTimeoutMs: DEFAULT_OCI_REQUEST_TIMEOUT_MS,
     });
     console.log(`scenario benchmark (registry ${registry.endpoint}, ${new Date().toISOString()})`);
     for (const example of ['nodejs-flag-server', 'go-minimal']) {
@@ -35,7 +38,7 @@ async function main(): Promise<void> {
         cacheDir: cache,
         insecure: true,
         limits: DEFAULT_OCI_LIMITS,
-        requestTimeoutMs: 30_000,
+        requestTimeoutMs: DEFAULT_OCI_REQUEST_TIMEOUT_MS,
       });
       const [cold, scenario] = await timed(() => oci.fetchScenario(ref));
       const [warm] = await timed(() => oci.fetchScenario(ref));

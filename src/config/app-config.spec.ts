@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { availableParallelism } from 'node:os';
-import { AppConfig, ConfigError, parseGoDuration } from './app-config';
+import { AppConfig, ConfigError } from './app-config';
 
 describe('AppConfig', () => {
   describe('fromEnv', () => {
@@ -69,22 +69,6 @@ describe('AppConfig etcd', () => {
 
   it('should refuse a TLS endpoint', () => {
     expect(() => AppConfig.fromEnv({ ETCD_ENDPOINT: 'https://e:2379' })).toThrow('ETCD_ENDPOINT');
-  });
-});
-
-describe('parseGoDuration', () => {
-  it.each([
-    ['30s', 30_000],
-    ['10m', 600_000],
-    ['1h30m', 5_400_000],
-    ['500ms', 500],
-    ['1.5s', 1500],
-  ])('should read %s as %d ms', (raw, ms) => {
-    expect(parseGoDuration(raw)).toBe(ms);
-  });
-
-  it.each(['', '10', 'ten minutes', '-5s', '5d'])('should refuse %j', (raw) => {
-    expect(parseGoDuration(raw)).toBeUndefined();
   });
 });
 

@@ -1,6 +1,12 @@
 import { availableParallelism, homedir, tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
+import {
+  DEFAULT_OCI_LIMITS,
+  DEFAULT_OCI_REQUEST_TIMEOUT_MS,
+  DEFAULT_OCI_TRANSFER_TIMEOUT_MS,
+} from '../adapters/oci/http-oci-registry.options';
+import { parseGoDuration } from '../shared/duration';
 
 /** Log levels accepted by upstream (zap names); `dpanic`, `panic` and `fatal` all mean "errors only". */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'dpanic', 'panic', 'fatal'] as const;
@@ -35,33 +41,33 @@ const port = z
 
 /**
  * Durations written as Go's time.ParseDuration reads them (`90s`, `10m`, `1h30m`, `500ms`), the
- * style of upstream's janitor `TICKER`; must be positive.
+ * style of upstream's janitor `TICKER`; must be positive, or `0` where `zeroMeans` says what 0
+ * does.
  */
-const goDuration = z
-  .string()
-  .trim()
-  .transform((raw, ctx) => {
-    const ms = parseGoDuration(raw);
-    if (ms === undefined || ms <= 0) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `"${raw}" is not a positive duration (e.g. 30s, 10m, 1h)`,
-      });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const goDurationOf = (zeroMeans?: string) =>
+  z
+    .string()
+    .trim()
+    .transform((raw, ctx) => {
+      if (zeroMeans !== undefined && raw === '0') return 0;
+      const ms = parseGoDuration(raw);
+      if (ms === undefined || ms <= 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            zeroMeans === undefined
+              ? `"${raw}" is not a positive duration (e.g. 30s, 10m, 1h)`
+              : `"${raw}" is not a positive duration (e.g. 1m) or 0 (${zeroMeans})`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    });
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const goDuration = goDurationOf();
 
-/** Milliseconds of a Go-style duration, or undefined if it does not parse. */
-export function parseGoDuration(raw: string): number | undefined {
-  if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(raw)) return undefined;
-  let total = 0;
-  for (const [, n, , unit] of raw.matchAll(/(\d+(\.\d+)?)(ms|s|m|h)/g))
-    total += Number(n) * UNIT_MS[unit!]!;
-  return total;
-}
+// The settings' duration syntax, for what checks values written for these variables (manifests).
+export { parseGoDuration };
 
 const byteSize = z
   .string()
@@ -127,15 +133,15 @@ const envSchema = z.object({
   OCI_USERNAME: z.string().default(''),
   OCI_PASSWORD: z.string().default(''),
   /** Largest file of a scenario artifact. */
-  OCI_MAX_LAYER_SIZE: byteSize.default(64 * 1024 ** 2),
+  OCI_MAX_LAYER_SIZE: byteSize.default(DEFAULT_OCI_LIMITS.maxLayerBytes),
   /** Most files in a scenario artifact. */
-  OCI_MAX_LAYERS: positiveInt.default(256),
+  OCI_MAX_LAYERS: positiveInt.default(DEFAULT_OCI_LIMITS.maxLayers),
   /** Largest scenario artifact (sum of its files). */
-  OCI_MAX_TOTAL_SIZE: byteSize.default(256 * 1024 ** 2),
+  OCI_MAX_TOTAL_SIZE: byteSize.default(DEFAULT_OCI_LIMITS.maxTotalBytes),
   /** Bound of one registry request (headers, then between two chunks). */
-  OCI_TIMEOUT: goDuration.default(30_000),
+  OCI_TIMEOUT: goDuration.default(DEFAULT_OCI_REQUEST_TIMEOUT_MS),
   /** Bound of a whole pull or push (a registry dripping bytes within OCI_TIMEOUT is cut off). */
-  OCI_TRANSFER_TIMEOUT: goDuration.default(5 * 60_000),
+  OCI_TRANSFER_TIMEOUT: goDuration.default(DEFAULT_OCI_TRANSFER_TIMEOUT_MS),
   /** Passphrase encrypting the secrets of the stacks' state (Pulumi's own variable name). */
   PULUMI_CONFIG_PASSPHRASE: z.string().default(''),
   /** Bound of one `pulumi up`, preview or destroy; past it the operation is cancelled and cleaned up. */
@@ -154,22 +160,7 @@ const envSchema = z.object({
   /**
    * Period of the janitor's sweep (after upstream's janitor `TICKER`); `0` turns the janitor off.
    */
-  JANITOR_TICKER: z
-    .string()
-    .trim()
-    .transform((raw, ctx) => {
-      if (raw === '0') return 0;
-      const ms = parseGoDuration(raw);
-      if (ms === undefined || ms <= 0) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `"${raw}" is not a positive duration (e.g. 1m) or 0 (off)`,
-        });
-        return z.NEVER;
-      }
-      return ms;
-    })
-    .default(60_000),
+  JANITOR_TICKER: goDurationOf('off').default(60_000),
   /**
    * On SIGTERM, how long requests in flight may run before they are cancelled (their IaC work
    * then gets IAC_CANCEL_GRACE to stop and is cleaned up).

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { ScenarioInvalidError, ScenarioPreprocessError } from '../../shared/errors';
 import type { FetchedScenario } from '../../shared/ports';
+import { SingleFlight } from '../../shared/single-flight';
 
 const execFileAsync = promisify(execFile);
 
@@ -41,16 +42,13 @@ export interface ScenarioPreparerOptions {
  * does. The result is a separate directory, so the fetched files stay pristine.
  */
 export class ScenarioPreparer {
-  private readonly inflight = new Map<string, Promise<PreparedScenario>>();
+  /** One preparation per digest at a time; concurrent callers share it. */
+  private readonly preparing = new SingleFlight<PreparedScenario>();
 
   constructor(private readonly opts: ScenarioPreparerOptions) {}
 
   prepare(scenario: FetchedScenario): Promise<PreparedScenario> {
-    const pending = this.inflight.get(scenario.digest);
-    if (pending) return pending;
-    const work = this.prepareOnce(scenario).finally(() => this.inflight.delete(scenario.digest));
-    this.inflight.set(scenario.digest, work);
-    return work;
+    return this.preparing.run(scenario.digest, () => this.prepareOnce(scenario));
   }
 
   private async prepareOnce(scenario: FetchedScenario): Promise<PreparedScenario> {

@@ -38,7 +38,7 @@ import {
   writeAll,
   type PlannedFile,
 } from './scenario-files';
-import { SingleFlight } from './single-flight';
+import { SingleFlight } from '../../shared/single-flight';
 
 /** Temp entries start with a dot so they can never be taken for a digest entry. */
 const TEMP_PREFIX = '.tmp-';

@@ -27,6 +27,10 @@ export interface HttpOciRegistryOptions {
   transferTimeoutMs?: number;
 }
 
+/**
+ * The defaults of OCI_MAX_LAYER_SIZE, OCI_MAX_LAYERS, OCI_MAX_TOTAL_SIZE, OCI_TIMEOUT and
+ * OCI_TRANSFER_TIMEOUT (the configuration reads them from here), also used by the push CLI.
+ */
 export const DEFAULT_OCI_LIMITS: Readonly<OciLimits> = Object.freeze({
   maxLayerBytes: 64 * 1024 * 1024,
   maxLayers: 256,

@@ -1,6 +1,15 @@
 import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { from, map, type Observable } from 'rxjs';
+import type {
+  ChallengeGrpc,
+  ChallengeStoreGrpcHandlers,
+  CreateChallengeRequestGrpc,
+  DeleteChallengeRequestGrpc,
+  EmptyGrpc,
+  RetrieveChallengeRequestGrpc,
+  UpdateChallengeRequestGrpc,
+} from '../../shared/transport/api-messages.generated';
 import { DrainState } from '../../shared/transport/drain';
 import { ChallengeStoreService } from '../challenge-store.service';
 import {
@@ -8,29 +17,28 @@ import {
   challengeToGrpc,
   createChallengeFromGrpc,
   updateChallengeFromGrpc,
-  type ChallengeGrpc,
-  type GrpcChallengeIdRequest,
-  type GrpcCreateChallengeRequest,
-  type GrpcUpdateChallengeRequest,
 } from './challenge.wire';
 
-/** api.v1.challenge.ChallengeStore over gRPC. Errors go through the shared filter. */
+/**
+ * api.v1.challenge.ChallengeStore over gRPC, typed by the handlers generated from the proto.
+ * Errors go through the shared filter.
+ */
 @Controller()
-export class ChallengeStoreGrpcController {
+export class ChallengeStoreGrpcController implements ChallengeStoreGrpcHandlers {
   constructor(
     private readonly store: ChallengeStoreService,
     private readonly drain: DrainState,
   ) {}
 
   @GrpcMethod('ChallengeStore', 'CreateChallenge')
-  async createChallenge(req: GrpcCreateChallengeRequest): Promise<ChallengeGrpc> {
+  async createChallenge(req: CreateChallengeRequestGrpc): Promise<ChallengeGrpc> {
     return challengeToGrpc(
       await this.store.create(createChallengeFromGrpc(req), this.drain.signal),
     );
   }
 
   @GrpcMethod('ChallengeStore', 'RetrieveChallenge')
-  async retrieveChallenge(req: GrpcChallengeIdRequest): Promise<ChallengeGrpc> {
+  async retrieveChallenge(req: RetrieveChallengeRequestGrpc): Promise<ChallengeGrpc> {
     return challengeToGrpc(await this.store.retrieve(challengeIdFromGrpc(req)));
   }
 
@@ -40,14 +48,14 @@ export class ChallengeStoreGrpcController {
   }
 
   @GrpcMethod('ChallengeStore', 'UpdateChallenge')
-  async updateChallenge(req: GrpcUpdateChallengeRequest): Promise<ChallengeGrpc> {
+  async updateChallenge(req: UpdateChallengeRequestGrpc): Promise<ChallengeGrpc> {
     return challengeToGrpc(
       await this.store.update(updateChallengeFromGrpc(req), this.drain.signal),
     );
   }
 
   @GrpcMethod('ChallengeStore', 'DeleteChallenge')
-  async deleteChallenge(req: GrpcChallengeIdRequest): Promise<Record<string, never>> {
+  async deleteChallenge(req: DeleteChallengeRequestGrpc): Promise<EmptyGrpc> {
     await this.store.delete(challengeIdFromGrpc(req), this.drain.signal);
     return {};
   }

@@ -12,15 +12,16 @@ import {
   Res,
 } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
+import type { ChallengeJson, EmptyJson } from '../../shared/transport/api-messages.generated';
 import { writeNdjsonStream } from '../../shared/transport/ndjson';
 import { DrainState } from '../../shared/transport/drain';
+import { FailureReporter } from '../../shared/transport/failure-reporter';
 import { ChallengeStoreService } from '../challenge-store.service';
 import {
   challengeIdFromPath,
   challengeToJson,
   createChallengeFromJson,
   updateChallengeFromJson,
-  type ChallengeJson,
 } from './challenge.wire';
 
 /** api.v1.challenge.ChallengeStore over REST, at upstream's grpc-gateway paths and shapes. */
@@ -29,6 +30,7 @@ export class ChallengeStoreHttpController {
   constructor(
     private readonly store: ChallengeStoreService,
     private readonly drain: DrainState,
+    private readonly failures: FailureReporter,
   ) {}
 
   @Post()
@@ -47,7 +49,7 @@ export class ChallengeStoreHttpController {
   /** Server-streaming QueryChallenge: NDJSON `{"result": …}` lines. */
   @Get()
   query(@Res() res: ServerResponse): Promise<void> {
-    return writeNdjsonStream(res, this.store.query(), challengeToJson);
+    return writeNdjsonStream(res, this.store.query(), challengeToJson, this.failures);
   }
 
   @Patch(':id')
@@ -58,7 +60,7 @@ export class ChallengeStoreHttpController {
   }
 
   @Delete(':id')
-  async delete(@Param('id') id: string): Promise<Record<string, never>> {
+  async delete(@Param('id') id: string): Promise<EmptyJson> {
     await this.store.delete(challengeIdFromPath(id), this.drain.signal);
     return {};
   }

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, InvalidUpdateMaskError } from '../../shared/errors';
+import type {
+  CreateChallengeRequestGrpc,
+  UpdateChallengeRequestGrpc,
+} from '../../shared/transport/api-messages.generated';
 import type { ChallengeView } from '../challenge-store.types';
 import {
   challengeIdFromGrpc,
@@ -12,6 +16,28 @@ import {
 } from './challenge.wire';
 
 const since = new Date('2026-05-01T10:00:00.123Z');
+
+/** gRPC requests as proto-loader decodes them: every field with its default, but `over`. */
+const createReq = (over: Partial<CreateChallengeRequestGrpc>): CreateChallengeRequestGrpc => ({
+  id: '',
+  scenario: '',
+  timeout: null,
+  until: null,
+  additional: {},
+  min: '0',
+  max: '0',
+  ...over,
+});
+const updateReq = (over: Partial<UpdateChallengeRequestGrpc>): UpdateChallengeRequestGrpc => ({
+  id: '',
+  timeout: null,
+  until: null,
+  updateMask: null,
+  additional: {},
+  min: '0',
+  max: '0',
+  ...over,
+});
 
 const view = (over: Partial<ChallengeView> = {}): ChallengeView => ({
   id: '1',
@@ -272,7 +298,7 @@ describe('gRPC requests', () => {
   });
 
   it('should leave the mask undefined and the scenario unset when absent', () => {
-    const input = updateChallengeFromGrpc({ id: 'c', scenario: undefined as unknown as string });
+    const input = updateChallengeFromGrpc(updateReq({ id: 'c' }));
     expect(input.mask).toBeUndefined();
     expect(input).not.toHaveProperty('scenario');
     expect(input.updateStrategy).toBe('update_in_place');
@@ -280,11 +306,15 @@ describe('gRPC requests', () => {
 
   it('should refuse unknown mask paths, empty ids and non-positive durations', () => {
     expect(() =>
-      updateChallengeFromGrpc({ id: 'c', scenario: 's', updateMask: { paths: ['updateMask'] } }),
+      updateChallengeFromGrpc(
+        updateReq({ id: 'c', scenario: 's', updateMask: { paths: ['updateMask'] } }),
+      ),
     ).toThrow(InvalidUpdateMaskError);
     expect(() => challengeIdFromGrpc({ id: '' })).toThrow(/^invalid id:/);
     expect(() =>
-      createChallengeFromGrpc({ id: 'c', scenario: 's', timeout: { seconds: '0', nanos: 0 } }),
+      createChallengeFromGrpc(
+        createReq({ id: 'c', scenario: 's', timeout: { seconds: '0', nanos: 0 } }),
+      ),
     ).toThrow(/^invalid timeout:/);
   });
 });
@@ -300,11 +330,11 @@ describe('input limits', () => {
   ])('should refuse an oversized %s on both transports', (field, req) => {
     const refused = expect.objectContaining({ reason: 'INVALID_ARGUMENT', field }) as Error;
     expect(() => createChallengeFromJson(req)).toThrow(refused);
-    expect(() => createChallengeFromGrpc(req)).toThrow(refused);
+    expect(() => createChallengeFromGrpc(createReq(req))).toThrow(refused);
     const update = { ...req, updateMask: field === 'id' ? 'scenario' : field };
     expect(() => updateChallengeFromJson(req.id, update)).toThrow(refused);
     expect(() =>
-      updateChallengeFromGrpc({ ...req, updateMask: { paths: [update.updateMask] } }),
+      updateChallengeFromGrpc(updateReq({ ...req, updateMask: { paths: [update.updateMask] } })),
     ).toThrow(refused);
   });
 

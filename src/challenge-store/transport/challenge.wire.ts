@@ -1,10 +1,20 @@
 import { InvalidArgumentError, InvalidUpdateMaskError } from '../../shared/errors';
 import {
-  instanceToGrpc,
-  instanceToJson,
-  type InstanceGrpc,
-  type InstanceJson,
-} from '../../shared/transport/instance-message';
+  UPDATE_CHALLENGE_REQUEST_FIELD_PATHS,
+  UPDATE_STRATEGY_VALUES,
+  type ChallengeGrpc,
+  type ChallengeJson,
+  type CreateChallengeRequestGrpc,
+  type CreateChallengeRequestJson,
+  type DeleteChallengeRequestGrpc,
+  type DurationGrpc,
+  type RetrieveChallengeRequestGrpc,
+  type TimestampGrpc,
+  type UpdateChallengeRequestGrpc,
+  type UpdateChallengeRequestJson,
+  type UpdateStrategy as WireUpdateStrategy,
+} from '../../shared/transport/api-messages.generated';
+import { instanceToGrpc, instanceToJson } from '../../shared/transport/instance-message';
 import {
   decodeJsonMessage,
   durationFromGrpc,
@@ -20,8 +30,7 @@ import {
   requirePositiveDuration,
   timestampFromGrpc,
   timestampToGrpc,
-  type GrpcDuration,
-  type GrpcTimestamp,
+  type FieldTable,
 } from '../../shared/transport/protojson';
 import {
   UPDATABLE_PATHS,
@@ -36,62 +45,18 @@ import {
  * api.v1.challenge messages ⇄ service inputs and views, for both transports: protojson for REST
  * (as upstream's grpc-gateway), proto-loader objects for gRPC. Validation happens here, before
  * any service work (bad input changes nothing); bounds of `min`/`max` are the service's (it answers
- * CHALLENGE_POOLER_OUT_OF_BOUNDS as upstream does).
+ * CHALLENGE_POOLER_OUT_OF_BOUNDS as upstream does). The message types are generated from the
+ * protos.
  */
 
-const UPDATE_STRATEGIES = [
-  'update_in_place',
-  'blue_green',
-  'recreate',
-] as const satisfies readonly UpdateStrategy[];
+/** The proto's value names, indexed by number; the service knows each of them. */
+const UPDATE_STRATEGIES = UPDATE_STRATEGY_VALUES satisfies readonly UpdateStrategy[];
 
-/**
- * Paths FieldMask.IsValid accepts for UpdateChallengeRequest: its fields and the fields of its
- * message-typed fields (upstream validates with `fm.IsValid(req)`).
- */
-const VALID_MASK_PATHS: ReadonlySet<string> = new Set([
-  'id',
-  'scenario',
-  'update_strategy',
-  'timeout',
-  'timeout.seconds',
-  'timeout.nanos',
-  'until',
-  'until.seconds',
-  'until.nanos',
-  'update_mask',
-  'update_mask.paths',
-  'additional',
-  'min',
-  'max',
-]);
+/** Paths FieldMask.IsValid accepts for UpdateChallengeRequest (upstream: `fm.IsValid(req)`). */
+const VALID_MASK_PATHS: ReadonlySet<string> = new Set(UPDATE_CHALLENGE_REQUEST_FIELD_PATHS);
 
 // ---------------------------------------------------------------------------------------------
 // Output
-
-/** api.v1.challenge.Challenge in protojson (REST) form. */
-export interface ChallengeJson {
-  id: string;
-  scenario: string;
-  timeout: string | null;
-  until: string | null;
-  instances: InstanceJson[];
-  additional: Record<string, string>;
-  min: string;
-  max: string;
-}
-
-/** api.v1.challenge.Challenge as a proto-loader object (gRPC). */
-export interface ChallengeGrpc {
-  id: string;
-  scenario: string;
-  timeout: GrpcDuration | null;
-  until: GrpcTimestamp | null;
-  instances: InstanceGrpc[];
-  additional: Record<string, string>;
-  min: string;
-  max: string;
-}
 
 /** A challenge as protojson with EmitUnpopulated writes it: unset messages `null`, int64 strings. */
 export function challengeToJson(c: ChallengeView): ChallengeJson {
@@ -132,13 +97,13 @@ const CREATE_FIELDS = {
   additional: json.stringMap,
   min: json.int64,
   max: json.int64,
-};
+} satisfies FieldTable<CreateChallengeRequestJson>;
 
 const UPDATE_FIELDS = {
   ...CREATE_FIELDS,
   updateStrategy: json.enumOf(UPDATE_STRATEGIES),
   updateMask: json.fieldMask,
-};
+} satisfies FieldTable<UpdateChallengeRequestJson>;
 
 /**
  * POST /api/v1/challenge body → CreateChallengeInput.
@@ -189,35 +154,14 @@ export function challengeIdFromPath(id: string): string {
 // ---------------------------------------------------------------------------------------------
 // Input: gRPC (proto-loader objects)
 
-/** api.v1.challenge.CreateChallengeRequest as proto-loader decodes it. */
-export interface GrpcCreateChallengeRequest {
-  id: string;
-  scenario: string;
-  timeout?: GrpcDuration | null;
-  until?: GrpcTimestamp | null;
-  additional?: Record<string, string>;
-  min?: string | number;
-  max?: string | number;
-}
-
-/** api.v1.challenge.UpdateChallengeRequest as proto-loader decodes it. */
-export interface GrpcUpdateChallengeRequest extends GrpcCreateChallengeRequest {
-  /** proto3 optional: undefined when unset. */
-  scenario: string;
-  updateStrategy?: string | number | null;
-  updateMask?: { paths?: string[] } | null;
-}
-
 /** A request carrying one challenge id (Retrieve, Delete). */
-export interface GrpcChallengeIdRequest {
-  id: string;
-}
+type ChallengeIdRequestGrpc = RetrieveChallengeRequestGrpc | DeleteChallengeRequestGrpc;
 
 /**
  * CreateChallengeRequest → CreateChallengeInput.
  * @throws InvalidArgumentError naming the bad field.
  */
-export function createChallengeFromGrpc(req: GrpcCreateChallengeRequest): CreateChallengeInput {
+export function createChallengeFromGrpc(req: CreateChallengeRequestGrpc): CreateChallengeInput {
   return {
     id: requireId('id', req.id),
     scenario: requireMaxBytes('scenario', req.scenario, MAX_SCENARIO_BYTES),
@@ -233,7 +177,7 @@ export function createChallengeFromGrpc(req: GrpcCreateChallengeRequest): Create
  * UpdateChallengeRequest → UpdateChallengeInput.
  * @throws InvalidArgumentError naming the bad field; InvalidUpdateMaskError for unknown paths.
  */
-export function updateChallengeFromGrpc(req: GrpcUpdateChallengeRequest): UpdateChallengeInput {
+export function updateChallengeFromGrpc(req: UpdateChallengeRequestGrpc): UpdateChallengeInput {
   const strategy = parseStrategy(req.updateStrategy);
   return {
     id: requireId('id', req.id),
@@ -254,7 +198,7 @@ export function updateChallengeFromGrpc(req: GrpcUpdateChallengeRequest): Update
  * RetrieveChallengeRequest / DeleteChallengeRequest → id.
  * @throws InvalidArgumentError when empty.
  */
-export function challengeIdFromGrpc(req: GrpcChallengeIdRequest): string {
+export function challengeIdFromGrpc(req: ChallengeIdRequestGrpc): string {
   return requireId('id', req.id);
 }
 
@@ -280,8 +224,8 @@ function maskFromPaths(paths: string[] | undefined): ReadonlySet<UpdatablePath> 
   return new Set(paths.filter((p): p is UpdatablePath => updatable.includes(p)));
 }
 
-function parseStrategy(raw: string | number | null | undefined): UpdateStrategy {
-  if (raw === undefined || raw === null) return 'update_in_place';
+function parseStrategy(raw: WireUpdateStrategy | number | undefined): UpdateStrategy {
+  if (raw === undefined) return 'update_in_place';
   const parsed = json.enumOf(UPDATE_STRATEGIES).safeParse(raw);
   if (!parsed.success) {
     throw new InvalidArgumentError(
@@ -292,21 +236,21 @@ function parseStrategy(raw: string | number | null | undefined): UpdateStrategy 
   return parsed.data;
 }
 
-function grpcDuration(field: string, d: GrpcDuration | null | undefined): number | undefined {
+function grpcDuration(field: string, d: DurationGrpc | null | undefined): number | undefined {
   if (d === undefined || d === null) return undefined;
   const ms = durationFromGrpc(d);
   if (typeof ms !== 'number') throw new InvalidArgumentError(field, ms.problem);
   return ms;
 }
 
-function grpcTimestamp(field: string, t: GrpcTimestamp | null | undefined): Date | undefined {
+function grpcTimestamp(field: string, t: TimestampGrpc | null | undefined): Date | undefined {
   if (t === undefined || t === null) return undefined;
   const date = timestampFromGrpc(t);
   if (!(date instanceof Date)) throw new InvalidArgumentError(field, date.problem);
   return date;
 }
 
-function grpcInt64(field: string, v: string | number | undefined): number {
+function grpcInt64(field: string, v: string | undefined): number {
   if (v === undefined) return 0;
   const n = parseInt64(v);
   if (typeof n !== 'number') throw new InvalidArgumentError(field, n.problem);

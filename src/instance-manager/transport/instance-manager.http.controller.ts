@@ -13,8 +13,10 @@ import {
   Res,
 } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
+import type { InstanceJson, EmptyJson } from '../../shared/transport/api-messages.generated';
 import { writeNdjsonStream } from '../../shared/transport/ndjson';
 import { DrainState } from '../../shared/transport/drain';
+import { FailureReporter } from '../../shared/transport/failure-reporter';
 import { InstanceManagerService } from '../instance-manager.service';
 import {
   createInstanceFromJson,
@@ -22,7 +24,6 @@ import {
   instanceToJson,
   querySourceFromQuery,
   renewKeyFromJson,
-  type InstanceJson,
 } from './instance.wire';
 
 const KEY = ':challengeId/:sourceId';
@@ -33,6 +34,7 @@ export class InstanceManagerHttpController {
   constructor(
     private readonly instances: InstanceManagerService,
     private readonly drain: DrainState,
+    private readonly failures: FailureReporter,
   ) {}
 
   @Post()
@@ -59,6 +61,7 @@ export class InstanceManagerHttpController {
       res,
       this.instances.query(querySourceFromQuery(query)),
       instanceToJson,
+      this.failures,
     );
   }
 
@@ -79,7 +82,7 @@ export class InstanceManagerHttpController {
   async delete(
     @Param('challengeId') challengeId: string,
     @Param('sourceId') sourceId: string,
-  ): Promise<Record<string, never>> {
+  ): Promise<EmptyJson> {
     const key = instanceKeyFromPath(challengeId, sourceId);
     await this.instances.delete(key.challengeId, key.sourceId, this.drain.signal);
     return {};

@@ -1,21 +1,23 @@
-import {
-  instanceToGrpc,
-  instanceToJson,
-  type InstanceGrpc,
-  type InstanceJson,
-} from '../../shared/transport/instance-message';
+import type {
+  CreateInstanceRequestGrpc,
+  CreateInstanceRequestJson,
+  QueryInstanceRequestGrpc,
+  RenewInstanceRequestJson,
+} from '../../shared/transport/api-messages.generated';
+import { instanceToGrpc, instanceToJson } from '../../shared/transport/instance-message';
 import {
   decodeJsonMessage,
   json,
   requireAdditional,
   requireId,
+  type FieldTable,
 } from '../../shared/transport/protojson';
 import type { CreateInstanceInput } from '../instance-manager.types';
 
 /**
  * api.v1.instance messages ⇄ service inputs and views, for both transports: protojson for REST
  * (as upstream's grpc-gateway), proto-loader objects for gRPC. Validation happens here, before
- * any service work (bad input changes nothing).
+ * any service work (bad input changes nothing). The message types are generated from the protos.
  */
 
 /** An instance's key, as every per-instance RPC carries it. */
@@ -25,7 +27,7 @@ export interface InstanceKey {
 }
 
 // Encoders live in shared/transport because a Challenge embeds Instances; re-exported for callers.
-export { instanceToGrpc, instanceToJson, type InstanceGrpc, type InstanceJson };
+export { instanceToGrpc, instanceToJson };
 
 // ---------------------------------------------------------------------------------------------
 // REST (protojson)
@@ -34,9 +36,12 @@ const CREATE_FIELDS = {
   challengeId: json.string,
   sourceId: json.string,
   additional: json.stringMap,
-};
+} satisfies FieldTable<CreateInstanceRequestJson>;
 
-const KEY_FIELDS = { challengeId: json.string, sourceId: json.string };
+const RENEW_FIELDS = {
+  challengeId: json.string,
+  sourceId: json.string,
+} satisfies FieldTable<RenewInstanceRequestJson>;
 
 /**
  * POST /api/v1/instance body → CreateInstanceInput.
@@ -72,7 +77,7 @@ export function renewKeyFromJson(
   sourceId: string,
   body: unknown,
 ): InstanceKey {
-  decodeJsonMessage(body, KEY_FIELDS);
+  decodeJsonMessage(body, RENEW_FIELDS);
   return instanceKeyFromPath(challengeId, sourceId);
 }
 
@@ -90,21 +95,11 @@ export function querySourceFromQuery(query: Record<string, unknown>): string {
 // ---------------------------------------------------------------------------------------------
 // gRPC (proto-loader objects)
 
-/** CreateInstanceRequest as proto-loader decodes it. */
-export interface GrpcCreateInstanceRequest extends InstanceKey {
-  additional?: Record<string, string>;
-}
-
-/** QueryInstanceRequest as proto-loader decodes it. */
-export interface GrpcQueryInstanceRequest {
-  sourceId: string;
-}
-
 /**
  * CreateInstanceRequest → CreateInstanceInput.
  * @throws InvalidArgumentError naming the empty or oversized field.
  */
-export function createInstanceFromGrpc(req: GrpcCreateInstanceRequest): CreateInstanceInput {
+export function createInstanceFromGrpc(req: CreateInstanceRequestGrpc): CreateInstanceInput {
   return {
     challengeId: requireId('challengeId', req.challengeId),
     sourceId: requireId('sourceId', req.sourceId),
@@ -124,6 +119,6 @@ export function instanceKeyFromGrpc(req: InstanceKey): InstanceKey {
  * QueryInstanceRequest → source id.
  * @throws InvalidArgumentError when empty.
  */
-export function querySourceFromGrpc(req: GrpcQueryInstanceRequest): string {
+export function querySourceFromGrpc(req: QueryInstanceRequestGrpc): string {
   return requireId('sourceId', req.sourceId);
 }

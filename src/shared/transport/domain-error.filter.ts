@@ -1,10 +1,9 @@
-import { Catch, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { throwError, type Observable } from 'rxjs';
 import { GrpcCode, HTTP_FROM_GRPC } from '../errors/error-status';
-import { toRpcStatus } from './error-normalizer';
+import { FailureReporter } from './failure-reporter';
 import { toGrpcError } from './grpc-error';
-import { ServiceMetrics } from '../telemetry';
 import { rpcStatusToJson } from './rpc-status';
 
 /** REST lives under this prefix; elsewhere a miss is Go's plain-text 404, as upstream's mux. */
@@ -16,21 +15,13 @@ const API_PREFIX = '/api/v1/';
  */
 @Catch()
 export class DomainErrorFilter implements ExceptionFilter {
-  private readonly logger = new Logger('Transport');
-
   constructor(
     private readonly adapterHost: HttpAdapterHost,
-    private readonly metrics: ServiceMetrics,
+    private readonly failures: FailureReporter,
   ) {}
 
   catch(exception: unknown, host: ArgumentsHost): Observable<never> | void {
-    const status = toRpcStatus(exception, this.logger);
-    const info = status.details.find((d) => d.type === 'ErrorInfo');
-    // `failures` counter: the ErrorInfo reason, else the gRPC code's name (e.g. NOT_FOUND).
-    this.metrics.recordFailure(
-      info?.type === 'ErrorInfo' ? info.reason : codeName(status.code),
-      host.getType() === 'rpc' ? 'grpc' : 'http',
-    );
+    const status = this.failures.report(exception, host.getType() === 'rpc' ? 'grpc' : 'http');
     if (host.getType() === 'rpc') return throwError(() => toGrpcError(status));
 
     const { httpAdapter } = this.adapterHost;
@@ -54,6 +45,3 @@ export class DomainErrorFilter implements ExceptionFilter {
     httpAdapter.reply(res, rpcStatusToJson(status), HTTP_FROM_GRPC[status.code]);
   }
 }
-
-const codeName = (code: GrpcCode): string =>
-  Object.entries(GrpcCode).find(([, v]) => v === code)?.[0] ?? String(code);

@@ -5,6 +5,7 @@ import { MetricService } from 'nestjs-otel';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ServiceMetrics } from '../telemetry';
 import { DomainErrorFilter } from './domain-error.filter';
+import { FailureReporter } from './failure-reporter';
 import { DrainInterceptor, DrainState, ServedWhileDraining } from './drain';
 
 /** A call that runs until the test releases it. */
@@ -75,6 +76,7 @@ describe('DrainInterceptor', () => {
         DrainState,
         { provide: APP_INTERCEPTOR, useClass: DrainInterceptor },
         { provide: APP_FILTER, useClass: DomainErrorFilter },
+        FailureReporter,
         MetricService,
         ServiceMetrics,
       ],

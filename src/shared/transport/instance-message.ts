@@ -1,38 +1,11 @@
 import { singleFlag, type Instance } from '../domain';
-import { formatTimestamp, timestampToGrpc, type GrpcTimestamp } from './protojson';
+import type { InstanceGrpc, InstanceJson } from './api-messages.generated';
+import { formatTimestamp, timestampToGrpc } from './protojson';
 
 /**
- * The api.v1.instance.Instance message, shared by both contexts because a Challenge embeds its
- * instances. Field order follows upstream's declaration order (protojson writes in that order).
+ * Encoders of the api.v1.instance.Instance message (its types are generated from the proto),
+ * shared by both contexts because a Challenge embeds its instances.
  */
-
-/** api.v1.instance.Instance in protojson (REST) form. */
-export interface InstanceJson {
-  challengeId: string;
-  sourceId: string;
-  since: string;
-  lastRenew: string;
-  /** proto3 optional: absent when the instance never expires. */
-  until?: string;
-  connectionInfo: string;
-  /** proto3 optional, deprecated: present only when there is exactly one flag. */
-  flag?: string;
-  flags: string[];
-  additional: Record<string, string>;
-}
-
-/** api.v1.instance.Instance as a proto-loader object (gRPC). */
-export interface InstanceGrpc {
-  challengeId: string;
-  sourceId: string;
-  since: GrpcTimestamp;
-  lastRenew: GrpcTimestamp;
-  until?: GrpcTimestamp;
-  connectionInfo: string;
-  flag?: string;
-  flags: string[];
-  additional: Record<string, string>;
-}
 
 /** An instance as protojson with EmitUnpopulated writes it (optional fields omitted when unset). */
 export function instanceToJson(instance: Instance): InstanceJson {

@@ -1,22 +1,21 @@
-import { Logger } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { HTTP_FROM_GRPC } from '../errors/error-status';
-import { toRpcStatus } from './error-normalizer';
+import type { FailureReporter } from './failure-reporter';
 import { rpcStatusToJson } from './rpc-status';
-
-const logger = new Logger('Transport');
 
 /**
  * Writes a server-streaming RPC the way grpc-gateway (upstream's REST gateway) does: chunked
  * `application/json`, one `{"result": …}` line per message, flushed as it comes. A failure before
  * the first message answers the mapped status with one `{"error": …}` line; after it, status 200
  * stays and a final `{"error": …}` line is written. No message at all is 200 with an empty body.
- * Stops reading the source when the client goes away. Never rejects.
+ * Stops reading the source when the client goes away. Never rejects. A failure is reported (and
+ * counted) through `failures`, as the exception filter reports a unary call's.
  */
 export async function writeNdjsonStream<T>(
   res: ServerResponse,
   source: AsyncIterable<T>,
   encode: (item: T) => unknown,
+  failures: FailureReporter,
 ): Promise<void> {
   let gone = false;
   res.once('close', () => {
@@ -37,7 +36,7 @@ export async function writeNdjsonStream<T>(
       await line({ result: encode(item) });
     }
   } catch (error) {
-    const status = toRpcStatus(error, logger);
+    const status = failures.report(error, 'http');
     if (!gone) {
       if (!res.headersSent) res.statusCode = HTTP_FROM_GRPC[status.code];
       await line({ error: rpcStatusToJson(status) });

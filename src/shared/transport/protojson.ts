@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { parseProtojsonDuration } from '../duration';
 import { InvalidArgumentError } from '../errors';
+import type { DurationGrpc, TimestampGrpc } from './api-messages.generated';
 
 /**
  * protojson, the way upstream's REST gateway speaks it (Go protojson, `EmitUnpopulated: true`,
@@ -44,8 +46,6 @@ export function snakeToCamel(name: string): string {
 // ---------------------------------------------------------------------------------------------
 // Duration
 
-const DURATION_TEXT = /^(-)?(\d+)(?:\.(\d{1,9}))?s$/;
-
 /**
  * Formats milliseconds as protojson does: seconds with an `s` suffix and 0, 3, 6 or 9
  * fractional digits (`600s`, `1.500s`).
@@ -65,29 +65,24 @@ export function formatDuration(ms: number): string {
  * digits are dropped. Returns a problem text instead when the text is not a Duration.
  */
 export function parseDuration(text: string): number | { problem: string } {
-  const m = DURATION_TEXT.exec(text);
-  if (!m) return { problem: `"${text}" is not a duration (use seconds with an s suffix: "600s")` };
-  const seconds = Number(m[2]);
-  if (seconds > MAX_DURATION_SECONDS) return { problem: `"${text}" is out of range` };
-  const millis = Number((m[3] ?? '').padEnd(9, '0').slice(0, 3));
-  const ms = seconds * 1000 + millis;
-  return m[1] ? -ms : ms;
-}
-
-/** A Duration as proto-loader hands it over (`longs: String`). */
-export interface GrpcDuration {
-  seconds: string | number;
-  nanos: number;
+  const ms = parseProtojsonDuration(text);
+  if (ms === undefined) {
+    return { problem: `"${text}" is not a duration (use seconds with an s suffix: "600s")` };
+  }
+  if (Math.trunc(Math.abs(ms) / 1000) > MAX_DURATION_SECONDS) {
+    return { problem: `"${text}" is out of range` };
+  }
+  return ms;
 }
 
 /** Milliseconds to a proto-loader Duration object. */
-export function durationToGrpc(ms: number): GrpcDuration {
+export function durationToGrpc(ms: number): DurationGrpc {
   const seconds = Math.trunc(ms / 1000);
   return { seconds: String(seconds), nanos: (ms - seconds * 1000) * 1_000_000 };
 }
 
 /** A proto-loader Duration object to milliseconds, or a problem text. */
-export function durationFromGrpc(d: GrpcDuration): number | { problem: string } {
+export function durationFromGrpc(d: DurationGrpc): number | { problem: string } {
   const seconds = Number(d.seconds);
   const nanos = d.nanos;
   if (!Number.isInteger(seconds) || Math.abs(seconds) > MAX_DURATION_SECONDS) {
@@ -163,21 +158,15 @@ export function parseTimestamp(text: string): Date | { problem: string } {
   return new Date(ms);
 }
 
-/** A Timestamp as proto-loader hands it over (`longs: String`). */
-export interface GrpcTimestamp {
-  seconds: string | number;
-  nanos: number;
-}
-
 /** A date to a proto-loader Timestamp object. */
-export function timestampToGrpc(date: Date): GrpcTimestamp {
+export function timestampToGrpc(date: Date): TimestampGrpc {
   const ms = date.getTime();
   const seconds = Math.floor(ms / 1000);
   return { seconds: String(seconds), nanos: (ms - seconds * 1000) * 1_000_000 };
 }
 
 /** A proto-loader Timestamp object to a date, or a problem text. */
-export function timestampFromGrpc(t: GrpcTimestamp): Date | { problem: string } {
+export function timestampFromGrpc(t: TimestampGrpc): Date | { problem: string } {
   const seconds = Number(t.seconds);
   if (
     !Number.isInteger(seconds) ||
@@ -277,6 +266,12 @@ export const json = {
     });
   },
 } as const;
+
+/**
+ * A decoding table for the JSON message `M` (a generated `*Json` type): one schema per field, by
+ * JSON name, so a field added to the proto and not decoded fails the build.
+ */
+export type FieldTable<M> = { readonly [K in keyof M]-?: z.ZodType };
 
 /** The decoded fields of a message: each present and non-null field, by its JSON name. */
 export type DecodedFields<S extends Record<string, z.ZodType>> = {

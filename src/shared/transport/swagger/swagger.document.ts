@@ -3,7 +3,9 @@ import { SERVICE_VERSION } from '../../version';
 /**
  * The REST API as an OpenAPI 2 (Swagger 2.0) document, shaped like the one protoc-gen-openapiv2
  * generates for upstream's grpc-gateway (definitions named `<package><Message>`, streams wrapped
- * as `{result, error}`). Written by hand from our protos; keep it in step with them.
+ * as `{result, error}`). Written by hand from our protos; a unit test
+ * (test/unit/swagger-document.spec.ts) holds it to them and to the routes the REST controllers
+ * register.
  */
 
 type Schema = Record<string, unknown>;
