@@ -3,7 +3,7 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { AdoptionModule } from './adoption';
 import { ChallengeStoreModule } from './challenge-store';
 import { AppConfig, ConfigModule } from './config';
-import { HealthModule } from './health/health.module';
+import { HealthModule } from './health';
 import { InstanceManagerModule } from './instance-manager';
 import { JanitorModule } from './janitor';
 import { PoolerModule } from './pooler';

@@ -1,11 +1,11 @@
 import { Module } from '@nestjs/common';
 import { AdaptersModule } from '../adapters/adapters.module';
-import { PoolerModule } from '../pooler';
+import { DeployerModule } from '../deployer';
 import { AdoptionService } from './adoption.service';
 
 /** No transport: takes over what an upstream chall-manager (Go) left in DIR. */
 @Module({
-  imports: [AdaptersModule, PoolerModule],
+  imports: [AdaptersModule, DeployerModule],
   providers: [AdoptionService],
   exports: [AdoptionService],
 })

@@ -4,7 +4,7 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { DeployerService } from '../pooler';
+import { DeployerService } from '../deployer';
 import { AdoptionReport } from '../shared/adoption-report';
 import { inBackground } from '../shared/concurrency-gate';
 import { instanceRecordName, lockKeys } from '../shared/domain';

@@ -1,2 +1,2 @@
 export { AdoptionModule } from './adoption.module';
-export { AdoptionService, type AdoptionSummary } from './adoption.service';
+export { AdoptionService } from './adoption.service';

@@ -1,12 +1,16 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { DeployerService, PoolerService, poolDelta } from '../pooler';
+import { DeployerService } from '../deployer';
+import { PoolerService, poolDelta } from '../pooler';
 import {
   computeUntil,
   isChallengeExpired,
+  isClaimed,
+  isPooled,
   lockKeys,
   untilOverflows,
   type Challenge,
   type Instance,
+  type UpdateStrategy,
 } from '../shared/domain';
 import {
   ChallengeAlreadyExistsError,
@@ -29,6 +33,7 @@ import type {
   CreateChallengeInput,
   UpdateChallengeInput,
 } from './challenge-store.types';
+import { applyUpdateMask } from './update-mask';
 
 /**
  * upstream: api/v1/common/checks.go. Negative bounds are refused; the inversion is checked only
@@ -58,9 +63,27 @@ export function checkTimeout(timeoutMs: number | undefined, now: Date): void {
   if (untilOverflows({ timeoutMs }, now)) throw timeoutPastLastTimestamp(false);
 }
 
-const sameMap = (a: Record<string, string>, b: Record<string, string>): boolean =>
-  Object.keys(a).length === Object.keys(b).length &&
-  Object.entries(a).every(([k, v]) => b[k] === v);
+/** How instances follow an update that changed the scenario or the additional. */
+interface Redeployment {
+  strategy: UpdateStrategy;
+  /** Pulled before the challenge lock (see `pullBeforeUpdate`). */
+  scenario: FetchedScenario | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/** Waits for every task; resolves to their failures, in the order they happened. */
+async function failuresOf(tasks: readonly Promise<unknown>[]): Promise<unknown[]> {
+  const failures: unknown[] = [];
+  await Promise.all(
+    tasks.map((task) =>
+      task.then(
+        () => undefined,
+        (err: unknown) => void failures.push(err),
+      ),
+    ),
+  );
+  return failures;
+}
 
 /**
  * The ChallengeStore use cases (upstream api/v1/challenge). Writers of a challenge hold its
@@ -151,141 +174,149 @@ export class ChallengeStoreService {
     if (mask.has('timeout')) checkTimeout(input.timeoutMs, this.clock.now());
     if (mask.has('scenario')) this.oci.checkReference(input.scenario ?? '');
     const pulled = await this.pullBeforeUpdate(input, mask, signal);
-
     return this.lock.withWriteLock(
       lockKeys.challenge(input.id),
-      async () => {
-        // upstream: api/v1/challenge/update.go
-        const old = await this.state.loadChallenge(input.id);
-        if (!old) throw new ChallengeNotFoundError(input.id);
-        const next: Challenge = { ...old, additional: { ...old.additional } };
-        let scenarioChanged = false;
-        if (mask.has('scenario') && input.scenario !== undefined) {
-          // The digest validated last time, not the tag's digest now: a tag re-pushed since is a
-          // change the operator must see. Records written by upstream have none: resolve then.
-          const before = old.digest ?? (await this.oci.resolve(old.scenario, signal));
-          const after =
-            pulled?.reference === input.scenario
-              ? pulled.digest
-              : await this.oci.resolve(input.scenario, signal);
-          // Same digest: the stored reference is kept, as upstream does.
-          scenarioChanged = before !== after;
-          if (scenarioChanged) next.scenario = input.scenario;
-        }
-        if (mask.has('timeout')) {
-          if (input.timeoutMs === undefined) delete next.timeoutMs;
-          else next.timeoutMs = input.timeoutMs;
-        }
-        if (mask.has('until')) {
-          if (input.until === undefined) delete next.until;
-          else next.until = input.until;
-        }
-        const additionalChanged =
-          mask.has('additional') && !sameMap(old.additional, input.additional);
-        if (additionalChanged) next.additional = { ...input.additional };
-        if (mask.has('min')) next.min = input.min;
-        if (mask.has('max')) next.max = input.max;
-        this.logger.log(
-          `updating challenge ${input.id} (scenario: ${scenarioChanged}, additional: ${additionalChanged})`,
-        );
-
-        if (scenarioChanged) {
-          const scenario =
-            pulled?.reference === next.scenario
-              ? pulled
-              : await this.oci.fetchScenario(next.scenario, signal);
-          await this.iac.validate(scenario, next.additional);
-          next.digest = scenario.digest;
-        }
-        await this.state.saveChallenge(next);
-
-        const instances = await this.state.listInstances(input.id);
-        const claimed = instances.filter((x) => x.sourceId !== undefined);
-        const pooled = instances.filter((x) => x.sourceId === undefined);
-        const redeploy = scenarioChanged || additionalChanged;
-        const failures: unknown[] = [];
-        const collect = (p: Promise<unknown>): Promise<void> =>
-          p.then(
-            () => undefined,
-            (err: unknown) => void failures.push(err),
-          );
-
-        // Every claimed instance follows: `until` recomputed (upstream renews them all), and a
-        // redeploy with the requested strategy when the scenario or additional changed.
-        // Each is reloaded under its lock (upstream: lock; load): a claim being finished or a
-        // delete may have changed it since the listing, and a deleted one must stay deleted.
-        const now = this.clock.now();
-        await Promise.all(
-          claimed.map((listed) =>
-            collect(
-              this.lock.withWriteLock(lockKeys.instance(input.id, listed.identity), async () => {
-                const instance = await this.state.loadInstance(input.id, listed.identity);
-                if (!instance) return;
-                let updated: Instance = { ...instance };
-                const until = computeUntil(next, now);
-                if (until) updated.until = until;
-                else delete updated.until;
-                if (redeploy)
-                  updated = await this.deployer.update(
-                    next,
-                    updated,
-                    input.updateStrategy,
-                    signal,
-                    pulled,
-                  );
-                await this.state.saveInstance(updated);
-              }),
-            ),
-          ),
-        );
-
-        // The pool follows the new bounds (upstream pkg/pool/delta.go), then the new scenario.
-        const delta = poolDelta(next.min, next.max, claimed.length, pooled.length);
-        const sortedPooled = [...pooled].sort((a, b) => a.identity.localeCompare(b.identity));
-        const toDelete = sortedPooled.slice(0, delta.delete);
-        const toKeep = sortedPooled.slice(delta.delete);
-        await Promise.all([
-          ...toDelete.map((instance) =>
-            collect(
-              this.lock.withWriteLock(lockKeys.instance(input.id, instance.identity), () =>
-                this.deployer.destroy(instance),
-              ),
-            ),
-          ),
-          ...(redeploy
-            ? toKeep.map((listed) =>
-                collect(
-                  this.lock.withWriteLock(
-                    lockKeys.instance(input.id, listed.identity),
-                    async () => {
-                      const instance = await this.state.loadInstance(input.id, listed.identity);
-                      if (!instance) return;
-                      await this.state.saveInstance(
-                        await this.deployer.update(
-                          next,
-                          instance,
-                          input.updateStrategy,
-                          signal,
-                          pulled,
-                        ),
-                      );
-                    },
-                  ),
-                ),
-              )
-            : []),
-        ]);
-        if (!isChallengeExpired(next, now)) this.pooler.spinUp(next.id, delta.create);
-
-        if (failures.length > 0) {
-          for (const f of failures)
-            this.logger.error(`update of challenge ${input.id}: ${String(f)}`);
-          throw new IacOperationError('up', `challenge ${input.id}`, { cause: failures[0] });
-        }
-        return this.view(next);
-      },
+      () => this.updateLocked(input, pulled, signal),
       signal,
     );
+  }
+
+  /**
+   * upstream: api/v1/challenge/update.go. The record first, then its instances: the claimed ones
+   * follow, then the pool. Every instance is tried; the first failure is answered after all.
+   * The caller holds the challenge's write lock.
+   */
+  private async updateLocked(
+    input: UpdateChallengeInput,
+    pulled: FetchedScenario | undefined,
+    signal?: AbortSignal,
+  ): Promise<ChallengeView> {
+    const old = await this.state.loadChallenge(input.id);
+    if (!old) throw new ChallengeNotFoundError(input.id);
+    const scenarioChanged = await this.scenarioMoves(old, input, pulled, signal);
+    const { next, additionalChanged } = applyUpdateMask(old, input, scenarioChanged);
+    this.logger.log(
+      `updating challenge ${input.id} (scenario: ${scenarioChanged}, additional: ${additionalChanged})`,
+    );
+    if (scenarioChanged) {
+      const scenario =
+        pulled?.reference === next.scenario
+          ? pulled
+          : await this.oci.fetchScenario(next.scenario, signal);
+      await this.iac.validate(scenario, next.additional);
+      next.digest = scenario.digest;
+    }
+    await this.state.saveChallenge(next);
+
+    const instances = await this.state.listInstances(next.id);
+    const claimed = instances.filter(isClaimed);
+    const pooled = instances.filter(isPooled);
+    const redeploy: Redeployment | undefined =
+      scenarioChanged || additionalChanged
+        ? { strategy: input.updateStrategy, scenario: pulled, signal }
+        : undefined;
+    const now = this.clock.now();
+    const failures = [
+      ...(await this.followClaimed(next, claimed, now, redeploy)),
+      ...(await this.resizePool(next, claimed.length, pooled, now, redeploy)),
+    ];
+    if (failures.length > 0) {
+      for (const f of failures) this.logger.error(`update of challenge ${input.id}: ${String(f)}`);
+      throw new IacOperationError('up', `challenge ${input.id}`, { cause: failures[0] });
+    }
+    return this.view(next);
+  }
+
+  /**
+   * Whether the mask moves the challenge to another scenario. The digest validated last time is
+   * compared, not the tag's digest now: a tag re-pushed since is a change the operator must see.
+   * Records written by upstream have none: it is resolved then.
+   */
+  private async scenarioMoves(
+    old: Challenge,
+    input: UpdateChallengeInput,
+    pulled: FetchedScenario | undefined,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    if (!input.mask?.has('scenario') || input.scenario === undefined) return false;
+    const before = old.digest ?? (await this.oci.resolve(old.scenario, signal));
+    const after =
+      pulled?.reference === input.scenario
+        ? pulled.digest
+        : await this.oci.resolve(input.scenario, signal);
+    return before !== after;
+  }
+
+  /**
+   * Every claimed instance follows: `until` recomputed (upstream renews them all), and a
+   * redeploy when the scenario or additional changed. Each is reloaded under its lock
+   * (upstream: lock; load): a claim being finished or a delete may have changed it since the
+   * listing, and a deleted one must stay deleted. Resolves to the failures.
+   */
+  private followClaimed(
+    next: Challenge,
+    claimed: readonly Instance[],
+    now: Date,
+    redeploy: Redeployment | undefined,
+  ): Promise<unknown[]> {
+    return failuresOf(
+      claimed.map((listed) =>
+        this.lock.withWriteLock(lockKeys.instance(next.id, listed.identity), async () => {
+          const instance = await this.state.loadInstance(next.id, listed.identity);
+          if (!instance) return;
+          let updated: Instance = { ...instance };
+          const until = computeUntil(next, now);
+          if (until) updated.until = until;
+          else delete updated.until;
+          if (redeploy) updated = await this.redeployed(next, updated, redeploy);
+          await this.state.saveInstance(updated);
+        }),
+      ),
+    );
+  }
+
+  /**
+   * The pool follows the new bounds (upstream pkg/pool/delta.go): the surplus destroyed (lowest
+   * identities first), the rest redeployed when the scenario or additional changed, and what is
+   * missing spun up in the background unless the challenge expired. Resolves to the failures.
+   */
+  private async resizePool(
+    next: Challenge,
+    claimed: number,
+    pooled: readonly Instance[],
+    now: Date,
+    redeploy: Redeployment | undefined,
+  ): Promise<unknown[]> {
+    const delta = poolDelta(next.min, next.max, claimed, pooled.length);
+    const sortedPooled = [...pooled].sort((a, b) => a.identity.localeCompare(b.identity));
+    const toDelete = sortedPooled.slice(0, delta.delete);
+    const toKeep = sortedPooled.slice(delta.delete);
+    const failures = await failuresOf([
+      ...toDelete.map((instance) =>
+        this.lock.withWriteLock(lockKeys.instance(next.id, instance.identity), () =>
+          this.deployer.destroy(instance),
+        ),
+      ),
+      ...(redeploy
+        ? toKeep.map((listed) =>
+            this.lock.withWriteLock(lockKeys.instance(next.id, listed.identity), async () => {
+              const instance = await this.state.loadInstance(next.id, listed.identity);
+              if (!instance) return;
+              await this.state.saveInstance(await this.redeployed(next, instance, redeploy));
+            }),
+          )
+        : []),
+    ]);
+    if (!isChallengeExpired(next, now)) this.pooler.spinUp(next.id, delta.create);
+    return failures;
+  }
+
+  private redeployed(
+    next: Challenge,
+    instance: Instance,
+    { strategy, scenario, signal }: Redeployment,
+  ): Promise<Instance> {
+    return this.deployer.update(next, instance, strategy, signal, scenario);
   }
 
   async delete(id: string, signal?: AbortSignal): Promise<void> {
@@ -323,6 +354,6 @@ export class ChallengeStoreService {
 
   private async view(challenge: Challenge): Promise<ChallengeView> {
     const instances = await this.state.listInstances(challenge.id);
-    return { ...challenge, instances: instances.filter((x) => x.sourceId !== undefined) };
+    return { ...challenge, instances: instances.filter(isClaimed) };
   }
 }

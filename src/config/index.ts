@@ -1,3 +1,3 @@
-export { AppConfig, ConfigError, LOG_LEVELS, type LogLevel } from './app-config';
+export { AppConfig, ConfigError, type LogLevel } from './app-config';
 export { ConfigModule } from './config.module';
 export { loadConfigFromProcessEnv } from './env';

@@ -1,3 +1,2 @@
 export { InstanceManagerModule } from './instance-manager.module';
 export { InstanceManagerService } from './instance-manager.service';
-export type * from './instance-manager.types';

@@ -1,7 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Attributes } from '@opentelemetry/api';
 import { Span } from 'nestjs-otel';
-import { DeployerService, PoolerService } from '../pooler';
+import { DeployerService } from '../deployer';
+import { PoolerService } from '../pooler';
 import {
   computeUntil,
   isChallengeExpired,

@@ -1,2 +1,1 @@
 export { JanitorModule } from './janitor.module';
-export { JanitorService, type SweepReport } from './janitor.service';

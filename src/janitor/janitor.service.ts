@@ -1,7 +1,14 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InstanceManagerService } from '../instance-manager';
-import { DeployerService, PoolerService } from '../pooler';
-import { isChallengeExpired, isInstanceExpired, lockKeys } from '../shared/domain';
+import { DeployerService } from '../deployer';
+import { PoolerService } from '../pooler';
+import {
+  isChallengeExpired,
+  isClaimed,
+  isInstanceExpired,
+  isPooled,
+  lockKeys,
+} from '../shared/domain';
 import { InstanceNotFoundError } from '../shared/errors';
 import { Clock, DistributedLock, IacEngine, StateStore } from '../shared/ports';
 
@@ -57,11 +64,11 @@ export class JanitorService {
     };
     for (const challenge of await this.state.listChallenges()) {
       const all = await this.state.listInstances(challenge.id);
-      const expired = all.filter((i) => i.sourceId !== undefined && isInstanceExpired(i, now));
+      const expired = all.filter(isClaimed).filter((i) => isInstanceExpired(i, now));
       await Promise.all(
         expired.map(async (instance) => {
           try {
-            await this.instances.delete(challenge.id, instance.sourceId!, signal);
+            await this.instances.delete(challenge.id, instance.sourceId, signal);
             report.deleted++;
           } catch (err) {
             // Someone else (a player, another janitor) deleted it first: done all the same.
@@ -76,18 +83,18 @@ export class JanitorService {
       if (!isChallengeExpired(challenge, now)) {
         // Spin-ups lost to a crash (or a failed `up`) are started again.
         const current = await this.state.listInstances(challenge.id);
-        const pooledNow = current.filter((i) => i.sourceId === undefined).length;
+        const pooledNow = current.filter(isPooled).length;
         this.pooler.replenish(challenge, current.length - pooledNow, pooledNow);
         continue;
       }
-      const pooled = all.filter((i) => i.sourceId === undefined);
+      const pooled = all.filter(isPooled);
       await Promise.all(
         pooled.map((instance) =>
           this.lock
             .withWriteLock(lockKeys.instance(challenge.id, instance.identity), async () => {
               // Claimed since it was listed? Then it is a player's now, not the pool's.
               const current = await this.state.loadInstance(challenge.id, instance.identity);
-              if (!current || current.sourceId !== undefined) return;
+              if (!current || isClaimed(current)) return;
               await this.deployer.destroy(current, signal);
               report.drained++;
             })

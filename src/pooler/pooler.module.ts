@@ -1,15 +1,14 @@
 import { Module } from '@nestjs/common';
 import { AdaptersModule } from '../adapters/adapters.module';
 import { AppConfig } from '../config';
-import { DeployerService } from './deployer.service';
+import { DeployerModule } from '../deployer';
 import { PoolLimits } from './pool-limits';
 import { PoolerService } from './pooler.service';
 
-/** No transport: pool management and the deployment of instances, used by both API contexts. */
+/** No transport: the pools of pre-deployed instances, used by both API contexts and the janitor. */
 @Module({
-  imports: [AdaptersModule],
+  imports: [AdaptersModule, DeployerModule],
   providers: [
-    DeployerService,
     PoolerService,
     // Spin-ups queue for as many slots as IaC operations may run at once.
     {
@@ -18,6 +17,6 @@ import { PoolerService } from './pooler.service';
       useFactory: (c: AppConfig) => new PoolLimits(c.pool.maxSize, c.iac.concurrency),
     },
   ],
-  exports: [DeployerService, PoolerService],
+  exports: [PoolerService],
 })
 export class PoolerModule {}

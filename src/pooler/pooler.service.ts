@@ -1,17 +1,20 @@
 import { randomInt } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
+import { DeployerService } from '../deployer';
 import {
   computeUntil,
   isChallengeExpired,
+  isClaimed,
+  isPooled,
   lockKeys,
   type Challenge,
+  type Claimed,
   type Instance,
 } from '../shared/domain';
 import { BackgroundTasks } from '../shared/background-tasks';
 import { ConcurrencyGate, inBackground } from '../shared/concurrency-gate';
 import { ChallengeNotFoundError, InstanceNotFoundError } from '../shared/errors';
 import { Clock, DistributedLock, StateStore, type FetchedScenario } from '../shared/ports';
-import { DeployerService } from './deployer.service';
 import { PoolLimits } from './pool-limits';
 import { poolDelta, shouldRefillAfterClaim, shouldRefillAfterDelete } from './pool-delta';
 
@@ -102,7 +105,7 @@ export class PoolerService {
     const admit = async (challenge: Challenge): Promise<boolean> => {
       if (isChallengeExpired(challenge, this.clock.now())) return false;
       const instances = await this.state.listInstances(challengeId);
-      const pooled = instances.filter((x) => x.sourceId === undefined).length;
+      const pooled = instances.filter(isPooled).length;
       return poolDelta(challenge.min, challenge.max, instances.length - pooled, pooled).create > 0;
     };
     // A spin-up that waited in line may have nothing left to do (the pool filled, the bounds
@@ -142,7 +145,7 @@ export class PoolerService {
    * concurrent claimers simply move on to the next candidate. Triggers a refill. Reads no
    * record but the candidate's: the claim must not cost more with more instances.
    */
-  async claim(challenge: Challenge, sourceId: string): Promise<Instance | undefined> {
+  async claim(challenge: Challenge, sourceId: string): Promise<Claimed | undefined> {
     const { pooled, claimed } = await this.state.poolState(challenge.id);
     // Concurrent claimers start at different candidates instead of all racing for the first one
     // (upstream took the first in identity order; any pooled instance is as good).
@@ -158,7 +161,7 @@ export class PoolerService {
       this.claiming.add(identity);
       try {
         const candidate = await this.loadCandidate(challenge.id, identity);
-        if (candidate === undefined || candidate.sourceId !== undefined) continue;
+        if (candidate === undefined || isClaimed(candidate)) continue;
         if (await this.state.claim(challenge.id, identity, sourceId)) {
           const total = pooled.length + claimed;
           if (shouldRefillAfterClaim(challenge.min, challenge.max, pooled.length, total)) {
@@ -194,7 +197,7 @@ export class PoolerService {
    */
   async finishClaim(
     challenge: Challenge,
-    claimed: Instance,
+    claimed: Claimed,
     additional: Record<string, string>,
     signal?: AbortSignal,
     /** Pulled by the caller before its locks (DeployerService.prefetch). */
@@ -205,14 +208,14 @@ export class PoolerService {
       // blue-green one even moved it to another identity, which is then the one to return).
       const current = await this.state.loadInstance(challenge.id, claimed.identity);
       if (!current) {
-        const moved = await this.state.findClaimed(challenge.id, claimed.sourceId!);
+        const moved = await this.state.findClaimed(challenge.id, claimed.sourceId);
         if (moved) return moved;
-        throw new InstanceNotFoundError(challenge.id, claimed.sourceId!);
+        throw new InstanceNotFoundError(challenge.id, claimed.sourceId);
       }
       const now = this.clock.now();
       let instance: Instance = {
         ...current,
-        sourceId: claimed.sourceId!,
+        sourceId: claimed.sourceId,
         lastRenew: now,
         additional: { ...additional },
       };

@@ -3,7 +3,7 @@ import { InMemoryDistributedLock } from '../../src/adapters/lock/in-memory-distr
 import { ChallengeStoreService } from '../../src/challenge-store/challenge-store.service';
 import type { UpdateChallengeInput } from '../../src/challenge-store/challenge-store.types';
 import { InstanceManagerService } from '../../src/instance-manager/instance-manager.service';
-import { DeployerService } from '../../src/pooler/deployer.service';
+import { DeployerService } from '../../src/deployer/deployer.service';
 import { PoolLimits } from '../../src/pooler/pool-limits';
 import { PoolerService } from '../../src/pooler/pooler.service';
 import { BackgroundTasks } from '../../src/shared/background-tasks';

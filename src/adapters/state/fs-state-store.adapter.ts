@@ -16,7 +16,7 @@ import { basename, dirname, join, relative, resolve, sep, isAbsolute } from 'nod
 import { z } from 'zod';
 import type { Challenge } from '../../shared/domain/challenge';
 import { instanceRecordName, md5Hex as md5 } from '../../shared/domain/record-names';
-import { IDENTITY_PATTERN, type Instance } from '../../shared/domain/instance';
+import { IDENTITY_PATTERN, isClaimed, type Instance } from '../../shared/domain/instance';
 import { StateStore, type PoolState } from '../../shared/ports/state-store.port';
 
 /** Options of {@link FsStateStore}. */
@@ -399,7 +399,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
     const state = upstreamStateOf(await readIfExists(join(dir, INFO_FILE)));
     // info.json first: a crash in between leaves a visible pooled instance, not an invisible one.
     await this.writeAtomic(join(dir, INFO_FILE), serializeInstance(instance, state), 0o666);
-    if (instance.sourceId === undefined) return;
+    if (!isClaimed(instance)) return;
     // Already claimed by this source (the claim step of a pooled instance wrote it): the
     // claim file never changes while the instance lives, so there is nothing to rewrite.
     if ((await readIfExists(join(dir, CLAIM_FILE))) === instance.sourceId) return;

@@ -1,6 +1,7 @@
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { ObservableCallback, ObservableGauge } from '@opentelemetry/api';
 import { MetricService } from 'nestjs-otel';
+import { isPooled } from '../../shared/domain';
 import { StateStore } from '../../shared/ports';
 
 /** A collection reuses a reading of the state this recent (collections stay cheap). */
@@ -82,7 +83,7 @@ export class StateGauges implements OnModuleInit, OnModuleDestroy {
     await Promise.all(
       challenges.map(async (c) => {
         const all = await this.state.listInstances(c.id);
-        const pooled = all.filter((i) => i.sourceId === undefined).length;
+        const pooled = all.filter(isPooled).length;
         instances.set(c.id, [all.length - pooled, pooled]);
       }),
     );

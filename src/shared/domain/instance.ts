@@ -27,6 +27,21 @@ export interface Instance {
 export type PendingUpdate =
   { operation: 'recreate' } | { operation: 'blue_green'; identity: string };
 
+/** An instance a source holds: its `sourceId` is set. */
+export type Claimed<T extends Pick<Instance, 'sourceId'> = Instance> = T & { sourceId: string };
+
+/** Held by a source (player or team): the API lists it, and it may expire. */
+export function isClaimed<T extends Pick<Instance, 'sourceId'>>(
+  instance: T,
+): instance is Claimed<T> {
+  return instance.sourceId !== undefined;
+}
+
+/** In the pool: deployed ahead for a source to claim; the API never lists it, it never expires. */
+export function isPooled(instance: Pick<Instance, 'sourceId'>): boolean {
+  return instance.sourceId === undefined;
+}
+
 /** An identity is 16 lowercase hex characters (upstream: sha256 of random bytes, first 16). */
 export const IDENTITY_PATTERN = /^[0-9a-f]{16}$/;
 

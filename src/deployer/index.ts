@@ -1,0 +1,2 @@
+export { DeployerModule } from './deployer.module';
+export { DeployerService } from './deployer.service';
