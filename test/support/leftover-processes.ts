@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { vi } from 'vitest';
 
 /**
  * Finding the processes an e2e run started and left running (Linux /proc).
@@ -114,12 +115,17 @@ export async function reapLeftovers(
   exclude: ReadonlySet<number>,
   waitMs = 10_000,
 ): Promise<LeftoverProcess[]> {
-  const deadline = Date.now() + waitMs;
   let left = processesOfRun(run, sinceTicks, exclude);
-  while (left.length > 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-    left = processesOfRun(run, sinceTicks, exclude);
-  }
+  // Running out of time is not a failure here: what is still there is killed and reported.
+  await vi
+    .waitFor(
+      () => {
+        left = processesOfRun(run, sinceTicks, exclude);
+        if (left.length > 0) throw new Error(`${left.length} process(es) of the run still there`);
+      },
+      { timeout: waitMs, interval: 200 },
+    )
+    .catch(() => undefined);
   for (const p of left) {
     try {
       process.kill(p.pid, 'SIGKILL');

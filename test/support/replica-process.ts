@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { vi } from 'vitest';
 import { freePort } from './services';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -142,22 +143,24 @@ export async function awaitHealthy(opts: {
   giveUp: () => Promise<void>;
   timeoutMs: number;
 }): Promise<void> {
-  const deadline = Date.now() + opts.timeoutMs;
-  for (;;) {
-    if (!opts.running()) throw new Error(`${opts.what} exited at boot: ${opts.output()}`);
-    const up = await fetch(`${opts.base}/healthcheck`, {
-      signal: AbortSignal.timeout(2_000),
-    }).then(
-      (r) => r.ok,
-      () => false,
+  let exited = false;
+  try {
+    await vi.waitFor(
+      async () => {
+        if (!opts.running()) {
+          exited = true;
+          return;
+        }
+        const res = await fetch(`${opts.base}/healthcheck`, { signal: AbortSignal.timeout(2_000) });
+        if (!res.ok) throw new Error(`${opts.what}: /healthcheck answered ${res.status}`);
+      },
+      { timeout: opts.timeoutMs, interval: 100 },
     );
-    if (up) return;
-    if (Date.now() > deadline) {
-      await opts.giveUp();
-      throw new Error(`${opts.what} did not answer /healthcheck in time: ${opts.output()}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  } catch {
+    await opts.giveUp();
+    throw new Error(`${opts.what} did not answer /healthcheck in time: ${opts.output()}`);
   }
+  if (exited) throw new Error(`${opts.what} exited at boot: ${opts.output()}`);
 }
 
 /**

@@ -5,6 +5,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { vi } from 'vitest';
 
 /** A process started for the tests, with its scratch directory. */
 export interface RunningService {
@@ -26,20 +27,26 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Waits until `probe` answers true (a probe that throws counts as not yet ready). */
 async function waitFor(
   what: string,
   probe: () => Promise<boolean>,
   logFile: string,
   timeoutMs = 30_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await vi.waitFor(
+      async () => {
+        if (!(await probe())) throw new Error(`${what} not ready yet`);
+      },
+      { timeout: timeoutMs, interval: 50 },
+    );
+  } catch (err) {
+    throw new Error(
+      `${what} did not become ready in ${timeoutMs} ms; its log:\n${readFileSync(logFile, 'utf8').slice(-3000)}`,
+      { cause: err },
+    );
   }
-  throw new Error(
-    `${what} did not become ready in ${timeoutMs} ms; its log:\n${readFileSync(logFile, 'utf8').slice(-3000)}`,
-  );
 }
 
 function startProcess(
