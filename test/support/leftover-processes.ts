@@ -1,7 +1,6 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { vi } from 'vitest';
 
 /**
  * Finding the processes an e2e run started and left running (Linux /proc).
@@ -107,7 +106,8 @@ export function selfAndAncestors(): Set<number> {
 
 /**
  * Waits (bounded: processes being stopped take a moment to exit) until no process of the run is
- * left but the excluded ones; SIGKILLs and returns the ones still there at the end.
+ * left but the excluded ones; SIGKILLs and returns the ones still there at the end. A loop of its
+ * own, not vi.waitFor: the global tear-down runs it outside any test file.
  */
 export async function reapLeftovers(
   run: string,
@@ -115,17 +115,12 @@ export async function reapLeftovers(
   exclude: ReadonlySet<number>,
   waitMs = 10_000,
 ): Promise<LeftoverProcess[]> {
+  const deadline = Date.now() + waitMs;
   let left = processesOfRun(run, sinceTicks, exclude);
-  // Running out of time is not a failure here: what is still there is killed and reported.
-  await vi
-    .waitFor(
-      () => {
-        left = processesOfRun(run, sinceTicks, exclude);
-        if (left.length > 0) throw new Error(`${left.length} process(es) of the run still there`);
-      },
-      { timeout: waitMs, interval: 200 },
-    )
-    .catch(() => undefined);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    left = processesOfRun(run, sinceTicks, exclude);
+  }
   for (const p of left) {
     try {
       process.kill(p.pid, 'SIGKILL');

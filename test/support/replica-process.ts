@@ -1,7 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { vi } from 'vitest';
 import { freePort } from './services';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -133,7 +132,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<Replica> {
 
 /**
  * Polls `<base>/healthcheck` until it answers 200. Fails if the process exits meanwhile, or (after
- * `giveUp`) when `timeoutMs` has passed.
+ * `giveUp`) when `timeoutMs` has passed. A loop of its own, not vi.waitFor: the benchmarks start
+ * replicas outside vitest.
  */
 export async function awaitHealthy(opts: {
   what: string;
@@ -143,24 +143,22 @@ export async function awaitHealthy(opts: {
   giveUp: () => Promise<void>;
   timeoutMs: number;
 }): Promise<void> {
-  let exited = false;
-  try {
-    await vi.waitFor(
-      async () => {
-        if (!opts.running()) {
-          exited = true;
-          return;
-        }
-        const res = await fetch(`${opts.base}/healthcheck`, { signal: AbortSignal.timeout(2_000) });
-        if (!res.ok) throw new Error(`${opts.what}: /healthcheck answered ${res.status}`);
-      },
-      { timeout: opts.timeoutMs, interval: 100 },
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    if (!opts.running()) throw new Error(`${opts.what} exited at boot: ${opts.output()}`);
+    const up = await fetch(`${opts.base}/healthcheck`, {
+      signal: AbortSignal.timeout(2_000),
+    }).then(
+      (r) => r.ok,
+      () => false,
     );
-  } catch {
-    await opts.giveUp();
-    throw new Error(`${opts.what} did not answer /healthcheck in time: ${opts.output()}`);
+    if (up) return;
+    if (Date.now() > deadline) {
+      await opts.giveUp();
+      throw new Error(`${opts.what} did not answer /healthcheck in time: ${opts.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
   }
-  if (exited) throw new Error(`${opts.what} exited at boot: ${opts.output()}`);
 }
 
 /**

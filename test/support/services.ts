@@ -5,7 +5,6 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { vi } from 'vitest';
 
 /** A process started for the tests, with its scratch directory. */
 export interface RunningService {
@@ -27,26 +26,24 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Waits until `probe` answers true (a probe that throws counts as not yet ready). */
+/**
+ * Polls `probe` until it answers true. A loop of its own, not vi.waitFor: the global set-up and
+ * the benchmarks start these services outside any test file, where vitest's `vi` cannot run.
+ */
 async function waitFor(
   what: string,
   probe: () => Promise<boolean>,
   logFile: string,
   timeoutMs = 30_000,
 ): Promise<void> {
-  try {
-    await vi.waitFor(
-      async () => {
-        if (!(await probe())) throw new Error(`${what} not ready yet`);
-      },
-      { timeout: timeoutMs, interval: 50 },
-    );
-  } catch (err) {
-    throw new Error(
-      `${what} did not become ready in ${timeoutMs} ms; its log:\n${readFileSync(logFile, 'utf8').slice(-3000)}`,
-      { cause: err },
-    );
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 50));
   }
+  throw new Error(
+    `${what} did not become ready in ${timeoutMs} ms; its log:\n${readFileSync(logFile, 'utf8').slice(-3000)}`,
+  );
 }
 
 function startProcess(
