@@ -159,7 +159,8 @@ describe('JanitorService', () => {
         sourceId: 's',
         additional: {},
       });
-      await waitFor(() => sut.iac.stacksOf('chall-1').length === 1 || sut.iac.upCount > 0);
+      // The create is in its `up`, held: its stack has no record yet.
+      await sut.iac.whenHeld(1);
 
       const sweeping = janitor.sweep();
       sut.iac.releaseUps();
@@ -236,11 +237,3 @@ describe('JanitorService', () => {
     });
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -4,18 +4,16 @@ import { lockKeys, type LockKey } from '../../src/shared/domain/lock-keys';
 import type { DistributedLock } from '../../src/shared/ports/distributed-lock.port';
 import { deferred, letPendingWorkRun, waitUntil } from './helpers';
 
-export interface DistributedLockContractOptions {
-  /**
-   * How long to let the adapter work before asserting that a waiter has NOT started
-   * (0 = a few event-loop turns, enough in process; ~200 ms for etcd).
-   */
-  quietMs?: number;
-}
-
 /** A lock adapter and how to dispose of it after each test. */
 export interface LockUnderTest {
   lock: DistributedLock;
   cleanup: () => Promise<void>;
+  /**
+   * How many holders and waiters `key` has, for an adapter that works out of process: "X has
+   * not started" is asserted once X is seen queued. Without it, a few event-loop turns settle
+   * an in-process adapter.
+   */
+  entries?: (key: LockKey) => Promise<number>;
 }
 
 /**
@@ -26,10 +24,7 @@ export interface LockUnderTest {
 export function distributedLockContract(
   name: string,
   makeLock: () => Promise<LockUnderTest>,
-  options: DistributedLockContractOptions = {},
 ): void {
-  const quiet = (): Promise<void> => letPendingWorkRun(options.quietMs ?? 0);
-
   describe(`${name} (DistributedLock contract)`, () => {
     let subject: LockUnderTest;
     let lock: DistributedLock;
@@ -43,6 +38,19 @@ export function distributedLockContract(
     afterEach(async () => {
       await subject.cleanup();
     });
+
+    /** Lets the adapter settle once `key` has `count` holders and waiters. */
+    async function queued(count: number): Promise<void> {
+      const { entries } = subject;
+      if (entries === undefined) return letPendingWorkRun(0);
+      await waitUntil(
+        async () => (await entries(key)) === count,
+        `for ${count} holders and waiters of the key`,
+        10_000,
+      );
+      // And what the adapter does on seeing them, before asserting who runs.
+      await letPendingWorkRun(0);
+    }
 
     /** Starts `mode` work on `k` that records its start and holds the lock until released. */
     function hold(mode: 'read' | 'write', k: LockKey = key, signal?: AbortSignal) {
@@ -78,7 +86,7 @@ export function distributedLockContract(
         const first = hold('write');
         await waitUntil(() => first.started, 'for the first writer');
         const second = hold('write');
-        await quiet();
+        await queued(2);
         expect(second.started).toBe(false);
 
         first.release();
@@ -92,11 +100,11 @@ export function distributedLockContract(
         const r2 = hold('read');
         await waitUntil(() => r1.started && r2.started, 'for both readers');
         const writer = hold('write');
-        await quiet();
+        await queued(3);
         expect(writer.started).toBe(false);
 
         r1.release();
-        await quiet();
+        await queued(2);
         expect(writer.started).toBe(false);
         r2.release();
         await waitUntil(() => writer.started, 'for the writer');
@@ -125,7 +133,7 @@ export function distributedLockContract(
         await waitUntil(() => holder.started, 'for the holder');
         const controller = new AbortController();
         const waiter = hold('write', key, controller.signal);
-        await quiet();
+        await queued(2);
         const reason = new Error('client went away');
         controller.abort(reason);
         await expect(waiter.done).rejects.toBe(reason);
@@ -155,9 +163,9 @@ export function distributedLockContract(
         await waitUntil(() => r1.started, 'for the first reader');
         const controller = new AbortController();
         const writer = hold('write', key, controller.signal);
-        await quiet();
+        await queued(2);
         const r2 = hold('read');
-        await quiet();
+        await queued(3);
         expect(r2.started).toBe(false);
 
         controller.abort(new Error('cancelled'));
@@ -199,7 +207,7 @@ export function distributedLockContract(
         const writer = hold('write');
         await waitUntil(() => writer.started, 'for the writer');
         const reader = hold('read');
-        await quiet();
+        await queued(2);
         expect(reader.started).toBe(false);
         writer.release();
         await waitUntil(() => reader.started, 'for the reader');
@@ -211,15 +219,15 @@ export function distributedLockContract(
         const r1 = hold('read');
         await waitUntil(() => r1.started, 'for the first reader');
         const writer = hold('write');
-        await quiet();
+        await queued(2);
         const r2 = hold('read');
-        await quiet();
+        await queued(3);
         expect(writer.started).toBe(false);
         expect(r2.started).toBe(false);
 
         r1.release();
         await waitUntil(() => writer.started, 'for the writer');
-        await quiet();
+        await queued(2);
         expect(r2.started).toBe(false);
         writer.release();
         await waitUntil(() => r2.started, 'for the second reader');
@@ -239,7 +247,7 @@ export function distributedLockContract(
         await waitUntil(() => writer.started, 'for the writer');
         const controller = new AbortController();
         const reader = hold('read', key, controller.signal);
-        await quiet();
+        await queued(2);
         const reason = new Error('deadline exceeded');
         controller.abort(reason);
         await expect(reader.done).rejects.toBe(reason);

@@ -1,3 +1,5 @@
+import { vi } from 'vitest';
+
 /** A promise with its settle functions exposed, to hold work inside a lock until a test says. */
 export interface Deferred<T> {
   promise: Promise<T>;
@@ -15,17 +17,18 @@ export function deferred<T = void>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
-/** Polls `condition` until it holds; fails after `timeoutMs` (bounded, never an open sleep). */
+/** Waits until `condition` holds; fails after `timeoutMs`, a bound on failure, not on speed. */
 export async function waitUntil(
-  condition: () => boolean,
+  condition: () => boolean | Promise<boolean>,
   what: string,
   timeoutMs = 5_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await vi.waitFor(
+    async () => {
+      if (!(await condition())) throw new Error(`timed out after ${timeoutMs} ms waiting ${what}`);
+    },
+    { timeout: timeoutMs, interval: 5 },
+  );
 }
 
 /**

@@ -175,10 +175,10 @@ describe('a slow registry', () => {
     mimic.holdBlobs();
     try {
       const stuck = rest('POST', '/api/v1/challenge', { id: 'contended', scenario: stuckScenario });
-      for (let i = 0; i < 500 && mimic.blobGets() === before; i++) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      expect(mimic.blobGets()).toBeGreaterThan(before);
+      await vi.waitFor(() => expect(mimic.blobGets()).toBeGreaterThan(before), {
+        timeout: 10_000,
+        interval: 20,
+      });
 
       // The first create is still pulling (its blobs are held): the id's lock must be free.
       const res = await rest('POST', '/api/v1/challenge', { id: 'contended', scenario: good });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { bootApiApp, jsonInit, ndjson, type ApiApp } from '../support/api-app';
 import { identityOfOutputsOnly, outputsOnlyScenario } from '../support/api-scenarios';
 import { orasPush } from '../support/oras';
@@ -29,6 +29,17 @@ async function call(
 }
 
 const identityOf = identityOfOutputsOnly;
+
+/** Waits until the clock is past `timestamp` (RFC 3339), so what the service stamps next is later. */
+async function clockPast(timestamp: unknown): Promise<void> {
+  const at = Date.parse(timestamp as string);
+  await vi.waitFor(
+    () => {
+      if (!(Date.now() > at)) throw new Error(`the clock is not past ${String(timestamp)} yet`);
+    },
+    { timeout: 5_000, interval: 5 },
+  );
+}
 
 beforeAll(async () => {
   svc = await bootApiApp({ JANITOR_TICKER: '0' });
@@ -232,7 +243,7 @@ describe('CTFd plugin replay over REST', () => {
   });
 
   it('should renew when patching the instance with {} and with an empty body', async () => {
-    await new Promise((r) => setTimeout(r, 20));
+    await clockPast(instance17.lastRenew);
     const withEmptyObject = await call('PATCH', '/api/v1/instance/1/7', {});
     expect(withEmptyObject.status).toBe(200);
     expect(withEmptyObject.json).toMatchObject({
@@ -249,7 +260,7 @@ describe('CTFd plugin replay over REST', () => {
       Date.parse(instance17.until as string),
     );
 
-    await new Promise((r) => setTimeout(r, 20));
+    await clockPast(withEmptyObject.json.lastRenew);
     const res = await svc.rest('/api/v1/instance/1/7', { method: 'PATCH' });
     expect(res.status).toBe(200);
     const withNoBody = (await res.json()) as Record<string, unknown>;
@@ -260,7 +271,7 @@ describe('CTFd plugin replay over REST', () => {
   });
 
   it('should move the instance until when updating the scenario with updateStrategy recreate', async () => {
-    await new Promise((r) => setTimeout(r, 20));
+    await clockPast(instance17.lastRenew);
     const res = await call('PATCH', '/api/v1/challenge/1', {
       scenario: v2,
       updateStrategy: 'recreate',

@@ -1,4 +1,5 @@
 import type { ServiceError } from '@grpc/grpc-js';
+import { Etcd3, type IKeyValue } from 'etcd3';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FsStateStore } from '../../src/adapters/state/fs-state-store.adapter';
 import type { Instance } from '../../src/shared/domain';
 import type { RpcStatusJson } from '../../src/shared/transport/rpc-status';
-import { jsonInit, ndjson, timestampMs } from '../support/api-app';
+import { eventually, jsonInit, ndjson, timestampMs } from '../support/api-app';
 import {
   gatedUpScenario,
   identityOfOutputsOnly,
@@ -41,29 +42,11 @@ const PER_SOURCE = 10;
 /** Sources raced at the same time (each with its 10 concurrent creates): two cores. */
 const SOURCE_WINDOW = 10;
 const LEASE_TTL_S = 3;
-/** EtcdDistributedLock's default budget of one etcd call, retries included. */
-const ETCD_CALL_BUDGET_MS = 5_000;
 
 const GRPC_ALREADY_EXISTS = 6;
 const GRPC_UNAVAILABLE = 14;
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` every 200 ms until it holds; fails after `withinMs` naming `what`. */
-async function eventually(
-  what: string,
-  withinMs: number,
-  check: () => Promise<boolean> | boolean,
-  detail: () => string = () => '',
-): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${what}\n${detail()}`);
-    await sleep(200);
-  }
-}
-
 type Transport = 'REST' | 'gRPC';
 
 /** What a call answered, whatever the transport. */
@@ -173,6 +156,8 @@ let scratch: string;
 let dir: string;
 let markers: string;
 let cluster: EtcdCluster;
+/** A client of the replicas' etcd, to see the lock entries they hold. */
+let etcd: Etcd3;
 let env: Record<string, string>;
 const nodes: Node[] = [];
 let tiny: string;
@@ -184,6 +169,11 @@ const recordsOf = (challengeId: string): Promise<Instance[]> => store().listInst
 function stackDirsOf(challengeId: string): string[] {
   const root = join(dir, 'pulumi', 'stacks', md5(challengeId));
   return existsSync(root) ? readdirSync(root).sort() : [];
+}
+
+/** Every lock entry in etcd (the replicas' default prefix), with the lease it is bound to. */
+async function lockEntries(): Promise<IKeyValue[]> {
+  return (await etcd.getAll().prefix('/chall-manager/locks/').exec()).kvs;
 }
 
 async function startNode(name: string): Promise<Replica> {
@@ -211,6 +201,7 @@ beforeAll(async () => {
     buildServiceIfStale(),
   ]);
   cluster = await startEtcdCluster();
+  etcd = new Etcd3({ hosts: cluster.endpoints });
   env = {
     ETCD_ENDPOINT: cluster.endpoints.join(','),
     ETCD_LEASE_TTL: String(LEASE_TTL_S),
@@ -227,6 +218,7 @@ afterAll(async () => {
   await Promise.all(nodes.map((n) => n.replica.stop()));
   // Pulumi plugins of the replica killed in the middle of an `up` (process groups of their own).
   if (dir) killProcessesWithEnv('DIR', dir);
+  etcd?.close();
   await cluster?.stop();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
@@ -341,6 +333,8 @@ describe('three replicas sharing DIR and a 3-member etcd cluster', () => {
     }
     const records = await recordsOf(id);
     expect(records).toHaveLength(6);
+    // No stack was deployed for the claims: the stacks are the pooled ones.
+    expect(stackDirsOf(id)).toEqual([...pooled].sort());
     expect(Object.fromEntries(records.map((r) => [r.identity, r.sourceId]))).toEqual(
       Object.fromEntries(identities.map((identity, i) => [identity, `claimer-${i}`])),
     );
@@ -413,45 +407,45 @@ describe('three replicas sharing DIR and a 3-member etcd cluster', () => {
     const [victim] = started() as [string];
     expect(stackDirsOf(id)).toEqual([victim]);
 
-    const answersFast = async (at: Node): Promise<void> => {
-      const t0 = Date.now();
-      const health = await at.fetch('/healthcheck', { signal: AbortSignal.timeout(5_000) });
+    const answers = async (at: Node): Promise<void> => {
+      const health = await at.fetch('/healthcheck', { signal: AbortSignal.timeout(30_000) });
       expect(health.status).toBe(200);
       expect(await at.unary('challenge', 'RetrieveChallenge', { id })).toMatchObject({ id });
-      expect(Date.now() - t0).toBeLessThan(3_000);
     };
-    await answersFast(b);
+    await answers(b);
+
+    // Only A holds locks now (its `up` is held): its entries, bound to its lease of
+    // ETCD_LEASE_TTL, which etcd expires within that TTL once nobody keeps it alive.
+    const heldByA = (await lockEntries()).filter((kv) => kv.lease !== '0');
+    expect(heldByA.length).toBeGreaterThan(0);
+    expect(new Set(heldByA.map((kv) => kv.lease)).size).toBe(1);
+    const { grantedTTL } = await etcd.leaseClient.leaseTimeToLive({ ID: heldByA[0]!.lease });
+    expect(Number(grantedTTL)).toBe(LEASE_TTL_S);
 
     const killedAt = Date.now();
     await a.replica.crash();
     await doomed;
-    // B serves meanwhile, while A's locks are still held by its (expiring) lease.
-    await answersFast(b);
-    await answersFast(c);
+    // B and C serve meanwhile, while A's locks are held by its (expiring) lease.
+    await answers(b);
+    await answers(c);
     rmSync(hold);
 
     // A's source lock frees with its lease: a DeleteInstance of that source through B (it takes
     // the source lock first) waits for it, then finds no instance.
     const freed = await b.fetch(`/api/v1/instance/${id}/${source}`, { method: 'DELETE' });
-    const freedMs = Date.now() - killedAt;
     expect(freed.status, await freed.text()).toBe(404);
+    const stillThere = new Set((await lockEntries()).map((kv) => kv.key.toString()));
+    expect(heldByA.filter((kv) => stillThere.has(kv.key.toString()))).toEqual([]);
     console.log(
-      `[replicas] A's source lock freed ${freedMs} ms after the kill (lease TTL ${LEASE_TTL_S} s)`,
+      `[replicas] A's source lock freed ${Date.now() - killedAt} ms after the kill (lease TTL ${LEASE_TTL_S} s)`,
     );
-    expect(freedMs).toBeLessThan((LEASE_TTL_S + 4) * 1_000);
 
     // The same source through B: B deploys it.
     const outcome = await b.create('gRPC', id, source);
-    const tookMs = Date.now() - killedAt;
     const body = expectOk(outcome);
     const fresh = identityOfOutputsOnly(body.connectionInfo);
     expect(fresh).not.toBe(victim);
     expect(started().sort()).toEqual([victim, fresh].sort());
-    console.log(
-      `[replicas] create through B after killing A: answered ${tookMs} ms after the kill`,
-    );
-    // Lease TTL + a few seconds for etcd to expire it + one quick `up`: not a hang.
-    expect(tookMs).toBeLessThan((LEASE_TTL_S + 5) * 1_000 + 20_000);
     // Consistent afterwards: the source has its instance.
     const again = await c.create('REST', id, source);
     expect(again).toMatchObject({ ok: false, code: GRPC_ALREADY_EXISTS, http: 409 });
@@ -491,24 +485,16 @@ describe('three replicas sharing DIR and a 3-member etcd cluster', () => {
     try {
       // Right after the loss, an operation that only takes locks (DeleteInstance takes the
       // source lock, then finds nothing): the etcd stall alone.
-      const tLock = Date.now();
+      // A lock call that outlives the etcd call budget answers UNAVAILABLE: these succeed, so
+      // the stall stayed within it.
       const locked = await b.fetch('/api/v1/instance/race/nobody', { method: 'DELETE' });
-      const lockMs = Date.now() - tLock;
       expect(locked.status, await locked.text()).toBe(404);
-      expect(lockMs).toBeLessThan(ETCD_CALL_BUDGET_MS + 2_000);
-      const t0 = Date.now();
       const created = expectOk(await b.create('gRPC', 'race', 'after-leader-loss'));
-      const createMs = Date.now() - t0;
       expect(created).toMatchObject({ challengeId: 'race', sourceId: 'after-leader-loss' });
-      const t1 = Date.now();
-      await c.rest('/api/v1/instance/race/after-leader-loss');
-      const retrieveMs = Date.now() - t1;
-      console.log(
-        `[replicas] leader ${leader.name} killed: locks only ${lockMs} ms, create ${createMs} ms, retrieve ${retrieveMs} ms`,
-      );
-      // A stall of about a third of the etcd budget, plus one quick `up`.
-      expect(createMs).toBeLessThan(ETCD_CALL_BUDGET_MS + 20_000);
-      expect(retrieveMs).toBeLessThan(3_000);
+      expect(await c.rest('/api/v1/instance/race/after-leader-loss')).toMatchObject({
+        challengeId: 'race',
+        sourceId: 'after-leader-loss',
+      });
       await eventually('B reports healthy', 10_000, async () => {
         const res = await b.fetch('/healthcheck');
         await res.text();
@@ -526,13 +512,10 @@ describe('three replicas sharing DIR and a 3-member etcd cluster', () => {
     const recordsBefore = (await recordsOf('race')).length;
     await Promise.all(lost.map((m) => m.kill()));
     try {
-      const t0 = Date.now();
+      // The calls answer (none waits on etcd forever): the source lock's enqueue gave up on the
+      // etcd call budget and said so.
       const viaGrpc = await b.create('gRPC', 'race', 'during-quorum-loss');
-      const grpcMs = Date.now() - t0;
-      const t1 = Date.now();
       const viaRest = await c.create('REST', 'race', 'during-quorum-loss');
-      const restMs = Date.now() - t1;
-      console.log(`[replicas] quorum lost: gRPC answered in ${grpcMs} ms, REST in ${restMs} ms`);
       for (const outcome of [viaGrpc, viaRest]) {
         expect(outcome, JSON.stringify(outcome)).toMatchObject({
           ok: false,
@@ -542,9 +525,6 @@ describe('three replicas sharing DIR and a 3-member etcd cluster', () => {
         if (!outcome.ok) expect(outcome.message).toMatch(/etcd unreachable/);
       }
       expect(viaRest).toMatchObject({ http: 503 });
-      // Within the etcd call budget (the source lock's enqueue gives up), plus slack.
-      expect(grpcMs).toBeLessThan(ETCD_CALL_BUDGET_MS + 3_000);
-      expect(restMs).toBeLessThan(ETCD_CALL_BUDGET_MS + 3_000);
 
       const health = await a.fetch('/healthcheck');
       const report = (await health.json()) as { status: string; failures?: Record<string, string> };

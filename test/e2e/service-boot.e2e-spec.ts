@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../support/services';
 
 const MAIN = resolve(__dirname, '..', '..', 'dist', 'main.js');
@@ -24,14 +24,13 @@ describe('node dist/main.js', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     try {
-      let body: Record<string, unknown> | undefined;
-      for (let i = 0; i < 200 && body === undefined; i++) {
-        const res = await fetch(`http://127.0.0.1:${port}/healthcheck`).catch(() => undefined);
-        if (res) {
-          expect(res.status).toBe(200);
-          body = (await res.json()) as Record<string, unknown>;
-        } else await new Promise((r) => setTimeout(r, 50));
-      }
+      // Refused until the service listens; its first answer must be a healthy one.
+      const res = await vi.waitFor(() => fetch(`http://127.0.0.1:${port}/healthcheck`), {
+        timeout: 30_000,
+        interval: 50,
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as Record<string, unknown>;
       expect(body).toMatchObject({ status: 'OK', component: { name: 'chall-manager' } });
       expect(typeof body?.timestamp).toBe('string');
     } finally {

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { vi } from 'vitest';
 import { AppModule } from '../../src/app.module';
 import { AppConfig } from '../../src/config';
 import { createLogger } from '../../src/shared/logging';
@@ -167,35 +168,60 @@ export function readBanner(connectionInfo: string, timeoutMs = 10_000): Promise<
   });
 }
 
-/** Whether nothing accepts TCP connections on the connection info's port (polls a few seconds). */
+/** Whether `host:port` refuses a TCP connection right now. */
+function refusesTcp(host: string, port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = connect(port, host);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(true));
+  });
+}
+
+/**
+ * Whether nothing accepts TCP connections on the connection info's port, waiting up to
+ * `withinMs` for a server that is going away to stop listening.
+ */
 export async function tcpClosed(connectionInfo: string, withinMs = 10_000): Promise<boolean> {
   const { host, port } = ncTarget(connectionInfo);
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    const refused = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, host);
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(false);
-      });
-      socket.once('error', () => resolve(true));
-    });
-    if (refused) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await eventually(`${host}:${port} refuses connections`, withinMs, () => refusesTcp(host, port));
+    return true;
+  } catch {
+    return false;
   }
 }
 
-/** Polls `check` every 200 ms until it holds; fails after `withinMs` naming `what`. */
+/**
+ * Waits until `check` holds (asked every 200 ms, each answer awaited); fails after `withinMs`
+ * naming `what`, with `detail()` (a log tail, the last state seen) to tell why. A `check` that
+ * throws fails the wait at once: it saw something that waiting will not mend.
+ */
 export async function eventually(
   what: string,
   withinMs: number,
-  check: () => Promise<boolean>,
+  check: () => Promise<boolean> | boolean,
   detail: () => string = () => '',
 ): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${what}\n${detail()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const NOT_YET = new Error(`not yet: ${what}`);
+  const outcome = await vi
+    .waitFor(
+      async () => {
+        const held = await Promise.resolve()
+          .then(check)
+          .then(
+            (ok) => ok,
+            (err: unknown) => ({ failed: err }),
+          );
+        if (held === false) throw NOT_YET;
+        return held;
+      },
+      { timeout: withinMs, interval: 200 },
+    )
+    .catch((err: unknown) => {
+      throw new Error(`not within ${withinMs} ms: ${what}\n${detail()}`, { cause: err });
+    });
+  if (outcome !== true) throw outcome.failed;
 }

@@ -106,7 +106,8 @@ export function selfAndAncestors(): Set<number> {
 
 /**
  * Waits (bounded: processes being stopped take a moment to exit) until no process of the run is
- * left but the excluded ones; SIGKILLs and returns the ones still there at the end.
+ * left but the excluded ones; SIGKILLs and returns the ones still there at the end. A loop of its
+ * own, not vi.waitFor: the global tear-down runs it outside any test file.
  */
 export async function reapLeftovers(
   run: string,

@@ -77,3 +77,17 @@ export async function pushContainerImage(reference: string): Promise<string> {
     ],
   });
 }
+
+/** The digest of the manifest `reference`'s tag names now, as the registry says it. */
+export async function manifestDigest(reference: string): Promise<string> {
+  const { base, tag } = split(reference);
+  const head = await fetch(`${base}/manifests/${tag}`, {
+    method: 'HEAD',
+    headers: { Accept: OCI_MANIFEST },
+  });
+  const digest = head.headers.get('docker-content-digest');
+  if (head.status !== 200 || digest === null) {
+    throw new Error(`manifest HEAD of ${reference} answered ${head.status}`);
+  }
+  return digest;
+}

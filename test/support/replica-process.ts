@@ -132,7 +132,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<Replica> {
 
 /**
  * Polls `<base>/healthcheck` until it answers 200. Fails if the process exits meanwhile, or (after
- * `giveUp`) when `timeoutMs` has passed.
+ * `giveUp`) when `timeoutMs` has passed. A loop of its own, not vi.waitFor: the benchmarks start
+ * replicas outside vitest.
  */
 export async function awaitHealthy(opts: {
   what: string;

@@ -26,6 +26,10 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Polls `probe` until it answers true. A loop of its own, not vi.waitFor: the global set-up and
+ * the benchmarks start these services outside any test file, where vitest's `vi` cannot run.
+ */
 async function waitFor(
   what: string,
   probe: () => Promise<boolean>,

@@ -167,6 +167,9 @@ export class PulumiIacEngine implements IacEngine {
     const workDir = this.stackDir(request);
     const fresh = (await this.readMeta(workDir)) === undefined;
     const name = stackName(prepared.project, request.identity);
+    // The CLI only reacts to an abort that happens while it runs: a caller that gave up before
+    // the operation started gets nothing deployed.
+    if (signal?.aborted) throw new IacOperationError('up', name, { cause: signal.reason });
     const guard = this.guard(signal);
     // Diagnostics (the program's own output included) are logged once the outputs are known,
     // with the flags, connection_info and additional values cut out.

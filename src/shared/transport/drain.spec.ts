@@ -2,7 +2,7 @@ import { Controller, Get, type INestApplication } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { MetricService } from 'nestjs-otel';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ServiceMetrics } from '../telemetry';
 import { DomainErrorFilter } from './domain-error.filter';
 import { FailureReporter } from './failure-reporter';
@@ -89,7 +89,7 @@ describe('DrainInterceptor', () => {
   it('should count a call in flight, let it finish while draining, and refuse new ones with UNAVAILABLE', async () => {
     const { base, drain } = await serve();
     const inFlight = fetch(`${base}/api/v1/slow`);
-    while (drain.active === 0) await new Promise((r) => setTimeout(r, 5));
+    await vi.waitFor(() => expect(drain.active).toBeGreaterThan(0), { timeout: 5_000 });
 
     drain.begin();
     const refused = await fetch(`${base}/api/v1/slow`);

@@ -25,8 +25,9 @@ import {
   OciReferenceNotFoundError,
 } from '../../../src/shared/errors/oci.errors';
 import { ScenarioInvalidError } from '../../../src/shared/errors/scenario.errors';
+import { ociRegistryContract } from '../../contract/oci-registry.contract';
 import { startMimicRegistry, sha256, type MimicRegistry } from '../../support/mimic-registry';
-import { pushContainerImage, putManifest, uploadBlob } from '../../support/raw-oci';
+import { manifestDigest, pushContainerImage, putManifest, uploadBlob } from '../../support/raw-oci';
 import {
   freePort,
   startRegistry,
@@ -219,6 +220,23 @@ beforeAll(() => {
 afterAll(() => {
   rmSync(scratch, { recursive: true, force: true });
 });
+// The port's contract, against the registry of the e2e run, scenarios pushed with the ORAS CLI.
+ociRegistryContract('HttpOciRegistry', () => {
+  const { registry } = adapter();
+  return Promise.resolve({
+    registry,
+    host: inject('registry'),
+    publish: async (reference, files) => {
+      await orasPush(reference, writeTree(textFiles(files)));
+      return manifestDigest(reference);
+    },
+    cleanup: () => Promise.resolve(),
+  });
+});
+
+function textFiles(files: Record<string, string>): Record<string, Buffer> {
+  return Object.fromEntries(Object.entries(files).map(([path, text]) => [path, Buffer.from(text)]));
+}
 
 describe('HttpOciRegistry against an anonymous registry', () => {
   const host = inject('registry');
@@ -658,16 +676,17 @@ describe('HttpOciRegistry against a registry it cannot trust byte for byte', () 
     try {
       const controller = new AbortController();
       const pending = registry.fetchScenario(`${mimic.endpoint}/slow:v1`, controller.signal);
-      for (let i = 0; i < 100 && listAll(parent).length < 3; i++) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await vi.waitFor(() => expect(listAll(parent).length).toBeGreaterThanOrEqual(3), {
+        timeout: 10_000,
+        interval: 20,
+      });
       expect(readdirSync(join(cacheDir, 'oci')).some((e) => e.startsWith('.tmp-'))).toBe(true);
       controller.abort(new Error('cancelled'));
       await expect(pending).rejects.toThrow('cancelled');
-      for (let i = 0; i < 100 && listAll(parent).length > 2; i++) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      expectNothingWritten(parent, digest);
+      await vi.waitFor(() => expectNothingWritten(parent, digest), {
+        timeout: 10_000,
+        interval: 20,
+      });
     } finally {
       mimic.setBlobDelay(0);
     }
@@ -683,10 +702,10 @@ describe('HttpOciRegistry against a registry it cannot trust byte for byte', () 
         'unreachable',
       );
       expect((err.cause as Error).name).toBe('TransferTimeoutError');
-      for (let i = 0; i < 100 && listAll(parent).length > 2; i++) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      expectNothingWritten(parent, digest);
+      await vi.waitFor(() => expectNothingWritten(parent, digest), {
+        timeout: 10_000,
+        interval: 20,
+      });
     } finally {
       mimic.setBlobDrip(0);
     }

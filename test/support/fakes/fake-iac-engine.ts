@@ -1,4 +1,6 @@
-import { IacOperationError } from '../../../src/shared/errors';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { IacOperationError, ScenarioInvalidError } from '../../../src/shared/errors';
 import type { FetchedScenario } from '../../../src/shared/ports/oci-registry.port';
 import {
   IacEngine,
@@ -38,10 +40,20 @@ export function fakeConnectionInfo(identity: string, additional: Record<string, 
 
 const keyOf = (stack: StackRef): string => `${stack.challengeId}/${stack.identity}`;
 
+/** What the real engine says of a scenario directory without a project file, else nothing. */
+function notAScenario(scenario: FetchedScenario): ScenarioInvalidError | undefined {
+  const { directory } = scenario;
+  if (existsSync(join(directory, 'Pulumi.yaml')) || existsSync(join(directory, 'Pulumi.yml'))) {
+    return undefined;
+  }
+  return new ScenarioInvalidError(scenario.reference, 'no Pulumi.yaml or Pulumi.yml at the root');
+}
+
 /**
  * Stateful IacEngine double: keeps the stacks it deployed, keyed `challengeId/identity`, with
- * their additional and scenario digest. Honours the port's contract: a failed `up` leaves no
- * stack, destroying a missing stack succeeds. Failures, delays and gates are scriptable so
+ * their additional and scenario digest. Honours the port's contract (test/contract): a failed
+ * `up` of a new stack leaves no stack, a failed update leaves the stack as it was, a scenario
+ * directory without `Pulumi.yaml` is ScenarioInvalidError, destroying a missing stack succeeds. Failures, delays and gates are scriptable so
  * services can be driven through their error and concurrency paths.
  */
 export class FakeIacEngine implements IacEngine {
@@ -167,7 +179,7 @@ export class FakeIacEngine implements IacEngine {
       reference: scenario.reference,
       additional: { ...additional },
     });
-    const failure = this.validateFailure;
+    const failure = this.validateFailure ?? notAScenario(scenario);
     this.validateFailure = undefined;
     return failure === undefined ? Promise.resolve() : Promise.reject(failure);
   }
@@ -177,16 +189,19 @@ export class FakeIacEngine implements IacEngine {
     await this.upGate.pass();
     if (this.upDelayMs > 0) await new Promise((r) => setTimeout(r, this.upDelayMs));
     signal?.throwIfAborted();
-    const failure = this.upFailuresOf.has(request.identity)
-      ? this.upFailuresOf.get(request.identity)
-      : this.upFailures.shift();
-    this.upFailuresOf.delete(request.identity);
+    const invalid = notAScenario(request.scenario);
+    const failure =
+      invalid ??
+      (this.upFailuresOf.has(request.identity)
+        ? this.upFailuresOf.get(request.identity)
+        : this.upFailures.shift());
+    if (invalid === undefined) this.upFailuresOf.delete(request.identity);
+    const previous = this.stacks.get(keyOf(request));
     if (failure !== undefined) {
-      // Port contract: a failed `up` leaves nothing behind.
-      this.stacks.delete(keyOf(request));
+      // As the real engine: a failed `up` of a new stack leaves nothing behind; a failed update
+      // leaves the stack as it was, for a later `up` or `destroy`.
       throw failure;
     }
-    const previous = this.stacks.get(keyOf(request));
     this.stacks.set(keyOf(request), {
       challengeId: request.challengeId,
       identity: request.identity,
