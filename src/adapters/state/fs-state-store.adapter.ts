@@ -18,6 +18,7 @@ import type { Challenge } from '../../shared/domain/challenge';
 import { instanceRecordName, md5Hex as md5 } from '../../shared/domain/record-names';
 import { IDENTITY_PATTERN, isClaimed, type Instance } from '../../shared/domain/instance';
 import { StateStore, type PoolState } from '../../shared/ports/state-store.port';
+import { SingleFlight } from '../../shared/single-flight';
 
 /** Options of {@link FsStateStore}. */
 export interface FsStateStoreOptions {
@@ -299,6 +300,8 @@ export class FsStateStore implements StateStore, OnModuleInit {
   private readonly unreadable: FsStateStoreOptions['unreadable'];
   /** Per challenge, instances seen claimed (see `poolState`). */
   private readonly claimedCache = new Map<string, Set<string>>();
+  /** Pool scans in flight, by challenge (see `poolState`). */
+  private readonly poolScans = new SingleFlight<PoolState>();
   /** Challenges whose source index was seen complete (see `isIndexed`). */
   private readonly indexedCache = new Set<string>();
   /** Per challenge, pooled instances whose info.json was seen (see `poolState`). */
@@ -548,6 +551,15 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * (a claim made by another replica meanwhile is found by the claim itself, which fails).
    */
   async poolState(challengeId: string): Promise<PoolState> {
+    // Concurrent callers share one scan: a burst of claims on a new pool otherwise ran one full
+    // scan each before any of them could remember what it saw.
+    const { pooled, claimed } = await this.poolScans.run(challengeId, () =>
+      this.scanPool(challengeId),
+    );
+    return { pooled: [...pooled], claimed };
+  }
+
+  private async scanPool(challengeId: string): Promise<PoolState> {
     const identities = await this.identitiesOf(challengeId);
     const known = this.knownClaimed(challengeId);
     const recorded = this.recordedCache.get(challengeId);
