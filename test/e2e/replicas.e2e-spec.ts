@@ -34,8 +34,8 @@ import { useToolchainPath } from '../support/toolchain';
  */
 
 /**
- * Sources of the round-robin race, each created 10 times at once, as issue 6 asks: 100 real
- * `pulumi up`s (about 4 s of wall time each on these 2-core machines, 10 sources at a time).
+ * Sources of the round-robin race, each created 10 times at once (1 000 creates, one instance per
+ * source must survive them all): 100 real `pulumi up`s, 10 sources at a time on two cores.
  */
 const SOURCES = 100;
 const PER_SOURCE = 10;
