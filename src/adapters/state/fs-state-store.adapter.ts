@@ -687,9 +687,8 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * each claim adds its own entry before it is made.
    */
   private async ensureIndexed(challengeId: string): Promise<void> {
+    if (await this.isIndexed(challengeId)) return;
     const indexDir = join(this.challengeDir(challengeId), SOURCE_SUBDIR);
-    const marker = join(indexDir, INDEX_COMPLETE);
-    if (await exists(marker)) return;
     const identities = await this.identitiesOf(challengeId);
     let indexed = 0;
     await mapLimit(identities, SCAN_CONCURRENCY, async (identity) => {
@@ -701,15 +700,29 @@ export class FsStateStore implements StateStore, OnModuleInit {
       indexed++;
     });
     await this.ensureDir(indexDir);
-    await this.writeAtomic(marker, '', 0o600);
+    await this.writeAtomic(join(indexDir, INDEX_COMPLETE), '', 0o600);
     if (indexed > 0)
       this.logger.log(`indexed ${indexed} claimed instances of challenge ${md5(challengeId)}`);
   }
 
-  /** At startup: every challenge whose index is not complete yet gets one. */
+  /**
+   * At startup: every challenge whose index is not complete yet gets one. A complete one costs a
+   * stat; only the others' records are read (for their ids). Unreadable ones are left to the
+   * listings, which report them.
+   */
   private async indexAllChallenges(): Promise<void> {
-    for (const challenge of await this.listChallenges()) {
-      await this.ensureIndexed(challenge.id);
+    const names = (await readdirIfExists(this.root)).filter((n) => !n.startsWith('.'));
+    for (const name of names) {
+      if (await exists(join(this.root, name, SOURCE_SUBDIR, INDEX_COMPLETE))) continue;
+      const text = await readIfExists(join(this.root, name, INFO_FILE));
+      let id: string;
+      try {
+        if (text === undefined) continue;
+        id = parseChallenge(text).id;
+      } catch {
+        continue;
+      }
+      if (md5(id) === name) await this.ensureIndexed(id);
     }
   }
 
