@@ -8,8 +8,14 @@ describe('telemetryEnvFrom', () => {
       traces: false,
       metrics: false,
       logs: false,
+      propagators: false,
       serviceName: 'chall-manager',
     });
+  });
+
+  it('should leave the propagators to the SDK when OTEL_PROPAGATORS is set', () => {
+    expect(telemetryEnvFrom({ OTEL_PROPAGATORS: 'b3' })).toMatchObject({ propagators: true });
+    expect(telemetryEnvFrom({ OTEL_PROPAGATORS: ' ' })).toMatchObject({ propagators: false });
   });
 
   it('should export every signal when OTEL_EXPORTER_OTLP_ENDPOINT is set', () => {

@@ -15,6 +15,8 @@ export interface TelemetryEnv {
   traces: boolean;
   metrics: boolean;
   logs: boolean;
+  /** OTEL_PROPAGATORS is set: the SDK builds the propagators it names (default: W3C trace context and baggage). */
+  propagators: boolean;
   /** `chall-manager` unless OTEL_SERVICE_NAME or `service.name` in OTEL_RESOURCE_ATTRIBUTES. */
   serviceName: string | undefined;
 }
@@ -41,6 +43,7 @@ export function telemetryEnvFrom(env: Env): TelemetryEnv {
     traces: signalOn(env, 'TRACES'),
     metrics: signalOn(env, 'METRICS'),
     logs: signalOn(env, 'LOGS'),
+    propagators: set(env.OTEL_PROPAGATORS),
     serviceName: named ? undefined : 'chall-manager',
   };
 }

@@ -38,6 +38,44 @@ describe('node dist/main.js', () => {
     }
   });
 
+  it("should continue a caller's trace in its log lines when no telemetry is exported", async () => {
+    const port = await freePort();
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PORT: String(port),
+      DIR: join(scratch, 'traced'),
+      CACHE: join(scratch, 'traced-cache'),
+      LOG_LEVEL: 'debug',
+    };
+    for (const name of Object.keys(env)) if (name.startsWith('OTEL_')) delete env[name];
+    const child = spawn(process.execPath, [MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const trace = '0af7651916cd43dd8448eb211c80319c';
+    try {
+      await vi.waitFor(() => fetch(`http://127.0.0.1:${port}/healthcheck`), {
+        timeout: 30_000,
+        interval: 50,
+      });
+      // A registry nobody listens on: the failure is logged while the request's span is active.
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/challenge`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          traceparent: `00-${trace}-b7ad6b7169203331-01`,
+        },
+        body: JSON.stringify({ id: 'traced', scenario: '127.0.0.1:1/nobody/here:v1' }),
+      });
+      expect(res.ok).toBe(false);
+      await vi.waitFor(() => expect(output).toContain(`"trace_id":"${trace}"`), {
+        timeout: 10_000,
+      });
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
   it.each([
     ['PORT', 'http'],
     ['LOG_LEVEL', 'loud'],

@@ -39,7 +39,14 @@ class TestReader extends MetricReader {
 const spans = new InMemorySpanExporter();
 const reader = new TestReader();
 startTelemetry(
-  { disabled: false, traces: false, metrics: false, logs: false, serviceName: 'chall-manager' },
+  {
+    disabled: false,
+    traces: false,
+    metrics: false,
+    logs: false,
+    propagators: false,
+    serviceName: 'chall-manager',
+  },
   { spanProcessors: [new SimpleSpanProcessor({ exporter: spans })], metricReaders: [reader] },
 );
 

@@ -9,9 +9,9 @@ import { join } from 'node:path';
  * services, Pulumi CLIs, language hosts, programs and providers carry {@link RUN_MARKER}. The
  * resources scenarios start (the example's flag server) get an environment of their own and no
  * marker, but they run in the directory of the stack that created them, and every stack of the
- * suite lives in a scratch directory `cm-…` under the system temp dir: a process whose working
- * directory lies there, started after `sinceTicks`, is one of the suite's (e2e runs take the
- * machine's heavy-work lock, so no other run starts such processes meanwhile).
+ * suite lives in a scratch directory `cm-…` under the temporary directory the global set-up made
+ * for the run (TMPDIR): a process whose working directory lies there, started after
+ * `sinceTicks`, is one of the suite's. Another run on the same machine has a directory of its own.
  */
 
 /** Environment variable whose value names one e2e run; inherited by every process it starts. */

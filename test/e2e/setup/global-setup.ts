@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { RUN_MARKER, leftoversOfThisRun, ticksNow } from '../../support/leftover-processes';
 import { startEtcd, startRegistry, type RunningService } from '../../support/services';
@@ -34,12 +37,19 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const run = randomBytes(6).toString('hex');
   const since = ticksNow();
   process.env[RUN_MARKER] = run;
+  // A temporary directory of this run's own, inherited by the test files and everything they
+  // start: the scratch directories `cm-…` a leftover check looks in are this run's alone, so two
+  // runs on one machine (another checkout's suite, a CI run) never take each other's processes
+  // for leftovers.
+  const scratchRoot = mkdtempSync(join(tmpdir(), 'cm-e2e-run-'));
+  process.env.TMPDIR = scratchRoot;
   project.provide('etcdEndpoint', etcd);
   project.provide('registry', registry);
   console.log(`[e2e] etcd at ${etcd}, registry at ${registry}`);
   return async () => {
     await Promise.all(started.map((s) => s.stop()));
     const left = await leftoversOfThisRun(since);
+    rmSync(scratchRoot, { recursive: true, force: true });
     if (left !== '') throw new Error(`processes the e2e run left running (killed):\n${left}`);
   };
 }
