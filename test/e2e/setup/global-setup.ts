@@ -40,8 +40,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // A temporary directory of this run's own, inherited by the test files and everything they
   // start: the scratch directories `cm-…` a leftover check looks in are this run's alone, so two
   // runs on one machine (another checkout's suite, a CI run) never take each other's processes
-  // for leftovers.
-  const scratchRoot = mkdtempSync(join(tmpdir(), 'cm-e2e-run-'));
+  // for leftovers (its name does not start with `cm-`, which older checks looked for directly
+  // under the system temp dir).
+  const scratchRoot = mkdtempSync(join(tmpdir(), 'chall-manager-e2e-'));
   process.env.TMPDIR = scratchRoot;
   project.provide('etcdEndpoint', etcd);
   project.provide('registry', registry);
