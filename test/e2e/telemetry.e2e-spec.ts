@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { telemetryEnvFrom } from '../../src/config/telemetry-env';
 import { startTelemetry } from '../../src/telemetry/otel';
 import type { ApiApp } from '../support/api-app';
 import { outputsOnlyScenario } from '../support/api-scenarios';
@@ -38,17 +39,11 @@ class TestReader extends MetricReader {
 
 const spans = new InMemorySpanExporter();
 const reader = new TestReader();
-startTelemetry(
-  {
-    disabled: false,
-    traces: false,
-    metrics: false,
-    logs: false,
-    propagators: false,
-    serviceName: 'chall-manager',
-  },
-  { spanProcessors: [new SimpleSpanProcessor({ exporter: spans })], metricReaders: [reader] },
-);
+// No OTEL_* variable: every signal goes to the in-memory exporters below.
+startTelemetry(telemetryEnvFrom({}), {
+  spanProcessors: [new SimpleSpanProcessor({ exporter: spans })],
+  metricReaders: [reader],
+});
 
 const CHALLENGE = 'telemetry';
 const ADDITIONAL_SECRET = 'CHALLENGE-ADDITIONAL-SECRET-7f3a';
