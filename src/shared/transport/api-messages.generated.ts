@@ -468,30 +468,22 @@ export interface CheckRequestJson {
  */
 export interface CheckResponseGrpc {
   /**
-   * `valid = 1`: The flag is one of the source's instances of the challenge (live, or deleted
-   * within the
-   * retention period).
+   * `valid = 1`: The flag is one of the source's instances' (live, or deleted within
+   * FLAG_RETENTION).
    */
   valid: boolean;
-  /**
-   * `shared_from = 2`: Set when the flag is not valid but belongs to another source of the same
-   * challenge.
-   */
+  /** `shared_from = 2`: Not valid, but another source of the same challenge had it: that source. */
   sharedFrom?: string;
 }
 
 /** api.v1.flag.CheckResponse in protojson, as the REST API writes it (EmitUnpopulated). */
 export interface CheckResponseJson {
   /**
-   * `valid = 1`: The flag is one of the source's instances of the challenge (live, or deleted
-   * within the
-   * retention period).
+   * `valid = 1`: The flag is one of the source's instances' (live, or deleted within
+   * FLAG_RETENTION).
    */
   valid: boolean;
-  /**
-   * `shared_from = 2`: Set when the flag is not valid but belongs to another source of the same
-   * challenge.
-   */
+  /** `shared_from = 2`: Not valid, but another source of the same challenge had it: that source. */
   sharedFrom?: string;
 }
 
