@@ -3,7 +3,6 @@ import {
   loadPackageDefinition,
   status as grpcStatus,
   type Client,
-  type GrpcObject,
   type ServiceClientConstructor,
   type ServiceError,
 } from '@grpc/grpc-js';
@@ -78,14 +77,14 @@ function flagClient(address: string): Client & Record<string, unknown> {
     defaults: true,
     oneofs: true,
   });
-  let node: unknown = loadPackageDefinition(definition) as GrpcObject;
+  let node: unknown = loadPackageDefinition(definition);
   for (const part of 'api.v1.flag.FlagChecker'.split('.')) {
     node = (node as Record<string, unknown>)[part];
   }
   return new (node as ServiceClientConstructor)(
     address,
     credentials.createInsecure(),
-  ) as Client & Record<string, unknown>;
+  );
 }
 
 interface CheckAnswer {
