@@ -65,7 +65,11 @@ const sdkNodeModules = (): string =>
       provide: StateStore,
       inject: [AppConfig, AdoptionReport, FlagRecords, Clock],
       useFactory: (c: AppConfig, report: AdoptionReport, flags: FlagRecords, clock: Clock) =>
-        new FlagRecordingStateStore(new FsStateStore({ dir: c.dir, unreadable: report }), flags, clock),
+        new FlagRecordingStateStore(
+          new FsStateStore({ dir: c.dir, unreadable: report }),
+          flags,
+          clock,
+        ),
     },
     // etcd when configured (several replicas); else an in-process lock (upstream's local lock).
     // The etcd client (etcd3, its gRPC stack) is loaded only when configured: a single replica

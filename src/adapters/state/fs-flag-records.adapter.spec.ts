@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stateStoreContract } from '../../../test/contract/state-store.contract';
-import { T0, anIdentity, anInstance } from '../../../test/support/builders';
+import { T0, aPooledInstance, anIdentity, anInstance } from '../../../test/support/builders';
 import { FixedClock } from '../../../test/support/fakes/fixed-clock';
 import type { Claimed, Instance } from '../../shared/domain/instance';
 import { FlagRecordingStateStore } from './flag-recording-state-store';

@@ -168,7 +168,10 @@ export class FsFlagRecords extends FlagRecords {
   private validHashes(record: FlagRecord, now: Date): string[] {
     const current =
       record.deleted_at === undefined || !this.expired(record.deleted_at, now) ? record.flags : [];
-    return [...current, ...record.retired.filter((r) => !this.expired(r.at, now)).map((r) => r.hash)];
+    return [
+      ...current,
+      ...record.retired.filter((r) => !this.expired(r.at, now)).map((r) => r.hash),
+    ];
   }
 
   private expired(since: string, now: Date): boolean {

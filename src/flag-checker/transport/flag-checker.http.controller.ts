@@ -1,11 +1,4 @@
-import {
-  All,
-  Body,
-  Controller,
-  HttpCode,
-  MethodNotAllowedException,
-  Post,
-} from '@nestjs/common';
+import { All, Body, Controller, HttpCode, MethodNotAllowedException, Post } from '@nestjs/common';
 import type { CheckResponseJson } from '../../shared/transport/api-messages.generated';
 import { FlagCheckerService } from '../flag-checker.service';
 import { checkFromJson, checkResultToJson } from './flag.wire';

@@ -55,7 +55,9 @@ export function checkFromGrpc(req: CheckRequestGrpc): FlagCheckInput {
 
 /** `valid` always (EmitUnpopulated); `sharedFrom` only when set (a proto3 optional). */
 export function checkResultToJson(r: FlagCheckResult): CheckResponseJson {
-  return r.sharedFrom === undefined ? { valid: r.valid } : { valid: r.valid, sharedFrom: r.sharedFrom };
+  return r.sharedFrom === undefined
+    ? { valid: r.valid }
+    : { valid: r.valid, sharedFrom: r.sharedFrom };
 }
 
 export function checkResultToGrpc(r: FlagCheckResult): CheckResponseGrpc {
