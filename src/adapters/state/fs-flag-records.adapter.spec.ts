@@ -227,11 +227,7 @@ describe('FlagRecordingStateStore', () => {
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
   it('should record the flags of claimed instances only, and start their retention on delete', async () => {
-    const { sourceId: _none, ...pooled } = anInstance({
-      identity: anIdentity(2),
-      flags: ['CTF{p}'],
-    });
-    await store.saveInstance(pooled);
+    await store.saveInstance(aPooledInstance({ identity: anIdentity(2), flags: ['CTF{p}'] }));
     await store.saveInstance(anInstance());
     expect(existsSync(join(dir, 'flag', md5('chall-1'), `${anIdentity(2)}.json`))).toBe(false);
     expect(await records.sourcesOf('chall-1', 'CTF{fixed-flag}', T0)).toEqual(['source-1']);
