@@ -81,10 +81,7 @@ function flagClient(address: string): Client & Record<string, unknown> {
   for (const part of 'api.v1.flag.FlagChecker'.split('.')) {
     node = (node as Record<string, unknown>)[part];
   }
-  return new (node as ServiceClientConstructor)(
-    address,
-    credentials.createInsecure(),
-  );
+  return new (node as ServiceClientConstructor)(address, credentials.createInsecure());
 }
 
 interface CheckAnswer {
@@ -269,8 +266,10 @@ describe('flag records and checks', () => {
     });
 
     // The janitor (ticking every second) removes the record once retention has ended.
-    await eventually('the deleted instance’s flag record is purged', 60_000, () =>
-      !existsSync(recordPath(LIVE, teamA.identity)),
+    await eventually(
+      'the deleted instance’s flag record is purged',
+      60_000,
+      () => !existsSync(recordPath(LIVE, teamA.identity)),
     );
     for (const via of ['REST', 'gRPC'] as const) {
       expect(await checker.check(via, LIVE, 'team-a', teamA.flags[0]!)).toEqual({ valid: false });
@@ -282,8 +281,10 @@ describe('flag records and checks', () => {
 
   it('should keep checking an expired instance’s flags as valid after the janitor deleted it, until retention ends', async () => {
     const teamC = await createInstance('REST', EXPIRING, 'team-c');
-    await eventually('the janitor deletes the expired instance', 60_000, async () =>
-      (await retrieveStatus(EXPIRING, 'team-c')) === 404,
+    await eventually(
+      'the janitor deletes the expired instance',
+      60_000,
+      async () => (await retrieveStatus(EXPIRING, 'team-c')) === 404,
     );
     expect(await checker.check('REST', EXPIRING, 'team-c', teamC.flags[0]!)).toEqual({
       valid: true,
@@ -292,8 +293,10 @@ describe('flag records and checks', () => {
       valid: false,
       sharedFrom: 'team-c',
     });
-    await eventually('the expired instance’s flag record is purged', 60_000, () =>
-      !existsSync(recordPath(EXPIRING, teamC.identity)),
+    await eventually(
+      'the expired instance’s flag record is purged',
+      60_000,
+      () => !existsSync(recordPath(EXPIRING, teamC.identity)),
     );
     expect(await checker.check('gRPC', EXPIRING, 'team-c', teamC.flags[0]!)).toEqual({
       valid: false,
