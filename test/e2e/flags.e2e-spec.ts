@@ -7,19 +7,17 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { MetricReader, type MetricData } from '@opentelemetry/sdk-metrics';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
+import type { MetricData } from '@opentelemetry/sdk-metrics';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { telemetryEnvFrom } from '../../src/config/telemetry-env';
-import { startTelemetry } from '../../src/telemetry/otel';
 import type { ApiApp } from '../support/api-app';
 import { identityOfOutputsOnly, outputsOnlyScenario } from '../support/api-scenarios';
 import { orasPush } from '../support/oras';
 import { scenarioOf } from '../support/scenarios';
+import { startInMemoryTelemetry } from '../support/in-memory-telemetry';
 import { useToolchainPath } from '../support/toolchain';
 
 /**
@@ -33,17 +31,7 @@ import { useToolchainPath } from '../support/toolchain';
  * with in-memory exporters, as the telemetry e2e does.
  */
 
-class TestReader extends MetricReader {
-  protected async onForceFlush(): Promise<void> {}
-  protected async onShutdown(): Promise<void> {}
-}
-
-const spans = new InMemorySpanExporter();
-const reader = new TestReader();
-startTelemetry(telemetryEnvFrom({}), {
-  spanProcessors: [new SimpleSpanProcessor({ exporter: spans })],
-  metricReaders: [reader],
-});
+const { spans, reader } = startInMemoryTelemetry();
 
 const LIVE = 'flags-live';
 const EXPIRING = 'flags-expiring';
