@@ -120,6 +120,19 @@ describe('FsFlagRecords', () => {
     ]);
   });
 
+  it('should drop replaced flags past retention at the next save', async () => {
+    await records.record(claimed({ flags: ['CTF{old}'] }), T0);
+    await records.record(claimed({ flags: ['CTF{new}'] }), at(HOUR));
+    await records.record(
+      claimed({ flags: ['CTF{new}'], until: at(9 * HOUR) }),
+      at(HOUR + RETENTION + 1),
+    );
+    const record = JSON.parse(
+      await readFile(join(dir, 'flag', md5('chall-1'), `${anIdentity(1)}.json`), 'utf8'),
+    ) as { retired: unknown[] };
+    expect(record.retired).toEqual([]);
+  });
+
   it('should not rewrite a record a save did not change', async () => {
     await records.record(claimed(), T0);
     const path = join(dir, 'flag', md5('chall-1'), `${anIdentity(1)}.json`);

@@ -94,7 +94,9 @@ export class FsFlagRecords extends FlagRecords {
       ...(instance.until === undefined ? {} : { until: instance.until.toISOString() }),
       flags: hashes,
       retired: [
-        ...(previous?.retired ?? []).filter((r) => !hashes.includes(r.hash)),
+        ...(previous?.retired ?? []).filter(
+          (r) => !hashes.includes(r.hash) && !this.expired(r.at, at),
+        ),
         ...dropped.map((hash) => ({ hash, at: at.toISOString() })),
       ],
     };
@@ -143,13 +145,9 @@ export class FsFlagRecords extends FlagRecords {
           if (now.getTime() - mtimeMs < (this.opts.orphanAfterMs ?? DEFAULT_ORPHAN_AFTER_MS)) {
             continue;
           }
-          if (await isLive(record.challenge_id, record.identity)) {
-            const retired = record.retired.filter((r) => !this.expired(r.at, now));
-            if (retired.length < record.retired.length) {
-              await writeAtomic(path, serialize({ ...record, retired }), 0o600);
-            }
-            continue;
-          }
+          // A live instance's record is its lock holders' to write (its expired `retired`
+          // entries go at its next save): rewriting it here could undo a concurrent save.
+          if (await isLive(record.challenge_id, record.identity)) continue;
           await this.markDeleted(record.challenge_id, record.identity, now);
           continue;
         }
