@@ -357,6 +357,16 @@ describe('flag records and checks', () => {
   });
 
   it('should leave no flag in clear under DIR, in the logs or in telemetry, and drop the records with the challenge', async () => {
+    // While an instance lives its record holds its flags in clear, as upstream's does: the
+    // search below finds what is there.
+    const holdingLive = filesUnder(svc.dir)
+      .filter((path) => readFileSync(path).toString('latin1').includes(teamB.flags[0]!))
+      .map((path) => relative(svc.dir, path));
+    console.info(`files holding a live instance's flag: ${holdingLive.join(', ')}`);
+    expect(holdingLive).toContain(
+      join('chall', md5(LIVE), 'instance', teamB.identity, 'info.json'),
+    );
+
     const deleted = await svc.rest(`/api/v1/instance/${LIVE}/team-b`, { method: 'DELETE' });
     expect(deleted.status).toBe(200);
     expect(allFlags.length).toBeGreaterThanOrEqual(4);
