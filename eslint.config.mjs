@@ -20,6 +20,7 @@ const boundaries = {
       'adoption',
       'challenge-store',
       'config',
+      'flag-checker',
       'health',
       'instance-manager',
       'janitor',
@@ -50,6 +51,8 @@ const boundaries = {
   'instance-manager/transport': { imports: ['shared'] },
   janitor: { imports: ['adapters', 'config', 'deployer', 'instance-manager', 'pooler', 'shared'] },
   adoption: { imports: ['adapters', 'deployer', 'shared'] },
+  'flag-checker': { imports: ['adapters', 'config', 'shared'] },
+  'flag-checker/transport': { imports: ['shared'] },
 };
 
 /** What other folders may import of a folder besides its index. */

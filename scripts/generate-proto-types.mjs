@@ -11,11 +11,15 @@ import * as prettier from 'prettier';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PROTO_ROOT = join(ROOT, 'proto');
-const PROTO_FILES = ['api/v1/challenge/challenge.proto', 'api/v1/instance/instance.proto'];
+const PROTO_FILES = [
+  'api/v1/challenge/challenge.proto',
+  'api/v1/instance/instance.proto',
+  'api/v1/flag/flag.proto',
+];
 export const OUTPUT = join(ROOT, 'src', 'shared', 'transport', 'api-messages.generated.ts');
 
 /** The API packages whose messages, enums and services are written. */
-const PACKAGES = ['api.v1.challenge', 'api.v1.instance'];
+const PACKAGES = ['api.v1.challenge', 'api.v1.instance', 'api.v1.flag'];
 
 /** Well-known types, as our proto-loader options and protojson carry them. */
 const WELL_KNOWN = {

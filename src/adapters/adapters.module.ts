@@ -8,6 +8,7 @@ import { ConcurrencyGate } from '../shared/concurrency-gate';
 import {
   Clock,
   DistributedLock,
+  FlagRecords,
   HEALTH_INDICATORS,
   IacEngine,
   OciRegistry,
@@ -21,7 +22,9 @@ import { PendingCreatesIndicator } from './iac/pending-creates.indicator';
 import { PulumiIacEngine } from './iac/pulumi-iac-engine.adapter';
 import { InMemoryDistributedLock } from './lock/in-memory-distributed-lock.adapter';
 import { HttpOciRegistry } from './oci/http-oci-registry.adapter';
+import { FsFlagRecords } from './state/fs-flag-records.adapter';
 import { FsStateStore } from './state/fs-state-store.adapter';
+import { FlagRecordingStateStore } from './state/flag-recording-state-store';
 import { PendingCreatesGauge } from './telemetry/pending-creates-gauge';
 import { StateGauges } from './telemetry/state-gauges';
 import { TelemetryFlush } from './telemetry/telemetry-flush';
@@ -48,10 +51,25 @@ const sdkNodeModules = (): string =>
     BackgroundTasks,
     { provide: AdoptionReport, useValue: new AdoptionReport() },
     {
+      provide: FlagRecords,
+      inject: [AppConfig],
+      useFactory: (c: AppConfig) =>
+        new FsFlagRecords({
+          dir: c.dir,
+          hashKey: c.flags.hashKey,
+          retentionMs: c.flags.retentionMs,
+        }),
+    },
+    // Every instance write goes through the flag records (see FlagRecordingStateStore).
+    {
       provide: StateStore,
-      inject: [AppConfig, AdoptionReport],
-      useFactory: (c: AppConfig, report: AdoptionReport) =>
-        new FsStateStore({ dir: c.dir, unreadable: report }),
+      inject: [AppConfig, AdoptionReport, FlagRecords, Clock],
+      useFactory: (c: AppConfig, report: AdoptionReport, flags: FlagRecords, clock: Clock) =>
+        new FlagRecordingStateStore(
+          new FsStateStore({ dir: c.dir, unreadable: report }),
+          flags,
+          clock,
+        ),
     },
     // etcd when configured (several replicas); else an in-process lock (upstream's local lock).
     // The etcd client (etcd3, its gRPC stack) is loaded only when configured: a single replica
@@ -144,6 +162,7 @@ const sdkNodeModules = (): string =>
     BackgroundTasks,
     AdoptionReport,
     StateStore,
+    FlagRecords,
     DistributedLock,
     OciRegistry,
     IacEngine,

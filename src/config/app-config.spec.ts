@@ -85,6 +85,22 @@ describe('AppConfig scenario environment', () => {
     expect(c.iac.passphrase).toBe('p');
   });
 
+  it('should hide FLAG_HASH_KEY from scenario programs and refuse a short one', () => {
+    const c = AppConfig.fromEnv({ FLAG_HASH_KEY: 'k'.repeat(16) });
+    expect(c.iac.programEnv.FLAG_HASH_KEY).toBe('');
+    expect(c.flags.hashKey).toBe('k'.repeat(16));
+    expect(() => AppConfig.fromEnv({ FLAG_HASH_KEY: 'short' })).toThrow('FLAG_HASH_KEY');
+  });
+
+  it('should default the flag settings to a week of retention and 10 checks a minute', () => {
+    expect(AppConfig.fromEnv({}).flags).toEqual({
+      hashKey: undefined,
+      retentionMs: 168 * 3_600_000,
+      checkLimit: 10,
+      checkWindowMs: 60_000,
+    });
+  });
+
   it('should name the variable when a size or duration is invalid', () => {
     expect(() => AppConfig.fromEnv({ OCI_MAX_LAYER_SIZE: 'huge' })).toThrow('OCI_MAX_LAYER_SIZE');
     expect(() => AppConfig.fromEnv({ IAC_TIMEOUT: '0s' })).toThrow('IAC_TIMEOUT');

@@ -175,6 +175,19 @@ const envSchema = z.object({
       'must be a cron expression of 5 or 6 fields',
     )
     .optional(),
+  /**
+   * Key of the flag records' HMAC (at least 16 bytes). Unset: one is generated once and kept in
+   * DIR/flag/key, so every replica sharing DIR uses the same.
+   */
+  FLAG_HASH_KEY: z
+    .string()
+    .refine((raw) => Buffer.byteLength(raw, 'utf8') >= 16, 'must be at least 16 bytes')
+    .optional(),
+  /** How long the flags of a deleted instance still check as valid. */
+  FLAG_RETENTION: goDuration.default(168 * 3_600_000),
+  /** Flag checks a source may make per FLAG_CHECK_WINDOW (per replica). */
+  FLAG_CHECK_LIMIT: positiveInt.default(10),
+  FLAG_CHECK_WINDOW: goDuration.default(60_000),
 });
 
 /**
@@ -188,6 +201,7 @@ export const HIDDEN_FROM_SCENARIOS = [
   'ETCD_USERNAME',
   'ETCD_PASSWORD',
   'PULUMI_CONFIG_PASSPHRASE',
+  'FLAG_HASH_KEY',
 ];
 
 const splitEndpoints = (raw: string): string[] =>
@@ -247,6 +261,13 @@ export class AppConfig {
   readonly janitor: Readonly<{ tickerMs: number; cron: string | undefined }>;
   /** SIGTERM: how long requests in flight may run before they are cancelled. */
   readonly shutdownGraceMs: number;
+  readonly flags: Readonly<{
+    /** Undefined: generated once under DIR. */
+    hashKey: string | undefined;
+    retentionMs: number;
+    checkLimit: number;
+    checkWindowMs: number;
+  }>;
 
   private constructor(env: z.output<typeof envSchema>, raw: RawEnv) {
     this.port = env.PORT;
@@ -284,6 +305,12 @@ export class AppConfig {
     this.pool = Object.freeze({ maxSize: env.POOL_MAX_SIZE });
     this.janitor = Object.freeze({ tickerMs: env.JANITOR_TICKER, cron: env.JANITOR_CRON });
     this.shutdownGraceMs = env.SHUTDOWN_GRACE;
+    this.flags = Object.freeze({
+      hashKey: env.FLAG_HASH_KEY,
+      retentionMs: env.FLAG_RETENTION,
+      checkLimit: env.FLAG_CHECK_LIMIT,
+      checkWindowMs: env.FLAG_CHECK_WINDOW,
+    });
     Object.freeze(this);
   }
 

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, Optional } from '@nestjs/common';
 import { InstanceManagerService } from '../instance-manager';
 import { DeployerService } from '../deployer';
 import { PoolerService } from '../pooler';
@@ -10,7 +10,7 @@ import {
   lockKeys,
 } from '../shared/domain';
 import { InstanceNotFoundError } from '../shared/errors';
-import { Clock, DistributedLock, IacEngine, StateStore } from '../shared/ports';
+import { Clock, DistributedLock, FlagRecords, IacEngine, StateStore } from '../shared/ports';
 
 /** What one sweep did. `failed` deletes stay recorded and are retried by the next sweep. */
 export interface SweepReport {
@@ -50,6 +50,8 @@ export class JanitorService {
     private readonly deployer: DeployerService,
     private readonly iac: IacEngine,
     private readonly pooler: PoolerService,
+    /** Flag records past FLAG_RETENTION are purged on each sweep (none: nothing to purge). */
+    @Optional() private readonly flags?: FlagRecords,
   ) {}
 
   async sweep(now: Date = this.clock.now(), signal?: AbortSignal): Promise<SweepReport> {
@@ -113,6 +115,7 @@ export class JanitorService {
       this.logger.error(`janitor: reclaiming leftovers of failed operations: ${String(err)}`);
       return 0;
     });
+    await this.purgeFlagRecords(now, report);
     const { deleted, drained, orphans, leaked, leftovers, failed } = report;
     if (deleted + drained + orphans + leaked + leftovers + failed > 0) {
       this.logger.log(
@@ -120,6 +123,26 @@ export class JanitorService {
       );
     }
     return report;
+  }
+
+  /**
+   * Removes flag records past retention, and starts the retention of records whose instance is
+   * gone (a crash between the instance's delete and its record's mark). Not counted in the
+   * report: the records are bookkeeping, not resources.
+   */
+  private async purgeFlagRecords(now: Date, report: SweepReport): Promise<void> {
+    if (this.flags === undefined) return;
+    try {
+      const purged = await this.flags.purge(
+        now,
+        async (challengeId, identity) =>
+          (await this.state.loadInstance(challengeId, identity)) !== undefined,
+      );
+      if (purged > 0) this.logger.log(`janitor: ${purged} flag records past retention removed`);
+    } catch (err) {
+      report.failed++;
+      this.logger.error(`janitor: purging flag records: ${String(err)}`);
+    }
   }
 
   /** Finishes or undoes redeployments (recreate, blue-green) a crash interrupted. */

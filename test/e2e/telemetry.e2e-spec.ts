@@ -1,24 +1,14 @@
 import { SpanKind } from '@opentelemetry/api';
-import {
-  MetricReader,
-  type DataPoint,
-  type Histogram,
-  type MetricData,
-} from '@opentelemetry/sdk-metrics';
-import {
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-  type ReadableSpan,
-} from '@opentelemetry/sdk-trace';
+import type { DataPoint, Histogram, MetricData } from '@opentelemetry/sdk-metrics';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { telemetryEnvFrom } from '../../src/config/telemetry-env';
-import { startTelemetry } from '../../src/telemetry/otel';
 import type { ApiApp } from '../support/api-app';
 import { outputsOnlyScenario } from '../support/api-scenarios';
 import { orasPush } from '../support/oras';
+import { startInMemoryTelemetry } from '../support/in-memory-telemetry';
 import { scenarioOf } from '../support/scenarios';
 import { useToolchainPath } from '../support/toolchain';
 
@@ -32,18 +22,7 @@ import { useToolchainPath } from '../support/toolchain';
  * delete B. Then a second app on the same DIR reports the gauges before any request.
  */
 
-class TestReader extends MetricReader {
-  protected async onForceFlush(): Promise<void> {}
-  protected async onShutdown(): Promise<void> {}
-}
-
-const spans = new InMemorySpanExporter();
-const reader = new TestReader();
-// No OTEL_* variable: every signal goes to the in-memory exporters below.
-startTelemetry(telemetryEnvFrom({}), {
-  spanProcessors: [new SimpleSpanProcessor({ exporter: spans })],
-  metricReaders: [reader],
-});
+const { spans, reader } = startInMemoryTelemetry();
 
 const CHALLENGE = 'telemetry';
 const ADDITIONAL_SECRET = 'CHALLENGE-ADDITIONAL-SECRET-7f3a';

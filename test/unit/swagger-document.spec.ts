@@ -4,6 +4,7 @@ import protobuf from 'protobufjs';
 import 'reflect-metadata';
 import { describe, expect, it } from 'vitest';
 import { ChallengeStoreHttpController } from '../../src/challenge-store/transport/challenge-store.http.controller';
+import { FlagCheckerHttpController } from '../../src/flag-checker/transport/flag-checker.http.controller';
 import { InstanceManagerHttpController } from '../../src/instance-manager/transport/instance-manager.http.controller';
 import { snakeToCamel } from '../../src/shared/transport/protojson';
 import { SWAGGER_DOCUMENT } from '../../src/shared/transport/swagger/swagger.document';
@@ -34,7 +35,11 @@ interface Binding {
   rpc: protobuf.Method;
 }
 
-const API_SERVICES = ['api.v1.challenge.ChallengeStore', 'api.v1.instance.InstanceManager'];
+const API_SERVICES = [
+  'api.v1.challenge.ChallengeStore',
+  'api.v1.instance.InstanceManager',
+  'api.v1.flag.FlagChecker',
+];
 
 function bindingsOf(root: protobuf.Root): Binding[] {
   const bindings: Binding[] = [];
@@ -314,13 +319,17 @@ function problemsOf(root: protobuf.Root, doc: Document, routes: string[]): strin
   return problems;
 }
 
-const CONTROLLERS = [ChallengeStoreHttpController, InstanceManagerHttpController];
+const CONTROLLERS = [
+  ChallengeStoreHttpController,
+  InstanceManagerHttpController,
+  FlagCheckerHttpController,
+];
 const document = SWAGGER_DOCUMENT as unknown as Document;
 
 describe('SWAGGER_DOCUMENT', () => {
   it('should list exactly the REST routes the controllers register, with their methods', () => {
     expect(swaggerRoutes(document)).toEqual(controllerRoutes(CONTROLLERS));
-    expect(controllerRoutes(CONTROLLERS)).toHaveLength(10);
+    expect(controllerRoutes(CONTROLLERS)).toHaveLength(11);
   });
 
   it('should agree with the protos on every route, parameter, field name and type', () => {

@@ -1,24 +1,28 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
-import {
-  link,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  unlink,
-  type FileHandle,
-} from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
+import { link, mkdir, open, readFile, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { z } from 'zod';
 import type { Challenge } from '../../shared/domain/challenge';
 import { instanceRecordName, md5Hex as md5 } from '../../shared/domain/record-names';
 import { IDENTITY_PATTERN, isClaimed, type Instance } from '../../shared/domain/instance';
 import { StateStore, type PoolState } from '../../shared/ports/state-store.port';
 import { SingleFlight } from '../../shared/single-flight';
+import {
+  TEMP_MARK,
+  TOMBSTONE_PREFIX,
+  ensureDir,
+  errnoCode,
+  exists,
+  fsyncDir,
+  isNotFound,
+  parentsOfCreated,
+  readIfExists,
+  readdirIfExists,
+  removeDirDurably,
+  scratchSuffix,
+  writeAndSync,
+  writeAtomic,
+} from './durable-files';
 
 /** Options of {@link FsStateStore}. */
 export interface FsStateStoreOptions {
@@ -53,9 +57,6 @@ const SOURCE_SUBDIR = 'source';
  * once the claims found on disk were indexed). Without it, lookups scan claim files as upstream.
  */
 const INDEX_COMPLETE = '.complete';
-/** Our temp files and tombstones start with a dot so no listing can mistake them for records. */
-const TEMP_MARK = '.tmp-';
-const TOMBSTONE_PREFIX = '.deleted-';
 const DEFAULT_STALE_AFTER_MS = 5 * 60_000;
 const NS_PER_MS = 1_000_000n;
 /** How long a pooled instance seen without a claim is taken as still pooled (see poolState). */
@@ -219,46 +220,6 @@ function upstreamStateOf(text: string | undefined): unknown {
   return doc.state ?? undefined;
 }
 
-function errnoCode(err: unknown): string | undefined {
-  return err instanceof Error && 'code' in err && typeof err.code === 'string'
-    ? err.code
-    : undefined;
-}
-
-const isNotFound = (err: unknown): boolean => {
-  const code = errnoCode(err);
-  return code === 'ENOENT' || code === 'ENOTDIR';
-};
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-}
-
-/** The file's text, or undefined when it does not exist. */
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
-
-async function readdirIfExists(path: string): Promise<string[]> {
-  try {
-    return await readdir(path);
-  } catch (err) {
-    if (isNotFound(err)) return [];
-    throw err;
-  }
-}
-
 async function mapLimit<T, R>(
   items: T[],
   limit: number,
@@ -273,8 +234,6 @@ async function mapLimit<T, R>(
 
 const isOurScratch = (name: string): boolean =>
   name.startsWith('.') && (name.includes(TEMP_MARK) || name.startsWith(TOMBSTONE_PREFIX));
-
-const scratchSuffix = (): string => `${process.pid}-${randomBytes(6).toString('hex')}`;
 
 /**
  * Records on the local (or shared RWX) filesystem, in upstream's layout so operators' recovery
@@ -337,14 +296,14 @@ export class FsStateStore implements StateStore, OnModuleInit {
   async saveChallenge(challenge: Challenge): Promise<void> {
     const dir = this.challengeDir(challenge.id);
     // upstream creates instance/ with the challenge; pool spin-ups expect it.
-    await this.ensureDir(join(dir, INSTANCE_SUBDIR));
+    await ensureDir(join(dir, INSTANCE_SUBDIR));
     await this.ensureIndexed(challenge.id);
-    await this.writeAtomic(join(dir, INFO_FILE), serializeChallenge(challenge), 0o666);
+    await writeAtomic(join(dir, INFO_FILE), serializeChallenge(challenge), 0o666);
   }
 
   /** Removes the challenge's instance records too (upstream: the whole directory). */
   async deleteChallenge(id: string): Promise<void> {
-    await this.removeDirDurably(this.challengeDir(id));
+    await removeDirDurably(this.challengeDir(id));
     this.claimedCache.delete(id);
     this.recordedCache.delete(id);
     this.indexedCache.delete(id);
@@ -396,18 +355,18 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   async saveInstance(instance: Instance): Promise<void> {
     const dir = this.instanceDir(instance.challengeId, instance.identity);
-    await this.ensureDir(dir);
+    await ensureDir(dir);
     // An upstream record not adopted yet keeps its Pulumi state: it is the stack's only copy.
     // Writers of one record hold its lock, so nobody adopts it between this read and the write.
     const state = upstreamStateOf(await readIfExists(join(dir, INFO_FILE)));
     // info.json first: a crash in between leaves a visible pooled instance, not an invisible one.
-    await this.writeAtomic(join(dir, INFO_FILE), serializeInstance(instance, state), 0o666);
+    await writeAtomic(join(dir, INFO_FILE), serializeInstance(instance, state), 0o666);
     if (!isClaimed(instance)) return;
     // Already claimed by this source (the claim step of a pooled instance wrote it): the
     // claim file never changes while the instance lives, so there is nothing to rewrite.
     if ((await readIfExists(join(dir, CLAIM_FILE))) === instance.sourceId) return;
     await this.indexClaim(instance.challengeId, instance.sourceId, instance.identity);
-    await this.writeAtomic(join(dir, CLAIM_FILE), instance.sourceId, 0o600);
+    await writeAtomic(join(dir, CLAIM_FILE), instance.sourceId, 0o600);
     this.knownClaimed(instance.challengeId).add(instance.identity);
   }
 
@@ -423,14 +382,14 @@ export class FsStateStore implements StateStore, OnModuleInit {
     const text = await readIfExists(join(dir, INFO_FILE));
     if (text === undefined || upstreamStateOf(text) === undefined) return;
     const instance = parseInstance(text, undefined);
-    await this.writeAtomic(join(dir, INFO_FILE), serializeInstance(instance), 0o666);
+    await writeAtomic(join(dir, INFO_FILE), serializeInstance(instance), 0o666);
   }
 
   /** See {@link StateStore}. */
   async deleteInstance(challengeId: string, identity: string): Promise<void> {
     const dir = this.instanceDir(challengeId, identity);
     const claimant = await readIfExists(join(dir, CLAIM_FILE));
-    await this.removeDirDurably(dir);
+    await removeDirDurably(dir);
     this.claimedCache.get(challengeId)?.delete(identity);
     this.recordedCache.get(challengeId)?.delete(identity);
     // After the instance: a crash in between leaves a stale entry, which lookups check.
@@ -496,7 +455,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
     const tmp = join(dir, `.${CLAIM_FILE}${TEMP_MARK}${scratchSuffix()}`);
     const [indexed, written] = await Promise.allSettled([
       this.indexClaim(challengeId, sourceId, identity),
-      this.writeAndSync(tmp, sourceId, 0o600),
+      writeAndSync(tmp, sourceId, 0o600),
     ]);
     if (indexed.status === 'rejected') {
       await unlink(tmp).catch(() => undefined);
@@ -590,7 +549,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
 
   private async claimExclusively(claimPath: string, sourceId: string): Promise<boolean> {
     try {
-      await this.writeAndSync(claimPath, sourceId, 0o600);
+      await writeAndSync(claimPath, sourceId, 0o600);
     } catch (err) {
       if (errnoCode(err) === 'EEXIST' || isNotFound(err)) return false;
       throw err;
@@ -699,8 +658,8 @@ export class FsStateStore implements StateStore, OnModuleInit {
       await this.indexClaim(challengeId, claimant, identity);
       indexed++;
     });
-    await this.ensureDir(indexDir);
-    await this.writeAtomic(join(indexDir, INDEX_COMPLETE), '', 0o600);
+    await ensureDir(indexDir);
+    await writeAtomic(join(indexDir, INDEX_COMPLETE), '', 0o600);
     if (indexed > 0)
       this.logger.log(`indexed ${indexed} claimed instances of challenge ${md5(challengeId)}`);
   }
@@ -750,53 +709,6 @@ export class FsStateStore implements StateStore, OnModuleInit {
     }
   }
 
-  /** Temp file in the same directory, fsync, rename over the target, fsync the directory. */
-  private async writeAtomic(path: string, data: string, mode: number): Promise<void> {
-    const tmp = join(dirname(path), `.${basename(path)}${TEMP_MARK}${scratchSuffix()}`);
-    try {
-      await this.writeAndSync(tmp, data, mode);
-      await rename(tmp, path);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    await fsyncDir(dirname(path));
-  }
-
-  /** Creates `path` exclusively (O_EXCL), writes `data` and fsyncs it. */
-  private async writeAndSync(path: string, data: string, mode: number): Promise<void> {
-    let handle: FileHandle | undefined;
-    try {
-      handle = await open(path, 'wx', mode);
-      await handle.writeFile(data, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle?.close();
-    }
-  }
-
-  /** mkdir -p, then fsync the parents of what was created so the new entries survive a crash. */
-  private async ensureDir(path: string): Promise<void> {
-    const first = await mkdir(path, { recursive: true, mode: 0o700 });
-    await Promise.all(parentsOfCreated(path, first).map(fsyncDir));
-  }
-
-  /**
-   * Renames the directory to a tombstone (atomic), then removes the tombstone. A crash midway
-   * leaves only a tombstone, which no listing reads and startup removes.
-   */
-  private async removeDirDurably(dir: string): Promise<void> {
-    const tombstone = join(dirname(dir), `${TOMBSTONE_PREFIX}${basename(dir)}-${scratchSuffix()}`);
-    try {
-      await rename(dir, tombstone);
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
-    await fsyncDir(dirname(dir));
-    await rm(tombstone, { recursive: true, force: true, maxRetries: 3 });
-  }
-
   /** Our scratch entries older than `staleAfterMs`, at every level of the layout. */
   private async removeStaleScratch(): Promise<void> {
     const now = Date.now();
@@ -827,35 +739,6 @@ export class FsStateStore implements StateStore, OnModuleInit {
         await sweep(instDir);
       }
     }
-  }
-}
-
-/**
- * The directories that gained an entry when `mkdir -p path` created `first` (undefined: nothing
- * was created) and everything below it down to `path`.
- */
-function parentsOfCreated(path: string, first: string | undefined): string[] {
-  const parents: string[] = [];
-  if (first === undefined) return parents;
-  for (let dir = path; ; dir = dirname(dir)) {
-    parents.push(dirname(dir));
-    if (dir === first || dirname(dir) === dir) break;
-  }
-  return parents;
-}
-
-/** fsync a directory so a rename or new entry in it is durable. */
-async function fsyncDir(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch (err) {
-    // Some filesystems (and platforms) cannot fsync a directory; the rename is still atomic.
-    const code = errnoCode(err);
-    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw err;
-  } finally {
-    await handle?.close();
   }
 }
 

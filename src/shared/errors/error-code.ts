@@ -3,6 +3,7 @@
  * `INVALID_ARGUMENT` is ours: a request that fails validation before any work starts.
  * `SERVICE_UNAVAILABLE` is ours: the lock service (etcd) cannot be reached.
  * `IAC_TIMEOUT` is ours: a deployment outlived `IAC_TIMEOUT` and was cancelled.
+ * `FLAG_CHECK_RATE_LIMITED` is ours: a source made more flag checks than FLAG_CHECK_LIMIT allows.
  */
 export const ERROR_REASONS = [
   'CHALLENGE_ALREADY_EXISTS',
@@ -22,6 +23,7 @@ export const ERROR_REASONS = [
   'INVALID_ARGUMENT',
   'SERVICE_UNAVAILABLE',
   'IAC_TIMEOUT',
+  'FLAG_CHECK_RATE_LIMITED',
   'INTERNAL_ERROR',
 ] as const;
 export type ErrorReason = (typeof ERROR_REASONS)[number];

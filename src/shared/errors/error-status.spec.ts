@@ -3,6 +3,7 @@ import {
   ChallengeAlreadyExistsError,
   ChallengeExpiredError,
   ChallengeNotFoundError,
+  FlagCheckRateLimitedError,
   IacOperationError,
   IacTimeoutError,
   InstanceNotFoundError,
@@ -199,6 +200,20 @@ describe('statusOfDomainError', () => {
     expect(HTTP_FROM_GRPC[status.code]).toBe(504);
     expect(status.details).toEqual([
       { type: 'ErrorInfo', reason: 'IAC_TIMEOUT', domain: ERROR_DOMAIN, metadata: {} },
+    ]);
+  });
+
+  it('should answer RESOURCE_EXHAUSTED (HTTP 429) with its own reason when a source checks too many flags', () => {
+    const status = statusOfDomainError(new FlagCheckRateLimitedError('team-1', 1500));
+    expect(status.code).toBe(GrpcCode.RESOURCE_EXHAUSTED);
+    expect(HTTP_FROM_GRPC[status.code]).toBe(429);
+    expect(status.details).toEqual([
+      {
+        type: 'ErrorInfo',
+        reason: 'FLAG_CHECK_RATE_LIMITED',
+        domain: ERROR_DOMAIN,
+        metadata: { source_id: 'team-1', retry_after: '2s' },
+      },
     ]);
   });
 

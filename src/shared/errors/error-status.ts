@@ -362,6 +362,7 @@ const TABLE = {
   },
   SERVICE_UNAVAILABLE: () => ({ code: GrpcCode.UNAVAILABLE }),
   IAC_TIMEOUT: () => ({ code: GrpcCode.DEADLINE_EXCEEDED }),
+  FLAG_CHECK_RATE_LIMITED: () => ({ code: GrpcCode.RESOURCE_EXHAUSTED }),
   INTERNAL_ERROR: () => ({ code: GrpcCode.INTERNAL, message: INTERNAL_MESSAGE }),
 } satisfies Record<ErrorReason, (e: DomainError) => Row>;
 

@@ -6,3 +6,4 @@ export * from './instance.errors';
 export * from './oci.errors';
 export * from './scenario.errors';
 export * from './validation.errors';
+export * from './flag.errors';

@@ -1,4 +1,4 @@
-// Generated from proto/api/v1/challenge/challenge.proto and proto/api/v1/instance/instance.proto
+// Generated from proto/api/v1/challenge/challenge.proto and proto/api/v1/instance/instance.proto and proto/api/v1/flag/flag.proto
 // by scripts/generate-proto-types.mjs. Do not edit: change the protos, then run
 // `npm run generate:proto`.
 
@@ -436,4 +436,62 @@ export interface InstanceManagerGrpcHandlers {
   renewInstance(request: RenewInstanceRequestGrpc): Promise<InstanceGrpc>;
   /** `DeleteInstance`: DELETE /api/v1/instance/{challenge_id}/{source_id} */
   deleteInstance(request: DeleteInstanceRequestGrpc): Promise<EmptyGrpc>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// api.v1.flag
+
+/**
+ * api.v1.flag.CheckRequest as proto-loader decodes it and grpc-js encodes it (our loader options).
+ */
+export interface CheckRequestGrpc {
+  /** `challenge_id = 1` */
+  challengeId: string;
+  /** `source_id = 2` */
+  sourceId: string;
+  /** `flag = 3`: At most 1024 bytes. */
+  flag: string;
+}
+
+/** api.v1.flag.CheckRequest in protojson, as the REST API writes it (EmitUnpopulated). */
+export interface CheckRequestJson {
+  /** `challenge_id = 1` */
+  challengeId: string;
+  /** `source_id = 2` */
+  sourceId: string;
+  /** `flag = 3`: At most 1024 bytes. */
+  flag: string;
+}
+
+/**
+ * api.v1.flag.CheckResponse as proto-loader decodes it and grpc-js encodes it (our loader options).
+ */
+export interface CheckResponseGrpc {
+  /**
+   * `valid = 1`: The flag is one of the source's instances' (live, or deleted within
+   * FLAG_RETENTION).
+   */
+  valid: boolean;
+  /** `shared_from = 2`: Not valid, but another source of the same challenge had it: that source. */
+  sharedFrom?: string;
+}
+
+/** api.v1.flag.CheckResponse in protojson, as the REST API writes it (EmitUnpopulated). */
+export interface CheckResponseJson {
+  /**
+   * `valid = 1`: The flag is one of the source's instances' (live, or deleted within
+   * FLAG_RETENTION).
+   */
+  valid: boolean;
+  /** `shared_from = 2`: Not valid, but another source of the same challenge had it: that source. */
+  sharedFrom?: string;
+}
+
+/**
+ * api.v1.flag.FlagChecker handlers over gRPC: one method per RPC, named as Nest's `@GrpcMethod`
+ * calls it.
+ */
+export interface FlagCheckerGrpcHandlers {
+  /** `Check`: POST /api/v1/flag/check (body *) */
+  check(request: CheckRequestGrpc): Promise<CheckResponseGrpc>;
 }

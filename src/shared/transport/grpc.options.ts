@@ -6,11 +6,12 @@ import type { GrpcConnectionSink } from './grpc-connection-sink';
 /** Root of our .proto files (`proto/` at the package root, beside `dist/` and `src/`). */
 export const PROTO_ROOT = join(__dirname, '..', '..', '..', 'proto');
 
-/** The two API packages and their files, relative to {@link PROTO_ROOT}. */
-export const PROTO_PACKAGES = ['api.v1.challenge', 'api.v1.instance'];
+/** The API packages and their files, relative to {@link PROTO_ROOT}. */
+export const PROTO_PACKAGES = ['api.v1.challenge', 'api.v1.instance', 'api.v1.flag'];
 export const PROTO_FILES = [
   'api/v1/challenge/challenge.proto',
   'api/v1/instance/instance.proto',
+  'api/v1/flag/flag.proto',
   'api/v1/common/common.proto',
 ];
 

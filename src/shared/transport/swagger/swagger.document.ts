@@ -64,10 +64,10 @@ export const SWAGGER_DOCUMENT = {
   info: {
     title: 'chall-manager',
     description:
-      'Challenges, on-demand instances and pools. Every operation is also a gRPC method on the same port (packages api.v1.challenge and api.v1.instance).',
+      'Challenges, on-demand instances and pools, and flag checks. Every operation is also a gRPC method on the same port (packages api.v1.challenge, api.v1.instance and api.v1.flag).',
     version: SERVICE_VERSION,
   },
-  tags: [{ name: 'ChallengeStore' }, { name: 'InstanceManager' }],
+  tags: [{ name: 'ChallengeStore' }, { name: 'InstanceManager' }, { name: 'FlagChecker' }],
   consumes: ['application/json'],
   produces: ['application/json'],
   paths: {
@@ -206,6 +206,19 @@ export const SWAGGER_DOCUMENT = {
         tags: ['InstanceManager'],
       },
     },
+    '/api/v1/flag/check': {
+      post: {
+        summary:
+          'Check tells whether a flag is one of the source’s instances’ (live, or deleted within FLAG_RETENTION), and whose it is when another source’s.',
+        operationId: 'FlagChecker_Check',
+        responses: {
+          '200': { description: 'A successful response.', schema: ref('flagCheckResponse') },
+          default: errorResponse,
+        },
+        parameters: [bodyParam(ref('flagCheckRequest'))],
+        tags: ['FlagChecker'],
+      },
+    },
   },
   definitions: {
     challengeChallenge: {
@@ -274,6 +287,22 @@ export const SWAGGER_DOCUMENT = {
         additional: stringMap('Instance-level configuration, merged over the challenge one.'),
       },
       required: ['challengeId', 'sourceId'],
+    },
+    flagCheckRequest: {
+      type: 'object',
+      properties: {
+        challengeId: str('The challenge id.'),
+        sourceId: str('The source (player or team) submitting the flag.'),
+        flag: str('The flag submitted (at most 1024 bytes).'),
+      },
+      required: ['challengeId', 'sourceId', 'flag'],
+    },
+    flagCheckResponse: {
+      type: 'object',
+      properties: {
+        valid: { type: 'boolean', description: 'One of the source’s instances had the flag.' },
+        sharedFrom: str('Not valid, but this other source’s instance had the flag.'),
+      },
     },
     protobufAny: {
       type: 'object',

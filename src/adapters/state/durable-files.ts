@@ -1,0 +1,141 @@
+import { randomBytes } from 'node:crypto';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Crash-safe file operations of the records kept under DIR (instance and challenge records, flag
+ * records): a reader sees the old file or the new one, never a torn one, and what a crash leaves
+ * is a dot-named scratch entry no listing reads.
+ */
+
+/** Our temp files and tombstones start with a dot so no listing can mistake them for records. */
+export const TEMP_MARK = '.tmp-';
+export const TOMBSTONE_PREFIX = '.deleted-';
+
+export function errnoCode(err: unknown): string | undefined {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string'
+    ? err.code
+    : undefined;
+}
+
+export const isNotFound = (err: unknown): boolean => {
+  const code = errnoCode(err);
+  return code === 'ENOENT' || code === 'ENOTDIR';
+};
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+/** The file's text, or undefined when it does not exist. */
+export async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+export async function readdirIfExists(path: string): Promise<string[]> {
+  try {
+    return await readdir(path);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+export const scratchSuffix = (): string => `${process.pid}-${randomBytes(6).toString('hex')}`;
+
+/** Temp file in the same directory, fsync, rename over the target, fsync the directory. */
+export async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}${TEMP_MARK}${scratchSuffix()}`);
+  try {
+    await writeAndSync(tmp, data, mode);
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fsyncDir(dirname(path));
+}
+
+/** Creates `path` exclusively (O_EXCL), writes `data` and fsyncs it. */
+export async function writeAndSync(path: string, data: string, mode: number): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(path, 'wx', mode);
+    await handle.writeFile(data, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** mkdir -p, then fsync the parents of what was created so the new entries survive a crash. */
+export async function ensureDir(path: string): Promise<void> {
+  const first = await mkdir(path, { recursive: true, mode: 0o700 });
+  await Promise.all(parentsOfCreated(path, first).map(fsyncDir));
+}
+
+/**
+ * Renames the directory to a tombstone (atomic), then removes the tombstone. A crash midway
+ * leaves only a tombstone, which no listing reads and startup removes.
+ */
+export async function removeDirDurably(dir: string): Promise<void> {
+  const tombstone = join(dirname(dir), `${TOMBSTONE_PREFIX}${basename(dir)}-${scratchSuffix()}`);
+  try {
+    await rename(dir, tombstone);
+  } catch (err) {
+    if (isNotFound(err)) return;
+    throw err;
+  }
+  await fsyncDir(dirname(dir));
+  await rm(tombstone, { recursive: true, force: true, maxRetries: 3 });
+}
+
+/**
+ * The directories that gained an entry when `mkdir -p path` created `first` (undefined: nothing
+ * was created) and everything below it down to `path`.
+ */
+export function parentsOfCreated(path: string, first: string | undefined): string[] {
+  const parents: string[] = [];
+  if (first === undefined) return parents;
+  for (let dir = path; ; dir = dirname(dir)) {
+    parents.push(dirname(dir));
+    if (dir === first || dirname(dir) === dir) break;
+  }
+  return parents;
+}
+
+/** fsync a directory so a rename or new entry in it is durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (err) {
+    // Some filesystems (and platforms) cannot fsync a directory; the rename is still atomic.
+    const code = errnoCode(err);
+    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw err;
+  } finally {
+    await handle?.close();
+  }
+}

@@ -1,0 +1,97 @@
+import { Logger, type OnModuleInit } from '@nestjs/common';
+import type { Challenge } from '../../shared/domain/challenge';
+import { isClaimed, type Instance } from '../../shared/domain/instance';
+import type { Clock } from '../../shared/ports/clock.port';
+import type { FlagRecords } from '../../shared/ports/flag-records.port';
+import { StateStore, type PoolState } from '../../shared/ports/state-store.port';
+
+/**
+ * The state store, keeping the flag records in step with the instance records: every save of a
+ * claimed instance (create, claim from the pool, renewal, redeployment) records its flags first,
+ * every delete (API, janitor, blue-green move) starts their retention, and a deleted challenge
+ * takes its flag records along. Being the one path of every instance write, no caller can forget.
+ */
+export class FlagRecordingStateStore extends StateStore implements OnModuleInit {
+  private readonly logger = new Logger(FlagRecordingStateStore.name);
+
+  constructor(
+    private readonly inner: StateStore,
+    private readonly flags: FlagRecords,
+    private readonly clock: Clock,
+  ) {
+    super();
+  }
+
+  /** The wrapped store's start-up work (Nest only calls the hooks of the bound provider). */
+  async onModuleInit(): Promise<void> {
+    await (this.inner as Partial<OnModuleInit>).onModuleInit?.();
+  }
+
+  loadChallenge(id: string): Promise<Challenge | undefined> {
+    return this.inner.loadChallenge(id);
+  }
+
+  saveChallenge(challenge: Challenge): Promise<void> {
+    return this.inner.saveChallenge(challenge);
+  }
+
+  /** The instance records go first: a failure in between leaves records the janitor purges. */
+  async deleteChallenge(id: string): Promise<void> {
+    await this.inner.deleteChallenge(id);
+    await this.flags.removeChallenge(id);
+  }
+
+  listChallenges(): Promise<Challenge[]> {
+    return this.inner.listChallenges();
+  }
+
+  loadInstance(challengeId: string, identity: string): Promise<Instance | undefined> {
+    return this.inner.loadInstance(challengeId, identity);
+  }
+
+  /**
+   * The flag record first: a player never holds a flag the checker does not know. A record
+   * whose instance save then fails is marked deleted by the janitor's purge.
+   */
+  async saveInstance(instance: Instance): Promise<void> {
+    if (isClaimed(instance)) await this.flags.record(instance, this.clock.now());
+    await this.inner.saveInstance(instance);
+  }
+
+  /**
+   * The instance is gone whatever happens to its flag record: a failed mark is logged, and the
+   * janitor's purge marks the record later.
+   */
+  async deleteInstance(challengeId: string, identity: string): Promise<void> {
+    await this.inner.deleteInstance(challengeId, identity);
+    await this.flags.markDeleted(challengeId, identity, this.clock.now()).catch((err: unknown) => {
+      this.logger.warn(
+        `marking the flags of instance ${identity} of challenge ${challengeId} deleted: ${String(err)}`,
+      );
+    });
+  }
+
+  listInstances(challengeId: string): Promise<Instance[]> {
+    return this.inner.listInstances(challengeId);
+  }
+
+  poolState(challengeId: string): Promise<PoolState> {
+    return this.inner.poolState(challengeId);
+  }
+
+  findClaimed(challengeId: string, sourceId: string): Promise<Instance | undefined> {
+    return this.inner.findClaimed(challengeId, sourceId);
+  }
+
+  claim(challengeId: string, identity: string, sourceId: string): Promise<boolean> {
+    return this.inner.claim(challengeId, identity, sourceId);
+  }
+
+  upstreamState(challengeId: string, identity: string): Promise<unknown> {
+    return this.inner.upstreamState(challengeId, identity);
+  }
+
+  dropUpstreamState(challengeId: string, identity: string): Promise<void> {
+    return this.inner.dropUpstreamState(challengeId, identity);
+  }
+}

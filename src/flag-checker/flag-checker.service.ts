@@ -1,0 +1,59 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { Span } from 'nestjs-otel';
+import { AppConfig } from '../config';
+import { FlagCheckRateLimitedError } from '../shared/errors';
+import { Clock, FlagRecords } from '../shared/ports';
+import { ATTR } from '../shared/telemetry';
+import type { FlagCheckInput, FlagCheckResult, FlagSharing } from './flag-checker.types';
+import { FixedWindowRateLimiter } from './rate-limiter';
+
+/**
+ * Checks a flag a source submits against the flags of the challenge's instances, live or deleted
+ * within FLAG_RETENTION (the records, see FlagRecords): valid when one of the source's own had
+ * it; when another source's had it, the flag was shared, and {@link onSharing} is told.
+ * The flag is never logged, traced or stored: only its keyed hash is compared.
+ */
+@Injectable()
+export class FlagCheckerService {
+  private readonly logger = new Logger(FlagCheckerService.name);
+  private readonly limiter: FixedWindowRateLimiter;
+
+  constructor(
+    private readonly flags: FlagRecords,
+    private readonly clock: Clock,
+    config: AppConfig,
+  ) {
+    this.limiter = new FixedWindowRateLimiter(config.flags.checkLimit, config.flags.checkWindowMs);
+  }
+
+  /** @throws FlagCheckRateLimitedError past FLAG_CHECK_LIMIT checks of the source per window. */
+  @Span('check-flag', (input: FlagCheckInput) => ({
+    attributes: { [ATTR.challengeId]: input.challengeId, [ATTR.sourceId]: input.sourceId },
+  }))
+  async check(input: FlagCheckInput): Promise<FlagCheckResult> {
+    const now = this.clock.now();
+    const wait = this.limiter.take(input.sourceId, now.getTime());
+    if (wait > 0) throw new FlagCheckRateLimitedError(input.sourceId, wait);
+    const sources = await this.flags.sourcesOf(input.challengeId, input.flag, now);
+    if (sources.includes(input.sourceId)) return { valid: true };
+    const sharedFrom = sources[0];
+    if (sharedFrom === undefined) return { valid: false };
+    this.onSharing({
+      challengeId: input.challengeId,
+      sourceId: input.sourceId,
+      sharedFrom,
+      at: now,
+    });
+    return { valid: false, sharedFrom };
+  }
+
+  /**
+   * Where flag sharing is reported: a warning for the organisers. Must not throw (the check's
+   * answer does not depend on it); publishing it elsewhere starts here.
+   */
+  onSharing(event: FlagSharing): void {
+    this.logger.warn(
+      `flag sharing: source ${event.sourceId} submitted a flag of source ${event.sharedFrom} for challenge ${event.challengeId}`,
+    );
+  }
+}
