@@ -175,6 +175,26 @@ const envSchema = z.object({
       'must be a cron expression of 5 or 6 fields',
     )
     .optional(),
+  /** Lifecycle events kept in the journal (DIR/events) for watchers resuming; older ones are pruned. */
+  EVENTS_JOURNAL_SIZE: positiveInt.default(10_000),
+  /** Period of the keep-alive comments of the Server-Sent Events stream. */
+  EVENTS_KEEPALIVE: goDuration.default(15_000),
+  /** How long before an instance's `until` its `instance.expiring` event is published. */
+  EVENTS_EXPIRING_LEAD: goDuration.default(5 * 60_000),
+  /** URL every lifecycle event is POSTed to (requires WEBHOOK_SECRET). */
+  WEBHOOK_URL: z
+    .string()
+    .trim()
+    .refine((raw) => {
+      try {
+        return ['http:', 'https:'].includes(new URL(raw).protocol);
+      } catch {
+        return false;
+      }
+    }, 'must be an http:// or https:// URL')
+    .optional(),
+  /** Key of the HMAC-SHA256 signature of every webhook delivery. */
+  WEBHOOK_SECRET: z.string().default(''),
 });
 
 /**
@@ -183,6 +203,7 @@ const envSchema = z.object({
  * (KUBECONFIG, cloud credentials, proxies...).
  */
 export const HIDDEN_FROM_SCENARIOS = [
+  'WEBHOOK_SECRET',
   'OCI_USERNAME',
   'OCI_PASSWORD',
   'ETCD_USERNAME',
@@ -247,6 +268,13 @@ export class AppConfig {
   readonly janitor: Readonly<{ tickerMs: number; cron: string | undefined }>;
   /** SIGTERM: how long requests in flight may run before they are cancelled. */
   readonly shutdownGraceMs: number;
+  readonly events: Readonly<{
+    journalSize: number;
+    keepAliveMs: number;
+    expiringLeadMs: number;
+    /** Absent: no webhook. */
+    webhook: Readonly<{ url: string; secret: string }> | undefined;
+  }>;
 
   private constructor(env: z.output<typeof envSchema>, raw: RawEnv) {
     this.port = env.PORT;
@@ -284,6 +312,15 @@ export class AppConfig {
     this.pool = Object.freeze({ maxSize: env.POOL_MAX_SIZE });
     this.janitor = Object.freeze({ tickerMs: env.JANITOR_TICKER, cron: env.JANITOR_CRON });
     this.shutdownGraceMs = env.SHUTDOWN_GRACE;
+    this.events = Object.freeze({
+      journalSize: env.EVENTS_JOURNAL_SIZE,
+      keepAliveMs: env.EVENTS_KEEPALIVE,
+      expiringLeadMs: env.EVENTS_EXPIRING_LEAD,
+      webhook:
+        env.WEBHOOK_URL === undefined
+          ? undefined
+          : Object.freeze({ url: env.WEBHOOK_URL, secret: env.WEBHOOK_SECRET }),
+    });
     Object.freeze(this);
   }
 
@@ -313,6 +350,10 @@ export class AppConfig {
           `ETCD_ENDPOINT: "${endpoint}" is not host:port (TLS endpoints are not supported)`,
         );
       }
+    }
+    // Unsigned deliveries could be forged by anyone who can reach the receiver.
+    if (env.WEBHOOK_URL !== undefined && env.WEBHOOK_SECRET === '') {
+      problems.push('WEBHOOK_SECRET: required with WEBHOOK_URL (deliveries are signed with it)');
     }
     if (problems.length > 0) throw new ConfigError(problems);
     return new AppConfig(env, raw);
