@@ -47,3 +47,14 @@ export function matchesFilter(event: EventSubject, filter: EventFilter): boolean
     (filter.sourceId === undefined || event.sourceId === filter.sourceId)
   );
 }
+
+/** The ids an instance's events carry: never its flags, connection info or additional. */
+export function subjectOf(instance: {
+  challengeId: string;
+  sourceId?: string;
+  identity: string;
+}): EventSubject {
+  const subject: EventSubject = { challengeId: instance.challengeId, identity: instance.identity };
+  if (instance.sourceId !== undefined) subject.sourceId = instance.sourceId;
+  return subject;
+}
