@@ -20,6 +20,7 @@ const boundaries = {
       'adoption',
       'challenge-store',
       'config',
+      'events',
       'health',
       'instance-manager',
       'janitor',
@@ -50,6 +51,8 @@ const boundaries = {
   'instance-manager/transport': { imports: ['shared'] },
   janitor: { imports: ['adapters', 'config', 'deployer', 'instance-manager', 'pooler', 'shared'] },
   adoption: { imports: ['adapters', 'deployer', 'shared'] },
+  events: { imports: ['adapters', 'config', 'shared'] },
+  'events/transport': { imports: ['shared'] },
 };
 
 /** What other folders may import of a folder besides its index. */

@@ -11,11 +11,15 @@ import * as prettier from 'prettier';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PROTO_ROOT = join(ROOT, 'proto');
-const PROTO_FILES = ['api/v1/challenge/challenge.proto', 'api/v1/instance/instance.proto'];
+const PROTO_FILES = [
+  'api/v1/challenge/challenge.proto',
+  'api/v1/instance/instance.proto',
+  'api/v1/event/event.proto',
+];
 export const OUTPUT = join(ROOT, 'src', 'shared', 'transport', 'api-messages.generated.ts');
 
 /** The API packages whose messages, enums and services are written. */
-const PACKAGES = ['api.v1.challenge', 'api.v1.instance'];
+const PACKAGES = ['api.v1.challenge', 'api.v1.instance', 'api.v1.event'];
 
 /** Well-known types, as our proto-loader options and protojson carry them. */
 const WELL_KNOWN = {
@@ -279,7 +283,7 @@ export async function render() {
     }
   }
   const header =
-    `// Generated from ${PROTO_FILES.map((f) => `proto/${f}`).join(' and ')}\n` +
+    `// Generated from ${PROTO_FILES.map((f) => `proto/${f}`).join(', ')}\n` +
     '// by scripts/generate-proto-types.mjs. Do not edit: change the protos, then run\n' +
     '// `npm run generate:proto`.\n\n' +
     "import type { Observable } from 'rxjs';\n\n";

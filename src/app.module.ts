@@ -3,6 +3,7 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { AdoptionModule } from './adoption';
 import { ChallengeStoreModule } from './challenge-store';
 import { AppConfig, ConfigModule } from './config';
+import { EventsModule } from './events';
 import { HealthModule } from './health';
 import { InstanceManagerModule } from './instance-manager';
 import { JanitorModule } from './janitor';
@@ -26,6 +27,7 @@ export class AppModule {
         PoolerModule,
         JanitorModule,
         AdoptionModule,
+        EventsModule,
       ],
     };
   }

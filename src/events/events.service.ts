@@ -1,0 +1,29 @@
+import { Injectable } from '@nestjs/common';
+import type { LifecycleEvent } from '../shared/domain';
+import { EventJournal } from '../shared/ports';
+import type { WatchInput } from './transport/event.wire';
+
+/** Watches of the event journal, for the gRPC and Server-Sent Events transports. */
+@Injectable()
+export class EventsService {
+  constructor(private readonly journal: EventJournal) {}
+
+  /**
+   * The events matching `filter` after `after` (undefined: those published from now on), in id
+   * order, then each new one as it is published on any replica, until `signal` aborts. A
+   * position older than the journal's oldest event resumes at that event (the rest was pruned).
+   */
+  async *watch({ filter, after }: WatchInput, signal: AbortSignal): AsyncIterable<LifecycleEvent> {
+    let cursor = after ?? (await this.journal.head());
+    while (!signal.aborted) {
+      const page = await this.journal.readAfter(cursor, filter);
+      for (const event of page.events) {
+        if (signal.aborted) return;
+        yield event;
+      }
+      const moved = page.cursor > cursor;
+      cursor = page.cursor;
+      if (!moved) await this.journal.waitAfter(cursor, signal);
+    }
+  }
+}
