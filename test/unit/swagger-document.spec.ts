@@ -4,6 +4,7 @@ import protobuf from 'protobufjs';
 import 'reflect-metadata';
 import { describe, expect, it } from 'vitest';
 import { ChallengeStoreHttpController } from '../../src/challenge-store/transport/challenge-store.http.controller';
+import { EventsHttpController } from '../../src/events/transport/events.http.controller';
 import { InstanceManagerHttpController } from '../../src/instance-manager/transport/instance-manager.http.controller';
 import { snakeToCamel } from '../../src/shared/transport/protojson';
 import { SWAGGER_DOCUMENT } from '../../src/shared/transport/swagger/swagger.document';
@@ -31,19 +32,26 @@ interface Binding {
   method: string;
   path: string;
   body: boolean;
+  /** Served as Server-Sent Events: each event's data is one response message. */
+  sse: boolean;
   rpc: protobuf.Method;
 }
 
-const API_SERVICES = ['api.v1.challenge.ChallengeStore', 'api.v1.instance.InstanceManager'];
+const API_SERVICES = [
+  'api.v1.challenge.ChallengeStore',
+  'api.v1.instance.InstanceManager',
+  'api.v1.event.EventStream',
+];
 
 function bindingsOf(root: protobuf.Root): Binding[] {
   const bindings: Binding[] = [];
   for (const name of API_SERVICES) {
     const service = root.lookupService(name);
     for (const rpc of service.methodsArray) {
-      const m = /^(GET|POST|PATCH|PUT|DELETE) (\/[^\s?]*)(?:\?\S*)?( \(body \*\))?$/.exec(
-        (rpc.comment ?? '').trim(),
-      );
+      const m =
+        /^(GET|POST|PATCH|PUT|DELETE) (\/[^\s?]*)(?:\?\S*)?( \(body \*\))?( \(Server-Sent Events\))?$/.exec(
+          (rpc.comment ?? '').trim(),
+        );
       if (!m) throw new Error(`${rpc.fullName}: no "METHOD /path" comment`);
       bindings.push({
         operationId: `${service.name}_${rpc.name}`,
@@ -51,6 +59,7 @@ function bindingsOf(root: protobuf.Root): Binding[] {
         // Path variables are written with proto names; the gateway's Swagger uses JSON names.
         path: m[2]!.replace(/\{(\w+)\}/g, (_all, v: string) => `{${snakeToCamel(v)}}`),
         body: m[3] !== undefined,
+        sse: m[4] !== undefined,
         rpc,
       });
     }
@@ -292,6 +301,10 @@ function problemsOf(root: protobuf.Root, doc: Document, routes: string[]): strin
     const ok = op.responses['200']?.schema;
     if (!ok) {
       problems.push(`${where}: no 200 response`);
+    } else if (binding.sse) {
+      if (JSON.stringify((op as { produces?: string[] }).produces) !== '["text/event-stream"]')
+        problems.push(`${where}: Server-Sent Events must produce text/event-stream`);
+      topLevel(response, ok, `${where} 200`, []);
     } else if (binding.rpc.responseStream) {
       const props = (ok.properties ?? {}) as Record<string, Schema>;
       if (!props.result) problems.push(`${where}: a stream's 200 must wrap messages in result`);
@@ -314,13 +327,17 @@ function problemsOf(root: protobuf.Root, doc: Document, routes: string[]): strin
   return problems;
 }
 
-const CONTROLLERS = [ChallengeStoreHttpController, InstanceManagerHttpController];
+const CONTROLLERS = [
+  ChallengeStoreHttpController,
+  InstanceManagerHttpController,
+  EventsHttpController,
+];
 const document = SWAGGER_DOCUMENT as unknown as Document;
 
 describe('SWAGGER_DOCUMENT', () => {
   it('should list exactly the REST routes the controllers register, with their methods', () => {
     expect(swaggerRoutes(document)).toEqual(controllerRoutes(CONTROLLERS));
-    expect(controllerRoutes(CONTROLLERS)).toHaveLength(10);
+    expect(controllerRoutes(CONTROLLERS)).toHaveLength(11);
   });
 
   it('should agree with the protos on every route, parameter, field name and type', () => {
