@@ -9,9 +9,7 @@ import {
 import { loadSync } from '@grpc/proto-loader';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { join } from 'node:path';
-
-const PROTO_ROOT = join(__dirname, '..', '..', 'proto');
+import { CLIENT_LOADER_OPTIONS } from './grpc-client';
 
 /** An event as a client sees it, on either transport: the JSON of SSE and webhooks, or gRPC's. */
 export interface SeenEvent {
@@ -127,14 +125,7 @@ export class GrpcWatcher {
   private readonly call: ClientReadableStream<Record<string, unknown>>;
 
   constructor(address: string, request: object) {
-    const definition = loadSync(['api/v1/event/event.proto'], {
-      includeDirs: [PROTO_ROOT],
-      keepCase: false,
-      longs: String,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-    });
+    const definition = loadSync(['api/v1/event/event.proto'], CLIENT_LOADER_OPTIONS);
     const root = loadPackageDefinition(definition);
     const Service = ((root.api as GrpcObject).v1 as GrpcObject).event as GrpcObject;
     const Client = Service.EventStream as ServiceClientConstructor;

@@ -22,6 +22,7 @@ import {
   type LifecycleEvent,
 } from '../../shared/domain';
 import type { Clock } from '../../shared/ports/clock.port';
+import { fsyncDir } from '../state/fs-state-store.adapter';
 import type { DistributedLock } from '../../shared/ports/distributed-lock.port';
 import {
   EventJournal,
@@ -390,19 +391,5 @@ async function writeReplacing(path: string, data: string, durable = false): Prom
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
     throw err;
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch (err) {
-    // Some filesystems cannot fsync a directory; the link is still atomic.
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw err;
-  } finally {
-    await handle?.close();
   }
 }

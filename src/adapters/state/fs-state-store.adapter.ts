@@ -845,7 +845,7 @@ function parentsOfCreated(path: string, first: string | undefined): string[] {
 }
 
 /** fsync a directory so a rename or new entry in it is durable. */
-async function fsyncDir(dir: string): Promise<void> {
+export async function fsyncDir(dir: string): Promise<void> {
   let handle: FileHandle | undefined;
   try {
     handle = await open(dir, 'r');

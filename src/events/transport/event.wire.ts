@@ -87,12 +87,5 @@ export function eventToJson(event: LifecycleEvent): EventJson {
 }
 
 export function eventToGrpc(event: LifecycleEvent): EventGrpc {
-  return {
-    id: String(event.id),
-    time: timestampToGrpc(event.time),
-    type: event.type,
-    challengeId: event.challengeId,
-    sourceId: event.sourceId ?? '',
-    identity: event.identity ?? '',
-  };
+  return { ...eventToJson(event), time: timestampToGrpc(event.time) };
 }
