@@ -62,9 +62,11 @@ async function sse(replica: Replica, query = '', headers?: Record<string, string
   return client;
 }
 
-function watcher(replica: Replica, request: object): GrpcWatcher {
+/** A gRPC watch, once the server has answered it (whatever happens next, it sees). */
+async function watcher(replica: Replica, request: object): Promise<GrpcWatcher> {
   const w = new GrpcWatcher(replica.address, request);
   opened.push(w);
+  await w.ready;
   return w;
 }
 
@@ -119,7 +121,7 @@ describe('lifecycle events over two replicas sharing DIR and etcd locks', () => 
     const onA = await sse(a);
     expect(onA.status).toBe(200);
     expect(onA.contentType).toMatch(/^text\/event-stream/);
-    const onB = watcher(b, {});
+    const onB = await watcher(b, {});
     const id = 'ev-life';
     const source = 'team-1';
 
@@ -224,7 +226,7 @@ describe('lifecycle events over two replicas sharing DIR and etcd locks', () => 
     ]);
     // The `after` query parameter does the same over REST, and `after` over gRPC.
     const byQuery = await sse(b, `?challengeId=ev-resume&after=${lastId}`);
-    const byGrpc = watcher(a, { challengeId: 'ev-resume', after: lastId });
+    const byGrpc = await watcher(a, { challengeId: 'ev-resume', after: lastId });
     await eventually(
       'the resumed streams',
       10_000,
@@ -265,8 +267,8 @@ describe('lifecycle events over two replicas sharing DIR and etcd locks', () => 
   it('should filter events by challenge and by source, live and when resuming', async () => {
     const id = 'ev-filter';
     const onlyA = await sse(a, `?challengeId=${id}&sourceId=team-a`);
-    const onlyB = watcher(b, { challengeId: id, sourceId: 'team-b' });
-    const wholeChallenge = watcher(a, { challengeId: id });
+    const onlyB = await watcher(b, { challengeId: id, sourceId: 'team-b' });
+    const wholeChallenge = await watcher(a, { challengeId: id });
     const otherChallenge = await sse(b, '?challenge_id=ev-elsewhere');
     await rest(a, '/api/v1/challenge', jsonInit('POST', { id, scenario }));
     await Promise.all(
@@ -302,7 +304,7 @@ describe('lifecycle events over two replicas sharing DIR and etcd locks', () => 
     const resumed = await sse(b, `?challengeId=${id}&sourceId=team-a&after=0`);
     await eventually('the resumed filter', 10_000, () => resumed.events.length >= 3);
     expect(resumed.events.map((e) => e.id)).toEqual(onlyA.events.map((e) => e.id));
-    const grpcAll = watcher(a, { sourceId: 'team-b', after: '0' });
+    const grpcAll = await watcher(a, { sourceId: 'team-b', after: '0' });
     await eventually('the gRPC source filter', 10_000, () => grpcAll.events.length >= 3);
     expect(grpcAll.events.map((e) => e.id)).toEqual(onlyB.events.map((e) => e.id));
     expect(ofChallenge(grpcAll.events, id)).toHaveLength(3);

@@ -121,6 +121,8 @@ export class GrpcWatcher {
   readonly events: SeenEvent[] = [];
   error: ServiceError | undefined;
   ended = false;
+  /** Resolves with the response headers: the server has read where the watch starts. */
+  readonly ready: Promise<void>;
   private readonly client: InstanceType<ServiceClientConstructor>;
   private readonly call: ClientReadableStream<Record<string, unknown>>;
 
@@ -134,6 +136,10 @@ export class GrpcWatcher {
       req: object,
     ) => ClientReadableStream<Record<string, unknown>>;
     this.call = watch.call(this.client, request);
+    this.ready = new Promise((resolve, reject) => {
+      this.call.once('metadata', () => resolve());
+      this.call.once('error', reject);
+    });
     this.call.on('data', (m: Record<string, unknown>) => {
       const time = m.time as { seconds: string; nanos: number };
       this.events.push({

@@ -186,7 +186,8 @@ describe('EventsService', () => {
     const seen: string[] = [];
     const watching = (async () => {
       for await (const e of new EventsService(s.events).watch(
-        { filter: { challengeId: 'b' }, after: 0 },
+        { challengeId: 'b' },
+        0,
         abort.signal,
       )) {
         seen.push(`${e.id} ${e.type}`);

@@ -1,3 +1,4 @@
+import { Metadata, type ServerWritableStream } from '@grpc/grpc-js';
 import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { Observable } from 'rxjs';
@@ -22,8 +23,16 @@ export class EventStreamGrpcController implements EventStreamGrpcHandlers {
     private readonly drain: DrainState,
   ) {}
 
+  /**
+   * The response headers are sent once the starting position is read: a client that waits for
+   * them sees whatever happens afterwards.
+   */
   @GrpcMethod('EventStream', 'Watch')
-  watch(req: WatchRequestGrpc): Observable<EventGrpc> {
+  watch(
+    req: WatchRequestGrpc,
+    _metadata?: Metadata,
+    call?: ServerWritableStream,
+  ): Observable<EventGrpc> {
     const input = watchFromGrpc(req);
     return new Observable<EventGrpc>((subscriber) => {
       const cancelled = new AbortController();
@@ -31,7 +40,9 @@ export class EventStreamGrpcController implements EventStreamGrpcHandlers {
       const signal = AbortSignal.any([cancelled.signal, draining]);
       void (async () => {
         try {
-          for await (const event of this.events.watch(input, signal)) {
+          const from = await this.events.startOf(input);
+          call?.sendMetadata(new Metadata());
+          for await (const event of this.events.watch(input.filter, from, signal)) {
             subscriber.next(eventToGrpc(event));
           }
           if (draining.aborted) subscriber.error(new ShuttingDownError());

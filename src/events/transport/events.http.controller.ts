@@ -27,13 +27,14 @@ export class EventsHttpController {
 
   /** `?challengeId=&sourceId=&after=`; an EventSource resumes with its `Last-Event-ID`. */
   @Get()
-  watch(
+  async watch(
     @Query() query: Record<string, unknown>,
     @Headers('last-event-id') lastEventId: string | undefined,
     @Res() res: ServerResponse,
   ): Promise<void> {
     const input = watchFromQuery(query, lastEventId);
-    return writeEventStream(res, (signal) => this.events.watch(input, signal), {
+    const from = await this.events.startOf(input);
+    await writeEventStream(res, (signal) => this.events.watch(input.filter, from, signal), {
       keepAliveMs: this.options.keepAliveMs,
       stop: this.drain.drainingSignal,
       failures: this.failures,
