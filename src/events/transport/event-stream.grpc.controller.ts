@@ -31,7 +31,7 @@ export class EventStreamGrpcController implements EventStreamGrpcHandlers {
   watch(
     req: WatchRequestGrpc,
     _metadata?: Metadata,
-    call?: ServerWritableStream,
+    call?: ServerWritableStream<WatchRequestGrpc, EventGrpc>,
   ): Observable<EventGrpc> {
     const input = watchFromGrpc(req);
     return new Observable<EventGrpc>((subscriber) => {
