@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { AppConfig } from '../../src/config';
 import { EventsOptions } from '../../src/events/events.options';
 import { EventsService } from '../../src/events/events.service';
 import { ExpiringScheduler, expiringScanPeriodMs } from '../../src/events/expiring.scheduler';
@@ -213,5 +214,37 @@ describe('webhook deliveries', () => {
     expect(signatureOf('what do ya want for nothing?', 'Jefe')).toBe(
       'sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
     );
+  });
+});
+
+describe('AppConfig events settings', () => {
+  it('should default to a journal of 10000, keep-alives every 15 s, a 5 min lead, no webhook', () => {
+    const c = AppConfig.fromEnv({});
+    expect(c.events).toEqual({
+      journalSize: 10_000,
+      keepAliveMs: 15_000,
+      expiringLeadMs: 300_000,
+      webhook: undefined,
+    });
+  });
+
+  it('should refuse WEBHOOK_URL without WEBHOOK_SECRET, naming it', () => {
+    expect(() => AppConfig.fromEnv({ WEBHOOK_URL: 'http://hooks.invalid/cm' })).toThrow(
+      /WEBHOOK_SECRET: required with WEBHOOK_URL/,
+    );
+    expect(() => AppConfig.fromEnv({ WEBHOOK_URL: 'ftp://x', WEBHOOK_SECRET: 's' })).toThrow(
+      /WEBHOOK_URL/,
+    );
+  });
+
+  it('should read the webhook and hide its secret from scenario programs', () => {
+    const c = AppConfig.fromEnv({
+      WEBHOOK_URL: 'https://hooks.invalid/cm',
+      WEBHOOK_SECRET: 's3cret',
+      EVENTS_EXPIRING_LEAD: '90s',
+    });
+    expect(c.events.webhook).toEqual({ url: 'https://hooks.invalid/cm', secret: 's3cret' });
+    expect(c.events.expiringLeadMs).toBe(90_000);
+    expect(c.iac.programEnv.WEBHOOK_SECRET).toBe('');
   });
 });
