@@ -21,6 +21,7 @@ const boundaries = {
       'challenge-store',
       'config',
       'flag-checker',
+      'events',
       'health',
       'instance-manager',
       'janitor',
@@ -53,6 +54,8 @@ const boundaries = {
   adoption: { imports: ['adapters', 'deployer', 'shared'] },
   'flag-checker': { imports: ['adapters', 'config', 'shared'] },
   'flag-checker/transport': { imports: ['shared'] },
+  events: { imports: ['adapters', 'config', 'shared'] },
+  'events/transport': { imports: ['shared'] },
 };
 
 /** What other folders may import of a folder besides its index. */

@@ -15,11 +15,12 @@ const PROTO_FILES = [
   'api/v1/challenge/challenge.proto',
   'api/v1/instance/instance.proto',
   'api/v1/flag/flag.proto',
+  'api/v1/event/event.proto',
 ];
 export const OUTPUT = join(ROOT, 'src', 'shared', 'transport', 'api-messages.generated.ts');
 
 /** The API packages whose messages, enums and services are written. */
-const PACKAGES = ['api.v1.challenge', 'api.v1.instance', 'api.v1.flag'];
+const PACKAGES = ['api.v1.challenge', 'api.v1.instance', 'api.v1.flag', 'api.v1.event'];
 
 /** Well-known types, as our proto-loader options and protojson carry them. */
 const WELL_KNOWN = {
@@ -283,7 +284,7 @@ export async function render() {
     }
   }
   const header =
-    `// Generated from ${PROTO_FILES.map((f) => `proto/${f}`).join(' and ')}\n` +
+    `// Generated from ${PROTO_FILES.map((f) => `proto/${f}`).join(', ')}\n` +
     '// by scripts/generate-proto-types.mjs. Do not edit: change the protos, then run\n' +
     '// `npm run generate:proto`.\n\n' +
     "import type { Observable } from 'rxjs';\n\n";

@@ -4,6 +4,7 @@ import { AdoptionModule } from './adoption';
 import { ChallengeStoreModule } from './challenge-store';
 import { AppConfig, ConfigModule } from './config';
 import { FlagCheckerModule } from './flag-checker';
+import { EventsModule } from './events';
 import { HealthModule } from './health';
 import { InstanceManagerModule } from './instance-manager';
 import { JanitorModule } from './janitor';
@@ -28,6 +29,7 @@ export class AppModule {
         JanitorModule,
         AdoptionModule,
         FlagCheckerModule,
+        EventsModule,
       ],
     };
   }

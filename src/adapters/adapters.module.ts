@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TraceService } from 'nestjs-otel';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { AppConfig } from '../config';
 import { AdoptionIndicator, AdoptionReport } from '../shared/adoption-report';
 import { BackgroundTasks } from '../shared/background-tasks';
@@ -9,6 +9,8 @@ import {
   Clock,
   DistributedLock,
   FlagRecords,
+  EventJournal,
+  EventPublisher,
   HEALTH_INDICATORS,
   IacEngine,
   OciRegistry,
@@ -17,6 +19,7 @@ import {
 import { ServiceMetrics } from '../shared/telemetry';
 import type { EtcdDistributedLock } from './lock/etcd-distributed-lock.adapter';
 import { SystemClock } from './clock/system-clock.adapter';
+import { FsEventJournal } from './events/fs-event-journal.adapter';
 import { GatedIacEngine } from './iac/gated-iac-engine';
 import { PendingCreatesIndicator } from './iac/pending-creates.indicator';
 import { PulumiIacEngine } from './iac/pulumi-iac-engine.adapter';
@@ -152,6 +155,15 @@ const sdkNodeModules = (): string =>
           new ConcurrencyGate(c.iac.concurrency),
         ),
     },
+    // Lifecycle events: a journal under DIR beside the records, appended under the shared lock.
+    {
+      provide: FsEventJournal,
+      inject: [AppConfig, DistributedLock, Clock],
+      useFactory: (c: AppConfig, lock: DistributedLock, clock: Clock) =>
+        new FsEventJournal({ dir: join(c.dir, 'events'), size: c.events.journalSize }, lock, clock),
+    },
+    { provide: EventPublisher, useExisting: FsEventJournal },
+    { provide: EventJournal, useExisting: FsEventJournal },
     // The `challenges` and `instances` gauges, read from the state; the last export on shutdown.
     StateGauges,
     PendingCreatesGauge,
@@ -166,6 +178,8 @@ const sdkNodeModules = (): string =>
     DistributedLock,
     OciRegistry,
     IacEngine,
+    EventPublisher,
+    EventJournal,
     HEALTH_INDICATORS,
   ],
 })

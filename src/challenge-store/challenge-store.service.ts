@@ -7,6 +7,7 @@ import {
   isClaimed,
   isPooled,
   lockKeys,
+  subjectOf,
   untilOverflows,
   type Challenge,
   type Instance,
@@ -23,6 +24,7 @@ import {
 import {
   Clock,
   DistributedLock,
+  EventPublisher,
   IacEngine,
   OciRegistry,
   StateStore,
@@ -102,6 +104,7 @@ export class ChallengeStoreService {
     private readonly iac: IacEngine,
     private readonly pooler: PoolerService,
     private readonly deployer: DeployerService,
+    private readonly events: EventPublisher,
   ) {}
 
   async create(input: CreateChallengeInput, signal?: AbortSignal): Promise<ChallengeView> {
@@ -127,6 +130,7 @@ export class ChallengeStoreService {
       signal,
     );
     this.pooler.fill(challenge, 0, 0);
+    await this.events.publish('challenge.created', { challengeId: input.id });
     this.logger.log(`challenge ${input.id} created successfully`);
     return { ...challenge, instances: [] };
   }
@@ -174,11 +178,17 @@ export class ChallengeStoreService {
     if (mask.has('timeout')) checkTimeout(input.timeoutMs, this.clock.now());
     if (mask.has('scenario')) this.oci.checkReference(input.scenario ?? '');
     const pulled = await this.pullBeforeUpdate(input, mask, signal);
-    return this.lock.withWriteLock(
-      lockKeys.challenge(input.id),
-      () => this.updateLocked(input, pulled, signal),
-      signal,
-    );
+    const saved = { record: false };
+    try {
+      return await this.lock.withWriteLock(
+        lockKeys.challenge(input.id),
+        () => this.updateLocked(input, pulled, saved, signal),
+        signal,
+      );
+    } finally {
+      // The record changed even when some instances failed to follow.
+      if (saved.record) await this.events.publish('challenge.updated', { challengeId: input.id });
+    }
   }
 
   /**
@@ -189,6 +199,7 @@ export class ChallengeStoreService {
   private async updateLocked(
     input: UpdateChallengeInput,
     pulled: FetchedScenario | undefined,
+    saved: { record: boolean },
     signal?: AbortSignal,
   ): Promise<ChallengeView> {
     const old = await this.state.loadChallenge(input.id);
@@ -207,6 +218,7 @@ export class ChallengeStoreService {
       next.digest = scenario.digest;
     }
     await this.state.saveChallenge(next);
+    saved.record = true;
 
     const instances = await this.state.listInstances(next.id);
     const claimed = instances.filter(isClaimed);
@@ -328,11 +340,13 @@ export class ChallengeStoreService {
         if (!(await this.state.loadChallenge(id))) throw new ChallengeNotFoundError(id);
         const instances = await this.state.listInstances(id);
         const results = await Promise.allSettled(
-          instances.map((instance) =>
-            this.lock.withWriteLock(lockKeys.instance(id, instance.identity), () =>
+          instances.map(async (instance) => {
+            await this.lock.withWriteLock(lockKeys.instance(id, instance.identity), () =>
               this.deployer.destroy(instance, signal),
-            ),
-          ),
+            );
+            if (isClaimed(instance))
+              await this.events.publish('instance.deleted', subjectOf(instance));
+          }),
         );
         const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed.length > 0) {
@@ -350,6 +364,7 @@ export class ChallengeStoreService {
       },
       signal,
     );
+    await this.events.publish('challenge.deleted', { challengeId: id });
   }
 
   private async view(challenge: Challenge): Promise<ChallengeView> {

@@ -188,6 +188,26 @@ const envSchema = z.object({
   /** Flag checks a source may make per FLAG_CHECK_WINDOW (per replica). */
   FLAG_CHECK_LIMIT: positiveInt.default(10),
   FLAG_CHECK_WINDOW: goDuration.default(60_000),
+  /** Lifecycle events kept in the journal (DIR/events) for watchers resuming; older ones are pruned. */
+  EVENTS_JOURNAL_SIZE: positiveInt.default(10_000),
+  /** Period of the keep-alive comments of the Server-Sent Events stream. */
+  EVENTS_KEEPALIVE: goDuration.default(15_000),
+  /** How long before an instance's `until` its `instance.expiring` event is published. */
+  EVENTS_EXPIRING_LEAD: goDuration.default(5 * 60_000),
+  /** URL every lifecycle event is POSTed to (requires WEBHOOK_SECRET). */
+  WEBHOOK_URL: z
+    .string()
+    .trim()
+    .refine((raw) => {
+      try {
+        return ['http:', 'https:'].includes(new URL(raw).protocol);
+      } catch {
+        return false;
+      }
+    }, 'must be an http:// or https:// URL')
+    .optional(),
+  /** Key of the HMAC-SHA256 signature of every webhook delivery. */
+  WEBHOOK_SECRET: z.string().default(''),
 });
 
 /**
@@ -196,6 +216,7 @@ const envSchema = z.object({
  * (KUBECONFIG, cloud credentials, proxies...).
  */
 export const HIDDEN_FROM_SCENARIOS = [
+  'WEBHOOK_SECRET',
   'OCI_USERNAME',
   'OCI_PASSWORD',
   'ETCD_USERNAME',
@@ -268,6 +289,13 @@ export class AppConfig {
     checkLimit: number;
     checkWindowMs: number;
   }>;
+  readonly events: Readonly<{
+    journalSize: number;
+    keepAliveMs: number;
+    expiringLeadMs: number;
+    /** Absent: no webhook. */
+    webhook: Readonly<{ url: string; secret: string }> | undefined;
+  }>;
 
   private constructor(env: z.output<typeof envSchema>, raw: RawEnv) {
     this.port = env.PORT;
@@ -311,6 +339,15 @@ export class AppConfig {
       checkLimit: env.FLAG_CHECK_LIMIT,
       checkWindowMs: env.FLAG_CHECK_WINDOW,
     });
+    this.events = Object.freeze({
+      journalSize: env.EVENTS_JOURNAL_SIZE,
+      keepAliveMs: env.EVENTS_KEEPALIVE,
+      expiringLeadMs: env.EVENTS_EXPIRING_LEAD,
+      webhook:
+        env.WEBHOOK_URL === undefined
+          ? undefined
+          : Object.freeze({ url: env.WEBHOOK_URL, secret: env.WEBHOOK_SECRET }),
+    });
     Object.freeze(this);
   }
 
@@ -340,6 +377,10 @@ export class AppConfig {
           `ETCD_ENDPOINT: "${endpoint}" is not host:port (TLS endpoints are not supported)`,
         );
       }
+    }
+    // Unsigned deliveries could be forged by anyone who can reach the receiver.
+    if (env.WEBHOOK_URL !== undefined && env.WEBHOOK_SECRET === '') {
+      problems.push('WEBHOOK_SECRET: required with WEBHOOK_URL (deliveries are signed with it)');
     }
     if (problems.length > 0) throw new ConfigError(problems);
     return new AppConfig(env, raw);

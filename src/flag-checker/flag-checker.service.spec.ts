@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { T0 } from '../../test/support/builders';
 import { FixedClock } from '../../test/support/fakes/fixed-clock';
+import { InMemoryEventJournal } from '../../test/support/fakes/in-memory-event-journal';
 import { AppConfig } from '../config';
 import type { Claimed, Instance } from '../shared/domain/instance';
 import { FlagCheckRateLimitedError } from '../shared/errors';
@@ -39,6 +40,7 @@ class FakeFlagRecords extends FlagRecords {
 describe('FlagCheckerService', () => {
   let clock: FixedClock;
   let checker: FlagCheckerService;
+  let events: InMemoryEventJournal;
 
   beforeEach(() => {
     clock = new FixedClock(T0);
@@ -46,7 +48,8 @@ describe('FlagCheckerService', () => {
     records.bySource.set('team-a', { challengeId: 'chall-1', flags: ['CTF{a}'] });
     records.bySource.set('team-b', { challengeId: 'chall-1', flags: ['CTF{b}'] });
     const config = AppConfig.fromEnv({ FLAG_CHECK_LIMIT: '3', FLAG_CHECK_WINDOW: '1m' });
-    checker = new FlagCheckerService(records, clock, config);
+    events = new InMemoryEventJournal(clock);
+    checker = new FlagCheckerService(records, clock, config, events);
   });
 
   it('should answer valid for the source’s own flag, without reporting sharing', async () => {
@@ -55,6 +58,7 @@ describe('FlagCheckerService', () => {
       await checker.check({ challengeId: 'chall-1', sourceId: 'team-a', flag: 'CTF{a}' }),
     ).toEqual({ valid: true });
     expect(onSharing).not.toHaveBeenCalled();
+    expect(events.published()).toEqual([]);
   });
 
   it('should answer sharedFrom and report the sharing when the flag is another source’s', async () => {
@@ -68,6 +72,9 @@ describe('FlagCheckerService', () => {
       sharedFrom: 'team-b',
       at: T0,
     });
+    expect(events.published()).toEqual([
+      { type: 'flag.shared', challengeId: 'chall-1', sourceId: 'team-a', sharedFrom: 'team-b' },
+    ]);
   });
 
   it('should answer not valid, without sharedFrom, when nobody had the flag', async () => {

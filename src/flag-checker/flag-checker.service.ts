@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Span } from 'nestjs-otel';
 import { AppConfig } from '../config';
 import { FlagCheckRateLimitedError } from '../shared/errors';
-import { Clock, FlagRecords } from '../shared/ports';
+import { Clock, EventPublisher, FlagRecords } from '../shared/ports';
 import { ATTR } from '../shared/telemetry';
 import type { FlagCheckInput, FlagCheckResult, FlagSharing } from './flag-checker.types';
 import { FixedWindowRateLimiter } from './rate-limiter';
@@ -10,7 +10,8 @@ import { FixedWindowRateLimiter } from './rate-limiter';
 /**
  * Checks a flag a source submits against the flags of the challenge's instances, live or deleted
  * within FLAG_RETENTION (the records, see FlagRecords): valid when one of the source's own had
- * it; when another source's had it, the flag was shared, and {@link onSharing} is told.
+ * it; when another source's had it, the flag was shared: {@link onSharing} logs it and publishes a
+ * `flag.shared` event.
  * The flag is never logged, traced or stored: only its keyed hash is compared.
  */
 @Injectable()
@@ -22,6 +23,7 @@ export class FlagCheckerService {
     private readonly flags: FlagRecords,
     private readonly clock: Clock,
     config: AppConfig,
+    private readonly events: EventPublisher,
   ) {
     this.limiter = new FixedWindowRateLimiter(config.flags.checkLimit, config.flags.checkWindowMs);
   }
@@ -38,7 +40,7 @@ export class FlagCheckerService {
     if (sources.includes(input.sourceId)) return { valid: true };
     const sharedFrom = sources[0];
     if (sharedFrom === undefined) return { valid: false };
-    this.onSharing({
+    await this.onSharing({
       challengeId: input.challengeId,
       sourceId: input.sourceId,
       sharedFrom,
@@ -48,12 +50,18 @@ export class FlagCheckerService {
   }
 
   /**
-   * Where flag sharing is reported: a warning for the organisers. Must not throw (the check's
-   * answer does not depend on it); publishing it elsewhere starts here.
+   * Reports flag sharing: a warning for the organisers and a `flag.shared` event for the
+   * platform (ids only). Never fails the check: the answer does not depend on it, and publishing
+   * never rejects. Awaited, so the event is in the journal when the check answers.
    */
-  onSharing(event: FlagSharing): void {
+  async onSharing(event: FlagSharing): Promise<void> {
     this.logger.warn(
       `flag sharing: source ${event.sourceId} submitted a flag of source ${event.sharedFrom} for challenge ${event.challengeId}`,
     );
+    await this.events.publish('flag.shared', {
+      challengeId: event.challengeId,
+      sourceId: event.sourceId,
+      sharedFrom: event.sharedFrom,
+    });
   }
 }

@@ -8,6 +8,7 @@ import {
   isChallengeExpired,
   isInstanceExpired,
   lockKeys,
+  subjectOf,
   untilOverflows,
   type Challenge,
   type Instance,
@@ -21,7 +22,13 @@ import {
   InstanceNotFoundError,
   timeoutPastLastTimestamp,
 } from '../shared/errors';
-import { Clock, DistributedLock, StateStore, type FetchedScenario } from '../shared/ports';
+import {
+  Clock,
+  DistributedLock,
+  EventPublisher,
+  StateStore,
+  type FetchedScenario,
+} from '../shared/ports';
 import { ATTR, ServiceMetrics, type InstanceOpProbe } from '../shared/telemetry';
 import type { CreateInstanceInput } from './instance-manager.types';
 
@@ -56,6 +63,7 @@ export class InstanceManagerService {
     private readonly pooler: PoolerService,
     private readonly deployer: DeployerService,
     private readonly metrics: ServiceMetrics,
+    private readonly events: EventPublisher,
   ) {}
 
   /** Span `create-instance`; duration in `instance.create.duration` or, from the pool, `…claim…`. */
@@ -77,10 +85,32 @@ export class InstanceManagerService {
     const sourceKey = lockKeys.source(challengeId, sourceId);
     if (this.creating.has(sourceKey)) throw new InstanceAlreadyExistsError(challengeId, sourceId);
     this.creating.add(sourceKey);
+    let instance: Instance;
     try {
-      return await this.createUnderLocks(input, probe, signal);
+      instance = await this.createUnderLocks(input, probe, signal);
     } finally {
       this.creating.delete(sourceKey);
+    }
+    await this.events.publish('instance.created', subjectOf(instance));
+    await this.announceReady(instance);
+    return instance;
+  }
+
+  /**
+   * `instance.ready`: the instance is handed to its source. The one place that says when an
+   * instance is ready; for now, when CreateInstance answers with it.
+   */
+  private async announceReady(instance: Instance): Promise<void> {
+    await this.events.publish('instance.ready', subjectOf(instance));
+  }
+
+  /** `instance.failed` for a create whose deployment (or claim) failed, then the failure. */
+  private async failed<T>(challengeId: string, sourceId: string, work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (err) {
+      await this.events.publish('instance.failed', { challengeId, sourceId });
+      throw err;
     }
   }
 
@@ -113,16 +143,24 @@ export class InstanceManagerService {
           this.logger.log(
             `claiming instance ${claimed.identity} of challenge ${challengeId} from pool for source ${sourceId}`,
           );
-          return this.pooler.finishClaim(challenge, claimed, input.additional, signal, scenario);
+          return this.failed(
+            challengeId,
+            sourceId,
+            this.pooler.finishClaim(challenge, claimed, input.additional, signal, scenario),
+          );
         }
         this.logger.log(`creating new instance of challenge ${challengeId} for source ${sourceId}`);
-        const created = await this.deployer.deploy(challengeId, {
+        const created = await this.failed(
+          challengeId,
           sourceId,
-          additional: input.additional,
-          signal,
-          admit: (current) => Promise.resolve(!isChallengeExpired(current, this.clock.now())),
-          scenario,
-        });
+          this.deployer.deploy(challengeId, {
+            sourceId,
+            additional: input.additional,
+            signal,
+            admit: (current) => Promise.resolve(!isChallengeExpired(current, this.clock.now())),
+            scenario,
+          }),
+        );
         // Not admitted: the challenge was deleted or expired while deploying (the stack is gone).
         if (!created) throw new ChallengeNotFoundError(challengeId);
         probe.identity(created.identity);
@@ -174,9 +212,11 @@ export class InstanceManagerService {
 
   @Span('renew-instance', opAttributes)
   renew(challengeId: string, sourceId: string, signal?: AbortSignal): Promise<Instance> {
-    return this.metrics.instanceOp('renew', challengeId, () =>
-      this.renewInstance(challengeId, sourceId, signal),
-    );
+    return this.metrics.instanceOp('renew', challengeId, async () => {
+      const renewed = await this.renewInstance(challengeId, sourceId, signal);
+      await this.events.publish('instance.renewed', subjectOf(renewed));
+      return renewed;
+    });
   }
 
   private renewInstance(
@@ -249,6 +289,7 @@ export class InstanceManagerService {
           () => this.deployer.destroy(instance, signal),
           signal,
         );
+        await this.events.publish('instance.deleted', subjectOf(instance));
         this.pooler.refillAfterDelete(challenge, pooled, total);
       },
       signal,

@@ -14,7 +14,13 @@ import {
 import { BackgroundTasks } from '../shared/background-tasks';
 import { ConcurrencyGate, inBackground } from '../shared/concurrency-gate';
 import { ChallengeNotFoundError, InstanceNotFoundError } from '../shared/errors';
-import { Clock, DistributedLock, StateStore, type FetchedScenario } from '../shared/ports';
+import {
+  Clock,
+  DistributedLock,
+  EventPublisher,
+  StateStore,
+  type FetchedScenario,
+} from '../shared/ports';
 import { PoolLimits } from './pool-limits';
 import { poolDelta, shouldRefillAfterClaim, shouldRefillAfterDelete } from './pool-delta';
 
@@ -39,6 +45,7 @@ export class PoolerService {
     private readonly tasks: BackgroundTasks,
     private readonly deployer: DeployerService,
     private readonly limits: PoolLimits,
+    private readonly events: EventPublisher,
   ) {
     this.queue = new ConcurrencyGate(limits.spinUpConcurrency);
   }
@@ -167,12 +174,17 @@ export class PoolerService {
           if (shouldRefillAfterClaim(challenge.min, challenge.max, pooled.length, total)) {
             this.spinUp(challenge.id, 1);
           }
+          // This claim took the pool below its min (once per fall, not at every claim).
+          if (pooled.length >= challenge.min && pooled.length - 1 < challenge.min)
+            await this.events.publish('pool.low', { challengeId: challenge.id });
           return { ...candidate, sourceId };
         }
       } finally {
         this.claiming.delete(identity);
       }
     }
+    if (challenge.min > 0)
+      await this.events.publish('pool.exhausted', { challengeId: challenge.id });
     return undefined;
   }
 

@@ -15,6 +15,7 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ApiApp } from '../support/api-app';
 import { identityOfOutputsOnly, outputsOnlyScenario } from '../support/api-scenarios';
+import { SseClient } from '../support/event-clients';
 import { orasPush } from '../support/oras';
 import { scenarioOf } from '../support/scenarios';
 import { startInMemoryTelemetry } from '../support/in-memory-telemetry';
@@ -222,6 +223,22 @@ describe('flag records and checks', () => {
       expect(await checker.check(via, EXPIRING, 'team-a', teamA.flags[0]!)).toEqual({
         valid: false,
       });
+    }
+    // Each sharing (one per transport) is a flag.shared event naming both sources, by id only.
+    const sse = await SseClient.open(svc.base, `?challengeId=${LIVE}&after=0`);
+    try {
+      await eventually(
+        'the two flag.shared events',
+        10_000,
+        () => sse.events.filter((e) => e.type === 'flag.shared').length === 2,
+        () => JSON.stringify(sse.events.map((e) => e.type)),
+      );
+      for (const event of sse.events.filter((e) => e.type === 'flag.shared')) {
+        expect(event.raw).toMatchObject({ sourceId: 'team-b', sharedFrom: 'team-a' });
+        for (const flag of allFlags) expect(JSON.stringify(event.raw)).not.toContain(flag);
+      }
+    } finally {
+      await sse.close();
     }
   });
 

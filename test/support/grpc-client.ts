@@ -34,18 +34,21 @@ function lookup(root: GrpcObject, path: string): ServiceClientConstructor {
   return node as ServiceClientConstructor;
 }
 
+/** proto-loader options of the test clients: as a third-party client loads our protos. */
+export const CLIENT_LOADER_OPTIONS = {
+  includeDirs: [PROTO_ROOT],
+  keepCase: false,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
 /** Connects plaintext gRPC clients to `address` (host:port). */
 export function connectApiClients(address: string): ApiClients {
   const definition = loadSync(
     ['api/v1/challenge/challenge.proto', 'api/v1/instance/instance.proto'],
-    {
-      includeDirs: [PROTO_ROOT],
-      keepCase: false,
-      longs: String,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-    },
+    CLIENT_LOADER_OPTIONS,
   );
   const root = loadPackageDefinition(definition);
   const insecure = credentials.createInsecure();

@@ -13,6 +13,7 @@ import { aChallenge, T0 } from './builders';
 import { FakeIacEngine } from './fakes/fake-iac-engine';
 import { FixedClock } from './fakes/fixed-clock';
 import { InMemoryOciRegistry } from './fakes/in-memory-oci-registry';
+import { InMemoryEventJournal } from './fakes/in-memory-event-journal';
 import { InMemoryStateStore } from './fakes/in-memory-state-store';
 
 /** The four services wired by hand over in-memory doubles, as the Nest modules wire them. */
@@ -22,6 +23,8 @@ export interface ServicesUnderTest {
   clock: FixedClock;
   oci: InMemoryOciRegistry;
   iac: FakeIacEngine;
+  /** Every event the services published. */
+  events: InMemoryEventJournal;
   tasks: BackgroundTasks;
   deployer: DeployerService;
   pooler: PoolerService;
@@ -51,9 +54,19 @@ export function servicesUnderTest(
   const oci = new InMemoryOciRegistry();
   const iac = new FakeIacEngine();
   const tasks = new BackgroundTasks();
+  const events = new InMemoryEventJournal(clock);
   const deployer = new DeployerService(state, lock, oci, iac, clock);
-  const pooler = new PoolerService(state, lock, clock, tasks, deployer, limits);
-  const challenges = new ChallengeStoreService(state, lock, clock, oci, iac, pooler, deployer);
+  const pooler = new PoolerService(state, lock, clock, tasks, deployer, limits, events);
+  const challenges = new ChallengeStoreService(
+    state,
+    lock,
+    clock,
+    oci,
+    iac,
+    pooler,
+    deployer,
+    events,
+  );
   const instances = new InstanceManagerService(
     state,
     lock,
@@ -61,6 +74,7 @@ export function servicesUnderTest(
     pooler,
     deployer,
     new ServiceMetrics(new MetricService()),
+    events,
   );
   oci.push(DEFAULT_SCENARIO);
 
@@ -76,6 +90,7 @@ export function servicesUnderTest(
     clock,
     oci,
     iac,
+    events,
     tasks,
     deployer,
     pooler,

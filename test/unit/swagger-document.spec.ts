@@ -5,6 +5,7 @@ import 'reflect-metadata';
 import { describe, expect, it } from 'vitest';
 import { ChallengeStoreHttpController } from '../../src/challenge-store/transport/challenge-store.http.controller';
 import { FlagCheckerHttpController } from '../../src/flag-checker/transport/flag-checker.http.controller';
+import { EventsHttpController } from '../../src/events/transport/events.http.controller';
 import { InstanceManagerHttpController } from '../../src/instance-manager/transport/instance-manager.http.controller';
 import { snakeToCamel } from '../../src/shared/transport/protojson';
 import { SWAGGER_DOCUMENT } from '../../src/shared/transport/swagger/swagger.document';
@@ -32,6 +33,8 @@ interface Binding {
   method: string;
   path: string;
   body: boolean;
+  /** Served as Server-Sent Events: each event's data is one response message. */
+  sse: boolean;
   rpc: protobuf.Method;
 }
 
@@ -39,6 +42,7 @@ const API_SERVICES = [
   'api.v1.challenge.ChallengeStore',
   'api.v1.instance.InstanceManager',
   'api.v1.flag.FlagChecker',
+  'api.v1.event.EventStream',
 ];
 
 function bindingsOf(root: protobuf.Root): Binding[] {
@@ -46,9 +50,10 @@ function bindingsOf(root: protobuf.Root): Binding[] {
   for (const name of API_SERVICES) {
     const service = root.lookupService(name);
     for (const rpc of service.methodsArray) {
-      const m = /^(GET|POST|PATCH|PUT|DELETE) (\/[^\s?]*)(?:\?\S*)?( \(body \*\))?$/.exec(
-        (rpc.comment ?? '').trim(),
-      );
+      const m =
+        /^(GET|POST|PATCH|PUT|DELETE) (\/[^\s?]*)(?:\?\S*)?( \(body \*\))?( \(Server-Sent Events\))?$/.exec(
+          (rpc.comment ?? '').trim(),
+        );
       if (!m) throw new Error(`${rpc.fullName}: no "METHOD /path" comment`);
       bindings.push({
         operationId: `${service.name}_${rpc.name}`,
@@ -56,6 +61,7 @@ function bindingsOf(root: protobuf.Root): Binding[] {
         // Path variables are written with proto names; the gateway's Swagger uses JSON names.
         path: m[2]!.replace(/\{(\w+)\}/g, (_all, v: string) => `{${snakeToCamel(v)}}`),
         body: m[3] !== undefined,
+        sse: m[4] !== undefined,
         rpc,
       });
     }
@@ -297,6 +303,10 @@ function problemsOf(root: protobuf.Root, doc: Document, routes: string[]): strin
     const ok = op.responses['200']?.schema;
     if (!ok) {
       problems.push(`${where}: no 200 response`);
+    } else if (binding.sse) {
+      if (JSON.stringify((op as { produces?: string[] }).produces) !== '["text/event-stream"]')
+        problems.push(`${where}: Server-Sent Events must produce text/event-stream`);
+      topLevel(response, ok, `${where} 200`, []);
     } else if (binding.rpc.responseStream) {
       const props = (ok.properties ?? {}) as Record<string, Schema>;
       if (!props.result) problems.push(`${where}: a stream's 200 must wrap messages in result`);
@@ -323,13 +333,14 @@ const CONTROLLERS = [
   ChallengeStoreHttpController,
   InstanceManagerHttpController,
   FlagCheckerHttpController,
+  EventsHttpController,
 ];
 const document = SWAGGER_DOCUMENT as unknown as Document;
 
 describe('SWAGGER_DOCUMENT', () => {
   it('should list exactly the REST routes the controllers register, with their methods', () => {
     expect(swaggerRoutes(document)).toEqual(controllerRoutes(CONTROLLERS));
-    expect(controllerRoutes(CONTROLLERS)).toHaveLength(11);
+    expect(controllerRoutes(CONTROLLERS)).toHaveLength(12);
   });
 
   it('should agree with the protos on every route, parameter, field name and type', () => {

@@ -12,4 +12,8 @@ export const lockKeys = {
   instance: (challengeId: string, identity: string) =>
     `chall/${md5(challengeId)}/inst/${md5(identity)}` as LockKey,
   janitor: () => 'janitor' as LockKey,
+  /** Appends to the event journal: one writer at a time keeps event ids monotonic. */
+  events: () => 'events' as LockKey,
+  /** Held by the replica delivering webhooks, so deliveries stay in order. */
+  webhook: () => 'webhook' as LockKey,
 };

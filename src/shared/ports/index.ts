@@ -5,3 +5,4 @@ export * from './iac-engine.port';
 export * from './oci-registry.port';
 export * from './state-store.port';
 export * from './flag-records.port';
+export * from './event-journal.port';

@@ -1,4 +1,4 @@
-// Generated from proto/api/v1/challenge/challenge.proto and proto/api/v1/instance/instance.proto and proto/api/v1/flag/flag.proto
+// Generated from proto/api/v1/challenge/challenge.proto, proto/api/v1/instance/instance.proto, proto/api/v1/flag/flag.proto, proto/api/v1/event/event.proto
 // by scripts/generate-proto-types.mjs. Do not edit: change the protos, then run
 // `npm run generate:proto`.
 
@@ -494,4 +494,90 @@ export interface CheckResponseJson {
 export interface FlagCheckerGrpcHandlers {
   /** `Check`: POST /api/v1/flag/check (body *) */
   check(request: CheckRequestGrpc): Promise<CheckResponseGrpc>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// api.v1.event
+
+/**
+ * api.v1.event.WatchRequest as proto-loader decodes it and grpc-js encodes it (our loader options).
+ */
+export interface WatchRequestGrpc {
+  /** `challenge_id = 1`: Only the events of this challenge (empty: every challenge). */
+  challengeId: string;
+  /** `source_id = 2`: Only the events of this source (empty: every source). */
+  sourceId: string;
+  /**
+   * `after = 3`: Resume after this event id (the last one received); unset: only events from now
+   * on.
+   */
+  after?: string;
+}
+
+/** api.v1.event.WatchRequest in protojson, as the REST API writes it (EmitUnpopulated). */
+export interface WatchRequestJson {
+  /** `challenge_id = 1`: Only the events of this challenge (empty: every challenge). */
+  challengeId: string;
+  /** `source_id = 2`: Only the events of this source (empty: every source). */
+  sourceId: string;
+  /**
+   * `after = 3`: Resume after this event id (the last one received); unset: only events from now
+   * on.
+   */
+  after?: string;
+}
+
+/** api.v1.event.Event as proto-loader decodes it and grpc-js encodes it (our loader options). */
+export interface EventGrpc {
+  /** `id = 1`: Monotonic across every replica; resume with it. */
+  id: string;
+  /** `time = 2` */
+  time: TimestampGrpc | null;
+  /**
+   * `type = 3`: challenge.created, challenge.updated, challenge.deleted, instance.created,
+   * instance.ready,
+   * instance.renewed, instance.expiring, instance.deleted, instance.failed, pool.low,
+   * pool.exhausted or flag.shared.
+   */
+  type: string;
+  /** `challenge_id = 4` */
+  challengeId: string;
+  /** `source_id = 5`: Set for the events of a claimed instance. */
+  sourceId: string;
+  /** `identity = 6`: Set for instance events once the instance has one. */
+  identity: string;
+  /** `shared_from = 7`: flag.shared: the source whose instance had the flag source_id submitted. */
+  sharedFrom: string;
+}
+
+/** api.v1.event.Event in protojson, as the REST API writes it (EmitUnpopulated). */
+export interface EventJson {
+  /** `id = 1`: Monotonic across every replica; resume with it. */
+  id: string;
+  /** `time = 2` */
+  time: TimestampJson | null;
+  /**
+   * `type = 3`: challenge.created, challenge.updated, challenge.deleted, instance.created,
+   * instance.ready,
+   * instance.renewed, instance.expiring, instance.deleted, instance.failed, pool.low,
+   * pool.exhausted or flag.shared.
+   */
+  type: string;
+  /** `challenge_id = 4` */
+  challengeId: string;
+  /** `source_id = 5`: Set for the events of a claimed instance. */
+  sourceId: string;
+  /** `identity = 6`: Set for instance events once the instance has one. */
+  identity: string;
+  /** `shared_from = 7`: flag.shared: the source whose instance had the flag source_id submitted. */
+  sharedFrom: string;
+}
+
+/**
+ * api.v1.event.EventStream handlers over gRPC: one method per RPC, named as Nest's `@GrpcMethod`
+ * calls it.
+ */
+export interface EventStreamGrpcHandlers {
+  /** `Watch`: GET /api/v1/events?challenge_id=&source_id=&after= (Server-Sent Events) */
+  watch(request: WatchRequestGrpc): Observable<EventGrpc>;
 }

@@ -25,6 +25,7 @@ export class DrainState {
   private draining = false;
   private inFlight = 0;
   private readonly cancel = new AbortController();
+  private readonly begun = new AbortController();
   private readonly idleWaiters = new Set<() => void>();
 
   get isDraining(): boolean {
@@ -41,9 +42,18 @@ export class DrainState {
     return this.cancel.signal;
   }
 
+  /**
+   * Aborted by {@link begin}: what streams that never end by themselves (event watches) listen
+   * to, so they close at once instead of holding the drain for the whole grace.
+   */
+  get drainingSignal(): AbortSignal {
+    return this.begun.signal;
+  }
+
   /** From now on the readiness probe fails and new calls are refused. */
   begin(): void {
     this.draining = true;
+    this.begun.abort(new ShuttingDownError());
   }
 
   /** The grace ran out: requests still in flight are asked to stop. */

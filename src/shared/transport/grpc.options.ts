@@ -7,11 +7,17 @@ import type { GrpcConnectionSink } from './grpc-connection-sink';
 export const PROTO_ROOT = join(__dirname, '..', '..', '..', 'proto');
 
 /** The API packages and their files, relative to {@link PROTO_ROOT}. */
-export const PROTO_PACKAGES = ['api.v1.challenge', 'api.v1.instance', 'api.v1.flag'];
+export const PROTO_PACKAGES = [
+  'api.v1.challenge',
+  'api.v1.instance',
+  'api.v1.flag',
+  'api.v1.event',
+];
 export const PROTO_FILES = [
   'api/v1/challenge/challenge.proto',
   'api/v1/instance/instance.proto',
   'api/v1/flag/flag.proto',
+  'api/v1/event/event.proto',
   'api/v1/common/common.proto',
 ];
 
@@ -32,7 +38,7 @@ export const PROTO_LOADER_OPTIONS = {
 };
 
 /**
- * Nest gRPC microservice options for ChallengeStore and InstanceManager.
+ * Nest gRPC microservice options for ChallengeStore, InstanceManager and EventStream.
  *
  * Nest's gRPC server insists on binding an address of its own, but clients reach it through the
  * single public port (single-port.ts). So it binds a unix socket in a private temporary

@@ -36,6 +36,15 @@ const pathParam = (name: string, description: string): Schema => ({
   type: 'string',
 });
 
+const queryParam = (name: string, description: string, extra: Schema = {}): Schema => ({
+  name,
+  description,
+  in: 'query',
+  required: false,
+  type: 'string',
+  ...extra,
+});
+
 const bodyParam = (schema: Schema): Schema => ({
   name: 'body',
   in: 'body',
@@ -64,10 +73,15 @@ export const SWAGGER_DOCUMENT = {
   info: {
     title: 'chall-manager',
     description:
-      'Challenges, on-demand instances and pools, and flag checks. Every operation is also a gRPC method on the same port (packages api.v1.challenge, api.v1.instance and api.v1.flag).',
+      'Challenges, on-demand instances and pools, flag checks and lifecycle events. Every operation is also a gRPC method on the same port (packages api.v1.challenge, api.v1.instance, api.v1.flag and api.v1.event).',
     version: SERVICE_VERSION,
   },
-  tags: [{ name: 'ChallengeStore' }, { name: 'InstanceManager' }, { name: 'FlagChecker' }],
+  tags: [
+    { name: 'ChallengeStore' },
+    { name: 'InstanceManager' },
+    { name: 'FlagChecker' },
+    { name: 'EventStream' },
+  ],
   consumes: ['application/json'],
   produces: ['application/json'],
   paths: {
@@ -142,15 +156,7 @@ export const SWAGGER_DOCUMENT = {
           },
           default: errorResponse,
         },
-        parameters: [
-          {
-            name: 'sourceId',
-            description: 'The source id.',
-            in: 'query',
-            required: false,
-            type: 'string',
-          },
-        ],
+        parameters: [queryParam('sourceId', 'The source id.')],
         tags: ['InstanceManager'],
       },
       post: {
@@ -217,6 +223,34 @@ export const SWAGGER_DOCUMENT = {
         },
         parameters: [bodyParam(ref('flagCheckRequest'))],
         tags: ['FlagChecker'],
+      },
+    },
+    '/api/v1/events': {
+      get: {
+        summary:
+          'Watch streams lifecycle events as Server-Sent Events: one `id:` and `data:` (the event as JSON) per event, a keep-alive comment every EVENTS_KEEPALIVE. Resumes after Last-Event-ID (or `after`); without either, only events from now on.',
+        operationId: 'EventStream_Watch',
+        produces: ['text/event-stream'],
+        responses: {
+          '200': {
+            description: 'A stream of events (text/event-stream); the data of each is an event.',
+            schema: ref('eventEvent'),
+          },
+          default: errorResponse,
+        },
+        parameters: [
+          queryParam('challengeId', 'Only the events of this challenge.'),
+          queryParam('sourceId', 'Only the events of this source.'),
+          queryParam('after', 'Resume after this event id.', { format: 'uint64' }),
+          {
+            name: 'Last-Event-ID',
+            description: 'Resume after this event id (sent by an EventSource that reconnects).',
+            in: 'header',
+            required: false,
+            type: 'string',
+          },
+        ],
+        tags: ['EventStream'],
       },
     },
   },
@@ -302,6 +336,20 @@ export const SWAGGER_DOCUMENT = {
       properties: {
         valid: { type: 'boolean', description: 'One of the source’s instances had the flag.' },
         sharedFrom: str('Not valid, but this other source’s instance had the flag.'),
+      },
+    },
+    eventEvent: {
+      type: 'object',
+      properties: {
+        id: { type: 'string', format: 'uint64', description: 'Monotonic across replicas.' },
+        time: timestamp('When the change happened.'),
+        type: str(
+          'challenge.created, challenge.updated, challenge.deleted, instance.created, instance.ready, instance.renewed, instance.expiring, instance.deleted, instance.failed, pool.low, pool.exhausted or flag.shared.',
+        ),
+        challengeId: str('The challenge id.'),
+        sourceId: str('The source id (instance events of a claimed instance).'),
+        identity: str('The instance identity (instance events).'),
+        sharedFrom: str('flag.shared: the source whose instance had the flag sourceId submitted.'),
       },
     },
     protobufAny: {

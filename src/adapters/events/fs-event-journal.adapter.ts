@@ -1,0 +1,398 @@
+import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { createHash, randomBytes } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import {
+  link,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  EVENT_TYPES,
+  lockKeys,
+  matchesFilter,
+  type EventFilter,
+  type EventSubject,
+  type EventType,
+  type LifecycleEvent,
+} from '../../shared/domain';
+import type { Clock } from '../../shared/ports/clock.port';
+import { fsyncDir } from '../state/durable-files';
+import type { DistributedLock } from '../../shared/ports/distributed-lock.port';
+import {
+  EventJournal,
+  EventPublisher,
+  type EventPage,
+} from '../../shared/ports/event-journal.port';
+
+/** Options of {@link FsEventJournal}. */
+export interface FsEventJournalOptions {
+  /** The journal's directory (`DIR/events`). */
+  dir: string;
+  /** Events kept; older ones are pruned (EVENTS_JOURNAL_SIZE). */
+  size: number;
+  /**
+   * How often waiting readers look at the head besides fs.watch, which does not report what
+   * other hosts write on a shared filesystem (NFS and the like).
+   */
+  pollMs?: number;
+}
+
+/** Events read per page at most. */
+const DEFAULT_PAGE = 500;
+/** Once marks are pruned at most this often. */
+const ONCE_PRUNE_EVERY_MS = 10 * 60_000;
+const ID_DIGITS = 20;
+
+interface StoredEvent {
+  id: number;
+  time: string;
+  type: EventType;
+  challengeId: string;
+  sourceId?: string;
+  identity?: string;
+  sharedFrom?: string;
+}
+
+const fileName = (id: number): string => `${String(id).padStart(ID_DIGITS, '0')}.json`;
+const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
+const isTaken = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'EEXIST';
+const scratch = (): string => `.tmp-${randomBytes(6).toString('hex')}`;
+
+/**
+ * The event journal as files under DIR, shared by every replica as the records are:
+ *
+ * ```
+ * DIR/events/log/<id, 20 digits>.json   one event per file (id, time, type, ids)
+ * DIR/events/head                       the last id (a hint: the files are the truth)
+ * DIR/events/once/<md5(key)>            marks of `once` publications
+ * DIR/events/cursors/<name>             readers' durable positions (the webhook deliverer's)
+ * ```
+ *
+ * Appends hold the `events` write lock, so ids are monotonic across replicas. An event file is
+ * written whole (temp file, fsync, exclusive link) before the head moves, and readers never
+ * read past the head: a reader never sees half an event. After a crash between the two, the
+ * next append finds the id taken and moves on. The journal keeps the last `size` events: each
+ * append removes the one `size` ids back.
+ */
+@Injectable()
+export class FsEventJournal implements EventPublisher, EventJournal, OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger(FsEventJournal.name);
+  private readonly logDir: string;
+  private readonly onceDir: string;
+  private readonly cursorDir: string;
+  private readonly headPath: string;
+  private readonly pollMs: number;
+  private readonly waiters = new Set<{ cursor: number; wake: () => void }>();
+  private watcher?: FSWatcher;
+  private poll?: NodeJS.Timeout;
+  private checking = false;
+  private recheck = false;
+  private lastOncePrune = 0;
+
+  constructor(
+    private readonly options: FsEventJournalOptions,
+    private readonly lock: DistributedLock,
+    private readonly clock: Clock,
+  ) {
+    this.logDir = join(options.dir, 'log');
+    this.onceDir = join(options.dir, 'once');
+    this.cursorDir = join(options.dir, 'cursors');
+    this.headPath = join(options.dir, 'head');
+    this.pollMs = options.pollMs ?? 500;
+  }
+
+  async onModuleInit(): Promise<void> {
+    for (const dir of [this.logDir, this.onceDir, this.cursorDir]) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    }
+    await this.pruneLog(await this.head());
+  }
+
+  onModuleDestroy(): void {
+    for (const waiter of [...this.waiters]) waiter.wake();
+    this.stopWatching();
+  }
+
+  async publish(
+    type: EventType,
+    subject: EventSubject,
+    once?: { key: string; value: string; keepUntil: Date },
+  ): Promise<LifecycleEvent | undefined> {
+    try {
+      const event = await this.lock.withWriteLock(lockKeys.events(), () =>
+        this.append(type, subject, once),
+      );
+      if (event) void this.check();
+      return event;
+    } catch (err) {
+      this.logger.error(
+        `event ${type} of challenge ${subject.challengeId} not published: ${String(err)}`,
+      );
+      return undefined;
+    }
+  }
+
+  /** Under the `events` lock. */
+  private async append(
+    type: EventType,
+    subject: EventSubject,
+    once: { key: string; value: string; keepUntil: Date } | undefined,
+  ): Promise<LifecycleEvent | undefined> {
+    const mark = once && join(this.onceDir, createHash('md5').update(once.key).digest('hex'));
+    if (mark && once) {
+      const seen = await readFile(mark, 'utf8').then(
+        (text) => (JSON.parse(text) as { value: string }).value,
+        () => undefined,
+      );
+      if (seen === once.value) return undefined;
+    }
+    const event: LifecycleEvent = {
+      id: (await this.head()) + 1,
+      time: this.clock.now(),
+      type,
+      challengeId: subject.challengeId,
+    };
+    if (subject.sourceId !== undefined) event.sourceId = subject.sourceId;
+    if (subject.identity !== undefined) event.identity = subject.identity;
+    if (subject.sharedFrom !== undefined) event.sharedFrom = subject.sharedFrom;
+    const tmp = join(this.logDir, scratch());
+    try {
+      for (;;) {
+        await writeSynced(tmp, JSON.stringify(toStored(event)));
+        try {
+          // Exclusive: an id a crashed append left behind (before it moved the head) is skipped.
+          await link(tmp, join(this.logDir, fileName(event.id)));
+          break;
+        } catch (err) {
+          if (!isTaken(err)) throw err;
+          await unlink(tmp);
+          event.id += 1;
+        }
+      }
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
+    await fsyncDir(this.logDir);
+    await this.writeHead(event.id);
+    if (mark && once) {
+      await writeReplacing(mark, JSON.stringify({ value: once.value, keepUntil: once.keepUntil }));
+      await this.pruneOnce();
+    }
+    await unlink(join(this.logDir, fileName(event.id - this.options.size))).catch(() => undefined);
+    return event;
+  }
+
+  async head(): Promise<number> {
+    try {
+      const id = Number((await readFile(this.headPath, 'utf8')).trim());
+      if (Number.isSafeInteger(id) && id >= 0) return id;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    // No head (a new journal, or one lost): the highest event file.
+    return (await this.ids()).at(-1) ?? 0;
+  }
+
+  async readAfter(cursor: number, filter: EventFilter, limit = DEFAULT_PAGE): Promise<EventPage> {
+    const head = await this.head();
+    const oldest = Math.max(1, head - this.options.size + 1);
+    const start = Math.max(cursor + 1, oldest);
+    const missed = cursor + 1 < oldest && head > 0 && cursor < head;
+    const end = Math.min(head, start + limit - 1);
+    const events: LifecycleEvent[] = [];
+    for (let id = start; id <= end; id++) {
+      const event = await this.readEvent(id);
+      if (event && matchesFilter(event, filter)) events.push(event);
+    }
+    return { events, cursor: Math.max(cursor, end), missed };
+  }
+
+  waitAfter(cursor: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const waiter = {
+        cursor,
+        wake: (): void => {
+          this.waiters.delete(waiter);
+          signal.removeEventListener('abort', waiter.wake);
+          if (this.waiters.size === 0) this.stopWatching();
+          resolve();
+        },
+      };
+      this.waiters.add(waiter);
+      signal.addEventListener('abort', waiter.wake, { once: true });
+      this.startWatching();
+      void this.check();
+    });
+  }
+
+  async loadCursor(name: string): Promise<number | undefined> {
+    try {
+      const id = Number((await readFile(join(this.cursorDir, name), 'utf8')).trim());
+      return Number.isSafeInteger(id) && id >= 0 ? id : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async saveCursor(name: string, id: number): Promise<void> {
+    await writeReplacing(join(this.cursorDir, name), String(id), true);
+  }
+
+  private async readEvent(id: number): Promise<LifecycleEvent | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.logDir, fileName(id)), 'utf8');
+    } catch (err) {
+      // Pruned while we read, or skipped by an append after a crash.
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    try {
+      return fromStored(JSON.parse(text) as StoredEvent);
+    } catch (err) {
+      this.logger.warn(`skipping unreadable event ${id}: ${String(err)}`);
+      return undefined;
+    }
+  }
+
+  /** Ids of the event files, ascending. */
+  private async ids(): Promise<number[]> {
+    const names = await readdir(this.logDir).catch((err: unknown) => {
+      if (isNotFound(err)) return [];
+      throw err;
+    });
+    return names
+      .filter((n) => /^\d+\.json$/.test(n))
+      .map((n) => Number(n.slice(0, -'.json'.length)))
+      .sort((a, b) => a - b);
+  }
+
+  /** Removes what a smaller journal size, or appends that died before their prune, left. */
+  private async pruneLog(head: number): Promise<void> {
+    const oldest = head - this.options.size + 1;
+    for (const id of await this.ids()) {
+      if (id >= oldest) break;
+      await unlink(join(this.logDir, fileName(id))).catch(() => undefined);
+    }
+  }
+
+  /** Removes the marks whose `keepUntil` has passed (under the `events` lock). */
+  private async pruneOnce(): Promise<void> {
+    const now = this.clock.now().getTime();
+    if (now - this.lastOncePrune < ONCE_PRUNE_EVERY_MS) return;
+    this.lastOncePrune = now;
+    for (const name of await readdir(this.onceDir)) {
+      const path = join(this.onceDir, name);
+      const keepUntil = await readFile(path, 'utf8').then(
+        (text) => Date.parse((JSON.parse(text) as { keepUntil: string }).keepUntil),
+        () => 0,
+      );
+      if (!(keepUntil > now)) await unlink(path).catch(() => undefined);
+    }
+  }
+
+  private async writeHead(id: number): Promise<void> {
+    // Not flushed: a head lost in a crash is found again from the event files (see head()).
+    await writeReplacing(this.headPath, String(id));
+  }
+
+  private startWatching(): void {
+    if (this.poll) return;
+    this.poll = setInterval(() => void this.check(), this.pollMs);
+    this.poll.unref();
+    try {
+      this.watcher = watch(this.options.dir, () => void this.check());
+      this.watcher.on('error', () => this.watcher?.close());
+    } catch (err) {
+      this.logger.warn(`watching ${this.options.dir} failed, polling only: ${String(err)}`);
+    }
+  }
+
+  private stopWatching(): void {
+    clearInterval(this.poll);
+    this.poll = undefined;
+    this.watcher?.close();
+    this.watcher = undefined;
+  }
+
+  /** Wakes the waiters behind the head; one check at a time (a burst of changes is one read). */
+  private async check(): Promise<void> {
+    if (this.checking) {
+      this.recheck = true;
+      return;
+    }
+    this.checking = true;
+    try {
+      do {
+        this.recheck = false;
+        if (this.waiters.size === 0) return;
+        const head = await this.head().catch(() => 0);
+        for (const waiter of [...this.waiters]) if (head > waiter.cursor) waiter.wake();
+      } while (this.recheck);
+    } finally {
+      this.checking = false;
+    }
+  }
+}
+
+function toStored(event: LifecycleEvent): StoredEvent {
+  return { ...event, time: event.time.toISOString() };
+}
+
+function fromStored(stored: StoredEvent): LifecycleEvent {
+  const time = new Date(stored.time);
+  if (
+    !Number.isSafeInteger(stored.id) ||
+    Number.isNaN(time.getTime()) ||
+    !(EVENT_TYPES as readonly string[]).includes(stored.type) ||
+    typeof stored.challengeId !== 'string'
+  ) {
+    throw new Error('not an event record');
+  }
+  const event: LifecycleEvent = {
+    id: stored.id,
+    time,
+    type: stored.type,
+    challengeId: stored.challengeId,
+  };
+  if (typeof stored.sourceId === 'string') event.sourceId = stored.sourceId;
+  if (typeof stored.identity === 'string') event.identity = stored.identity;
+  if (typeof stored.sharedFrom === 'string') event.sharedFrom = stored.sharedFrom;
+  return event;
+}
+
+/** Creates `path` (which must not exist), writes `data` and flushes it. */
+async function writeSynced(path: string, data: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(path, 'wx', 0o600);
+    await handle.writeFile(data, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** Replaces `path` atomically (temp file, rename); flushed when `durable`. */
+async function writeReplacing(path: string, data: string, durable = false): Promise<void> {
+  const tmp = `${path}${scratch()}`;
+  try {
+    if (durable) await writeSynced(tmp, data);
+    else {
+      const handle = await open(tmp, 'wx', 0o600);
+      await handle.writeFile(data, 'utf8').finally(() => handle.close());
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
