@@ -21,9 +21,10 @@ const CLASSES: readonly Class[] = ['lowercase', 'uppercase', 'numeric', 'special
 
 /**
  * Groups of look-alike characters, by class, in the order upstream's Go SDK lists them: the
- * order of the choices is part of the result. No character is in two groups.
+ * order of the choices is part of the result. No character is in two groups. Exported for the
+ * tests that compare `variate` with Go; not part of the package's entry point.
  */
-const GROUPS: readonly Partial<Record<Class, string>>[] = [
+export const LOOK_ALIKES: readonly Partial<Record<Class, string>>[] = [
   { lowercase: 'a', uppercase: 'A', numeric: '4', special: '@ªÀÁÂÃÄÅàáâãäå' },
   { lowercase: 'b', uppercase: 'B', numeric: '8', special: 'ß' },
   { lowercase: 'c', uppercase: 'C', special: '(¢©Çç' },
@@ -55,7 +56,7 @@ const GROUPS: readonly Partial<Record<Class, string>>[] = [
 
 /** Character → its group and class (only ASCII characters are ever looked up). */
 const INDEX = new Map<string, { group: Partial<Record<Class, string>>; cls: Class }>();
-for (const group of GROUPS) {
+for (const group of LOOK_ALIKES) {
   for (const cls of CLASSES) for (const c of group[cls] ?? '') INDEX.set(c, { group, cls });
 }
 
@@ -92,7 +93,7 @@ export function variate(identity: string, flag: string, options: VariateOptions 
   if (typeof flag !== 'string') throw new TypeError('variate: flag must be a string');
   if (identity === '') throw new RangeError('variate: identity is empty');
   if (flag === '') throw new RangeError('variate: flag is empty');
-  const bad = /[^\x20-\x7e]/.exec(flag);
+  const bad = /[^\x20-\x7e]/u.exec(flag);
   if (bad !== null) {
     const code = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
     throw new RangeError(
