@@ -58,7 +58,8 @@ export interface PulumiIacEngineOptions {
    * (service credentials blanked). The engine adds its own variables on top.
    */
   programEnv: Record<string, string>;
-  /** node_modules holding the @pulumi/pulumi and @chall-manager/sdk the service provides to nodejs scenarios. */
+  /** node_modules holding the @pulumi/pulumi and @chall-manager/sdk the service provides to
+   * nodejs scenarios. */
   nodeModulesDir: string;
   /** Absolute path of the `pulumi` binary; default: `pulumi` on PATH. */
   pulumiBinary?: string;
