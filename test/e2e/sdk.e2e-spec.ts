@@ -50,7 +50,10 @@ describe('the SDK example scenario deployed through the API', () => {
   const identityOf = (sourceId: string): string => {
     const instances = join(svc.dir, 'chall', md5(challengeId), 'instance');
     const found = readdirSync(instances).filter(
-      (identity) => readFileSync(join(instances, identity, 'claim'), 'utf8') === sourceId,
+      (identity) =>
+        /^[0-9a-f]{16}$/.test(identity) &&
+        existsSync(join(instances, identity, 'claim')) &&
+        readFileSync(join(instances, identity, 'claim'), 'utf8') === sourceId,
     );
     expect(found).toHaveLength(1);
     return found[0]!;
