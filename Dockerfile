@@ -41,14 +41,24 @@ RUN set -eu; \
 # --- app: the TypeScript build, then production node_modules only ------------------------------
 # OpenTelemetry's packages each ship three builds (CommonJS, ESM, ESNext) and their source maps,
 # about 100 MB: the service and the scenarios it runs require() them, which reads the CommonJS one.
+# The scenario SDK (@chall-manager/sdk, the npm workspace sdk/nodejs) is built with the service and
+# copied into node_modules in place of npm's workspace link, so scenarios find it as they find
+# @pulumi/pulumi (NODE_PATH) without the workspace's sources.
 FROM ${NODE_IMAGE} AS app
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY sdk/nodejs/package.json sdk/nodejs/package.json
 RUN npm ci --no-audit --no-fund --loglevel=error
 COPY tsconfig.json tsconfig.build.json ./
+COPY sdk/nodejs/tsconfig.json sdk/nodejs/tsconfig.build.json sdk/nodejs/README.md sdk/nodejs/
+COPY sdk/nodejs/src sdk/nodejs/src
 COPY src src
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund --loglevel=error \
+ && rm node_modules/@chall-manager/sdk \
+ && mkdir node_modules/@chall-manager/sdk \
+ && cp -R sdk/nodejs/package.json sdk/nodejs/README.md sdk/nodejs/dist node_modules/@chall-manager/sdk/ \
+ && find node_modules/@chall-manager/sdk/dist -name '*.map' -type f -delete \
  && rm -rf node_modules/.package-lock.json node_modules/.cache \
  && find node_modules -path '*/@opentelemetry/*/build/*' \( -name esm -o -name esnext \) -type d -prune -exec rm -rf {} + \
  && find node_modules -path '*/@opentelemetry/*' -name '*.map' -type f -delete \

@@ -43,7 +43,8 @@ const RAW_LOCK = Symbol('raw DistributedLock');
 const RAW_OCI = Symbol('raw OciRegistry');
 const RAW_IAC = Symbol('raw IacEngine');
 
-/** node_modules holding the Pulumi SDK the service provides to nodejs scenarios. */
+/** node_modules holding what the service provides to nodejs scenarios: @pulumi/pulumi and
+ * @chall-manager/sdk. */
 const sdkNodeModules = (): string =>
   dirname(dirname(dirname(require.resolve('@pulumi/pulumi/package.json'))));
 

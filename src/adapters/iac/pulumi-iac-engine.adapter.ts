@@ -58,7 +58,8 @@ export interface PulumiIacEngineOptions {
    * (service credentials blanked). The engine adds its own variables on top.
    */
   programEnv: Record<string, string>;
-  /** node_modules holding the @pulumi/pulumi the service provides to nodejs scenarios. */
+  /** node_modules holding the @pulumi/pulumi and @chall-manager/sdk the service provides to
+   * nodejs scenarios. */
   nodeModulesDir: string;
   /** Absolute path of the `pulumi` binary; default: `pulumi` on PATH. */
   pulumiBinary?: string;
@@ -643,8 +644,13 @@ export class PulumiIacEngine implements IacEngine {
         PULUMI_BACKEND_URL: `file://${backend}`,
         PULUMI_CONFIG_PASSPHRASE: this.opts.passphrase,
         PULUMI_SKIP_UPDATE_CHECK: 'true',
-        // nodejs scenarios need not ship node_modules: the service's @pulumi/pulumi is found here.
+        // nodejs scenarios need not ship node_modules: the service's @pulumi/pulumi and
+        // @chall-manager/sdk are found here.
         NODE_PATH: this.opts.nodeModulesDir,
+        // TypeScript scenarios (index.ts) are transpiled, not type-checked: the type checker
+        // resolves modules without NODE_PATH, so it would fail on every import of what the
+        // service provides ("Cannot find module '@pulumi/pulumi'"). Authors type-check at home.
+        PULUMI_NODEJS_TRANSPILE_ONLY: 'true',
         // A throwing program reports its error at once instead of after a minute of CPU.
         NODE_OPTIONS: nodeOptionsWithPreload(this.opts.programEnv.NODE_OPTIONS, await this.preload),
         ...(project === undefined ? {} : { CM_PROJECT: project }),
