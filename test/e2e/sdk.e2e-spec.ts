@@ -113,8 +113,22 @@ describe('the SDK example scenario deployed through the API', () => {
     expect(variate(idB, EXAMPLE_FLAG)).not.toBe(a.flags[0]);
     expect(a.flags[0]).not.toBe(EXAMPLE_FLAG);
 
-    // At merge with the flag-check API: assert here that a.flags and b.flags check as valid for
-    // their own source (and a.flags[0] not for team-grpc).
+    // Through the flag check API, each team's flags are valid for it, and one team's flag
+    // submitted by the other is reported as shared.
+    const check = async (sourceId: string, flag: string): Promise<unknown> => {
+      const res = await svc.rest(
+        '/api/v1/flag/check',
+        jsonInit('POST', { challengeId, sourceId, flag }),
+      );
+      expect(res.status).toBe(200);
+      return res.json();
+    };
+    for (const flag of a.flags) expect(await check('team-rest', flag)).toEqual({ valid: true });
+    for (const flag of b.flags) expect(await check('team-grpc', flag)).toEqual({ valid: true });
+    expect(await check('team-grpc', a.flags[0]!)).toEqual({
+      valid: false,
+      sharedFrom: 'team-rest',
+    });
 
     // The flags are Pulumi secrets: ciphertext in the stack's state, never the flags in clear.
     for (const [identity, seen] of [
