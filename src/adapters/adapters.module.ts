@@ -11,6 +11,7 @@ import {
   HEALTH_INDICATORS,
   IacEngine,
   OciRegistry,
+  ReadinessProbe,
   StateStore,
 } from '../shared/ports';
 import { ServiceMetrics } from '../shared/telemetry';
@@ -21,6 +22,7 @@ import { PendingCreatesIndicator } from './iac/pending-creates.indicator';
 import { PulumiIacEngine } from './iac/pulumi-iac-engine.adapter';
 import { InMemoryDistributedLock } from './lock/in-memory-distributed-lock.adapter';
 import { HttpOciRegistry } from './oci/http-oci-registry.adapter';
+import { NodeReadinessProbe } from './readiness/node-readiness-probe.adapter';
 import { FsStateStore } from './state/fs-state-store.adapter';
 import { PendingCreatesGauge } from './telemetry/pending-creates-gauge';
 import { StateGauges } from './telemetry/state-gauges';
@@ -36,6 +38,9 @@ import { TracedOciRegistry } from './telemetry/traced-oci-registry';
 const RAW_LOCK = Symbol('raw DistributedLock');
 const RAW_OCI = Symbol('raw OciRegistry');
 const RAW_IAC = Symbol('raw IacEngine');
+
+/** How long a claim waits for a pooled instance to answer before it takes another one. */
+const CLAIM_READINESS_MS = 2_000;
 
 /** node_modules holding the Pulumi SDK the service provides to nodejs scenarios. */
 const sdkNodeModules = (): string =>
@@ -134,6 +139,18 @@ const sdkNodeModules = (): string =>
           new ConcurrencyGate(c.iac.concurrency),
         ),
     },
+    // A claim only checks that a pooled instance still answers: a couple of seconds at most.
+    {
+      provide: ReadinessProbe,
+      inject: [AppConfig],
+      useFactory: (c: AppConfig) =>
+        new NodeReadinessProbe({
+          bounds: {
+            readyTimeoutMs: c.readiness.timeoutMs,
+            claimTimeoutMs: Math.min(CLAIM_READINESS_MS, c.readiness.timeoutMs),
+          },
+        }),
+    },
     // The `challenges` and `instances` gauges, read from the state; the last export on shutdown.
     StateGauges,
     PendingCreatesGauge,
@@ -147,6 +164,7 @@ const sdkNodeModules = (): string =>
     DistributedLock,
     OciRegistry,
     IacEngine,
+    ReadinessProbe,
     HEALTH_INDICATORS,
   ],
 })

@@ -13,6 +13,7 @@ import { aChallenge, T0 } from './builders';
 import { FakeIacEngine } from './fakes/fake-iac-engine';
 import { FixedClock } from './fakes/fixed-clock';
 import { InMemoryOciRegistry } from './fakes/in-memory-oci-registry';
+import { FakeReadinessProbe } from './fakes/fake-readiness-probe';
 import { InMemoryStateStore } from './fakes/in-memory-state-store';
 
 /** The four services wired by hand over in-memory doubles, as the Nest modules wire them. */
@@ -22,6 +23,7 @@ export interface ServicesUnderTest {
   clock: FixedClock;
   oci: InMemoryOciRegistry;
   iac: FakeIacEngine;
+  readiness: FakeReadinessProbe;
   tasks: BackgroundTasks;
   deployer: DeployerService;
   pooler: PoolerService;
@@ -50,9 +52,10 @@ export function servicesUnderTest(
   const clock = new FixedClock(start);
   const oci = new InMemoryOciRegistry();
   const iac = new FakeIacEngine();
+  const readiness = new FakeReadinessProbe();
   const tasks = new BackgroundTasks();
-  const deployer = new DeployerService(state, lock, oci, iac, clock);
-  const pooler = new PoolerService(state, lock, clock, tasks, deployer, limits);
+  const deployer = new DeployerService(state, lock, oci, iac, clock, readiness);
+  const pooler = new PoolerService(state, lock, clock, tasks, deployer, limits, readiness);
   const challenges = new ChallengeStoreService(state, lock, clock, oci, iac, pooler, deployer);
   const instances = new InstanceManagerService(
     state,
@@ -76,6 +79,7 @@ export function servicesUnderTest(
     clock,
     oci,
     iac,
+    readiness,
     tasks,
     deployer,
     pooler,

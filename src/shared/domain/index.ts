@@ -2,3 +2,4 @@ export * from './challenge';
 export * from './instance';
 export * from './lock-keys';
 export * from './record-names';
+export * from './readiness';

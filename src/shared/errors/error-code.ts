@@ -3,6 +3,7 @@
  * `INVALID_ARGUMENT` is ours: a request that fails validation before any work starts.
  * `SERVICE_UNAVAILABLE` is ours: the lock service (etcd) cannot be reached.
  * `IAC_TIMEOUT` is ours: a deployment outlived `IAC_TIMEOUT` and was cancelled.
+ * `INSTANCE_NOT_READY` is ours: a new instance did not answer its readiness probes in time.
  */
 export const ERROR_REASONS = [
   'CHALLENGE_ALREADY_EXISTS',
@@ -14,6 +15,7 @@ export const ERROR_REASONS = [
   'INSTANCE_ALREADY_EXISTS',
   'INSTANCE_NOT_FOUND',
   'INSTANCE_EXPIRED',
+  'INSTANCE_NOT_READY',
   'OCI_REFERENCE_MALFORMED',
   'OCI_REFERENCE_NOT_FOUND',
   'OCI_INTERACTION',
