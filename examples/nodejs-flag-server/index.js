@@ -80,3 +80,5 @@ const service = new pulumi.dynamic.Resource(flagServer, 'flag-server', {
 
 exports.connection_info = pulumi.interpolate`nc 127.0.0.1 ${service.port}`;
 exports.flags = [flag];
+// chall-manager hands the instance out only once this accepts connections.
+exports.readiness = pulumi.interpolate`tcp://127.0.0.1:${service.port}`;
