@@ -14,7 +14,15 @@ export interface NodeReadinessProbeOptions {
 }
 
 /** One attempt failed; `message` is for the logs and never holds the probe's address. */
-class AttemptFailed extends Error {}
+class AttemptFailed extends Error {
+  constructor(
+    message: string,
+    /** It got no answer in its time (rather than a refusal or a bad status). */
+    readonly timedOut: boolean,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * Probes with Node's own sockets: `tcp://` connects, `http(s)://` sends a GET and wants a 2xx
@@ -62,20 +70,24 @@ export class NodeReadinessProbe extends ReadinessProbe {
     const target = readinessTarget(probe);
     if ('problem' in target) return `not a probe: ${target.problem}`;
     let backoff = this.minBackoffMs;
+    let lastError: string | undefined;
     for (;;) {
       const left = deadline - performance.now();
-      let lastError = 'no attempt within the time given';
       if (left > 0) {
+        const budget = Math.min(this.attemptTimeoutMs, left);
         try {
-          await attempt(target, Math.min(this.attemptTimeoutMs, left), signal);
+          await attempt(target, budget, signal);
           return undefined;
         } catch (err) {
           if (signal?.aborted) throw signal.reason;
-          lastError = err instanceof AttemptFailed ? err.message : 'failed';
+          const failure = err instanceof AttemptFailed ? err : new AttemptFailed('failed', false);
+          // A last attempt cut short by the deadline says less than the refusal before it.
+          const cutShort = failure.timedOut && budget < this.attemptTimeoutMs;
+          if (!cutShort || lastError === undefined) lastError = failure.message;
         }
       }
       const pause = Math.min(backoff, deadline - performance.now());
-      if (pause <= 0) return lastError;
+      if (pause <= 0) return lastError ?? 'no attempt within the time given';
       await sleep(pause, signal);
       backoff = Math.min(backoff * 2, this.maxBackoffMs);
     }
@@ -96,14 +108,14 @@ function attempt(target: ReadinessTarget, timeoutMs: number, signal?: AbortSigna
       if (err) reject(err);
       else resolve();
     };
-    const onAbort = (): void => finish(new AttemptFailed('aborted'));
+    const onAbort = (): void => finish(new AttemptFailed('aborted', false));
     const timer = setTimeout(
-      () => finish(new AttemptFailed(`no answer within ${Math.round(timeoutMs)} ms`)),
+      () => finish(new AttemptFailed(`no answer within ${Math.round(timeoutMs)} ms`, true)),
       timeoutMs,
     );
     signal?.addEventListener('abort', onAbort, { once: true });
     const failed = (err: Error): void =>
-      finish(new AttemptFailed((err as NodeJS.ErrnoException).code ?? 'connection failed'));
+      finish(new AttemptFailed((err as NodeJS.ErrnoException).code ?? 'connection failed', false));
     if (target.kind === 'tcp') {
       const socket = connect({ host: target.host, port: target.port });
       stop = () => socket.destroy();
@@ -122,7 +134,9 @@ function attempt(target: ReadinessTarget, timeoutMs: number, signal?: AbortSigna
     req.once('response', (res) => {
       res.resume();
       const status = res.statusCode ?? 0;
-      finish(status >= 200 && status < 400 ? undefined : new AttemptFailed(`HTTP ${status}`));
+      finish(
+        status >= 200 && status < 400 ? undefined : new AttemptFailed(`HTTP ${status}`, false),
+      );
     });
     req.on('error', failed);
     req.end();

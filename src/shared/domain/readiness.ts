@@ -72,6 +72,9 @@ export function readinessTarget(probe: string): ReadinessTarget | { problem: str
   } catch {
     return { problem: 'is not a URL (tcp://host:port, http://… or https://…)' };
   }
+  if (!['tcp:', 'http:', 'https:'].includes(url.protocol)) {
+    return { problem: 'has an unsupported scheme (tcp, http or https)' };
+  }
   if (url.username !== '' || url.password !== '') {
     return { problem: 'carries credentials (user:password@), which are not supported' };
   }
@@ -85,11 +88,8 @@ export function readinessTarget(probe: string): ReadinessTarget | { problem: str
       }
       return { kind: 'tcp', host: unbracketed(url.hostname), port: Number(url.port) };
     }
-    case 'http:':
-    case 'https:':
-      return { kind: 'http', url };
     default:
-      return { problem: 'has an unsupported scheme (tcp, http or https)' };
+      return { kind: 'http', url };
   }
 }
 
