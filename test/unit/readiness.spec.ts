@@ -45,10 +45,12 @@ describe('readiness', () => {
       await sut.givenChallenge();
       // Every probe of this test dies: the identity is only known once deployed.
       const realWait = sut.readiness.waitReady.bind(sut.readiness);
-      vi.spyOn(sut.readiness, 'waitReady').mockImplementation((probes, withinMs, signal) => {
-        for (const p of probes) sut.readiness.dead.add(p);
-        return realWait(probes, withinMs, signal);
-      });
+      const dying = vi
+        .spyOn(sut.readiness, 'waitReady')
+        .mockImplementation((probes, withinMs, signal) => {
+          for (const p of probes) sut.readiness.dead.add(p);
+          return realWait(probes, withinMs, signal);
+        });
       await expect(
         sut.instances.create({ challengeId: 'chall-1', sourceId: 'team', additional: {} }),
       ).rejects.toMatchObject({
@@ -65,7 +67,7 @@ describe('readiness', () => {
       });
 
       // Nothing holds the source: a retry deploys again.
-      vi.mocked(sut.readiness.waitReady).mockRestore();
+      dying.mockRestore();
       const retried = await sut.instances.create({
         challengeId: 'chall-1',
         sourceId: 'team',
@@ -187,10 +189,9 @@ describe('readiness', () => {
       const [flaky] = await sut.pooled();
       const realWait = sut.readiness.waitReady.bind(sut.readiness);
       // Fails the claim's check only; the removal's check finds it answering.
-      vi.spyOn(sut.readiness, 'waitReady').mockImplementationOnce(() =>
-        Promise.resolve({ failing: [1], lastError: 'ECONNREFUSED' }),
-      );
-      vi.mocked(sut.readiness.waitReady).mockImplementation(realWait);
+      vi.spyOn(sut.readiness, 'waitReady')
+        .mockImplementation(realWait)
+        .mockImplementationOnce(() => Promise.resolve({ failing: [1], lastError: 'ECONNREFUSED' }));
       const claimed = await sut.instances.create({
         challengeId: 'chall-1',
         sourceId: 'team',
