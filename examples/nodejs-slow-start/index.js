@@ -14,7 +14,8 @@ const identity = config.require('identity');
 const additional = config.getObject('additional') || {};
 const prefix = additional.prefix || 'CTF';
 const delay = Number(additional.delay || '3');
-if (!Number.isFinite(delay) || delay < 0) throw new Error('additional.delay: not a number of seconds');
+if (!Number.isFinite(delay) || delay < 0)
+  throw new Error('additional.delay: not a number of seconds');
 const flag = `${prefix}{${createHash('sha256').update(`slow-start:${identity}`).digest('hex').slice(0, 24)}}`;
 
 // The provider's methods run in Pulumi's dynamic-provider process, so everything they need is
