@@ -20,7 +20,11 @@ const flagServer = {
     const net = require('node:net');
     const server = `
       const net = require('node:net');
-      const s = net.createServer((c) => c.end(process.env.FLAG + '\\n'));
+      // A client gone before the flag is written (a reset) must not bring the service down.
+      const s = net.createServer((c) => {
+        c.on('error', () => undefined);
+        c.end(process.env.FLAG + '\\n');
+      });
       s.listen(0, '127.0.0.1', () => console.log(s.address().port));
       process.on('SIGTERM', () => s.close(() => process.exit(0)));
     `;

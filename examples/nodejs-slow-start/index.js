@@ -37,7 +37,11 @@ const slowServer = {
     });
     const server = `
       const net = require('node:net');
-      const s = net.createServer((c) => c.end(process.env.FLAG + '\\n'));
+      // A client gone before the flag is written (a reset) must not bring the service down.
+      const s = net.createServer((c) => {
+        c.on('error', () => undefined);
+        c.end(process.env.FLAG + '\\n');
+      });
       let stopping = false;
       const listen = () => { if (!stopping) s.listen(Number(process.env.PORT), '127.0.0.1'); };
       s.on('error', (err) => {

@@ -65,6 +65,22 @@ describe('NodeReadinessProbe', () => {
     expect(await probe.waitReady([`tcp://127.0.0.1:${port}`], 5_000)).toBeUndefined();
   });
 
+  it('should close what answered gracefully: a service writing a banner sees no reset', async () => {
+    const errors: string[] = [];
+    let closed!: () => void;
+    const done = new Promise<void>((resolve) => (closed = resolve));
+    const port = await listen(
+      createServer((c) => {
+        c.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? err.message));
+        c.on('close', () => closed());
+        c.end('FLAG{banner}\n');
+      }),
+    );
+    expect(await probe.waitReady([`tcp://127.0.0.1:${port}`], 5_000)).toBeUndefined();
+    await done;
+    expect(errors).toEqual([]);
+  });
+
   it('should not be ready when nothing listens, naming the probe by position and the error', async () => {
     const port = await closedPort();
     expect(await probe.waitReady([`tcp://127.0.0.1:${port}`], 300)).toEqual({

@@ -94,19 +94,33 @@ export class NodeReadinessProbe extends ReadinessProbe {
   }
 }
 
-/** One connection (and request): resolves when the target answered as a ready one does. */
+/** How long a connection that answered gets to close gracefully before it is cut. */
+const CLOSE_GRACE_MS = 1_000;
+
+/**
+ * One connection (and request): resolves when the target answered as a ready one does. A
+ * connection that answered is closed gracefully: what the service sent is read and a FIN sent,
+ * never a reset (a socket closed with unread data resets the connection, and a service that
+ * writes a banner to every client may not survive a reset on the connection it is writing to).
+ */
 function attempt(target: ReadinessTarget, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let done = false;
-    let stop: () => void = () => undefined;
+    let cut: () => void = () => undefined;
+    let close: () => void = () => undefined;
     const finish = (err?: Error): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      stop();
-      if (err) reject(err);
-      else resolve();
+      if (err) {
+        cut();
+        reject(err);
+        return;
+      }
+      close();
+      setTimeout(cut, CLOSE_GRACE_MS).unref();
+      resolve();
     };
     const onAbort = (): void => finish(new AttemptFailed('aborted', false));
     const timer = setTimeout(
@@ -118,9 +132,15 @@ function attempt(target: ReadinessTarget, timeoutMs: number, signal?: AbortSigna
       finish(new AttemptFailed((err as NodeJS.ErrnoException).code ?? 'connection failed', false));
     if (target.kind === 'tcp') {
       const socket = connect({ host: target.host, port: target.port });
-      stop = () => socket.destroy();
+      cut = () => socket.destroy();
+      close = () => {
+        socket.resume();
+        socket.end();
+      };
       socket.once('connect', () => finish());
+      // Also after the answer: a reset while closing is no failure, and must not go unheard.
       socket.on('error', failed);
+      socket.once('close', () => cut());
       return;
     }
     const send = target.url.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -130,9 +150,11 @@ function attempt(target: ReadinessTarget, timeoutMs: number, signal?: AbortSigna
       rejectUnauthorized: false,
       headers: { 'user-agent': 'chall-manager-readiness' },
     });
-    stop = () => req.destroy();
+    cut = () => req.destroy();
     req.once('response', (res) => {
+      // Read to the end: the connection then closes as HTTP/1.1 without keep-alive does.
       res.resume();
+      res.once('end', () => cut());
       const status = res.statusCode ?? 0;
       finish(
         status >= 200 && status < 400 ? undefined : new AttemptFailed(`HTTP ${status}`, false),
