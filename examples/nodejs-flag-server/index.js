@@ -20,7 +20,11 @@ const flagServer = {
     const net = require('node:net');
     const server = `
       const net = require('node:net');
-      const s = net.createServer((c) => c.end(process.env.FLAG + '\\n'));
+      // A client gone before the flag is written (a reset) must not bring the service down.
+      const s = net.createServer((c) => {
+        c.on('error', () => undefined);
+        c.end(process.env.FLAG + '\\n');
+      });
       s.listen(0, '127.0.0.1', () => console.log(s.address().port));
       process.on('SIGTERM', () => s.close(() => process.exit(0)));
     `;
@@ -80,3 +84,5 @@ const service = new pulumi.dynamic.Resource(flagServer, 'flag-server', {
 
 exports.connection_info = pulumi.interpolate`nc 127.0.0.1 ${service.port}`;
 exports.flags = [flag];
+// chall-manager hands the instance out only once this accepts connections.
+exports.readiness = pulumi.interpolate`tcp://127.0.0.1:${service.port}`;

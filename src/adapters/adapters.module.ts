@@ -14,6 +14,7 @@ import {
   HEALTH_INDICATORS,
   IacEngine,
   OciRegistry,
+  ReadinessProbe,
   StateStore,
 } from '../shared/ports';
 import { ServiceMetrics } from '../shared/telemetry';
@@ -26,6 +27,7 @@ import { PulumiIacEngine } from './iac/pulumi-iac-engine.adapter';
 import { InMemoryDistributedLock } from './lock/in-memory-distributed-lock.adapter';
 import { HttpOciRegistry } from './oci/http-oci-registry.adapter';
 import { FsFlagRecords } from './state/fs-flag-records.adapter';
+import { NodeReadinessProbe } from './readiness/node-readiness-probe.adapter';
 import { FsStateStore } from './state/fs-state-store.adapter';
 import { FlagRecordingStateStore } from './state/flag-recording-state-store';
 import { PendingCreatesGauge } from './telemetry/pending-creates-gauge';
@@ -42,6 +44,9 @@ import { TracedOciRegistry } from './telemetry/traced-oci-registry';
 const RAW_LOCK = Symbol('raw DistributedLock');
 const RAW_OCI = Symbol('raw OciRegistry');
 const RAW_IAC = Symbol('raw IacEngine');
+
+/** How long a claim waits for a pooled instance to answer before it takes another one. */
+const CLAIM_READINESS_MS = 2_000;
 
 /** node_modules holding what the service provides to nodejs scenarios: @pulumi/pulumi and
  * @chall-manager/sdk. */
@@ -165,6 +170,18 @@ const sdkNodeModules = (): string =>
     },
     { provide: EventPublisher, useExisting: FsEventJournal },
     { provide: EventJournal, useExisting: FsEventJournal },
+    // A claim only checks that a pooled instance still answers: a couple of seconds at most.
+    {
+      provide: ReadinessProbe,
+      inject: [AppConfig],
+      useFactory: (c: AppConfig) =>
+        new NodeReadinessProbe({
+          bounds: {
+            readyTimeoutMs: c.readiness.timeoutMs,
+            claimTimeoutMs: Math.min(CLAIM_READINESS_MS, c.readiness.timeoutMs),
+          },
+        }),
+    },
     // The `challenges` and `instances` gauges, read from the state; the last export on shutdown.
     StateGauges,
     PendingCreatesGauge,
@@ -181,6 +198,7 @@ const sdkNodeModules = (): string =>
     IacEngine,
     EventPublisher,
     EventJournal,
+    ReadinessProbe,
     HEALTH_INDICATORS,
   ],
 })

@@ -109,6 +109,13 @@ describe('AppConfig scenario environment', () => {
     );
   });
 
+  it('should give new instances 60s to answer their readiness probes unless READINESS_TIMEOUT says otherwise', () => {
+    expect(AppConfig.fromEnv({}).readiness.timeoutMs).toBe(60_000);
+    expect(AppConfig.fromEnv({ READINESS_TIMEOUT: '2m30s' }).readiness.timeoutMs).toBe(150_000);
+    expect(() => AppConfig.fromEnv({ READINESS_TIMEOUT: '0' })).toThrow('READINESS_TIMEOUT');
+    expect(() => AppConfig.fromEnv({ READINESS_TIMEOUT: 'soon' })).toThrow('READINESS_TIMEOUT');
+  });
+
   it('should bound whole registry transfers by 5m unless OCI_TRANSFER_TIMEOUT says otherwise', () => {
     expect(AppConfig.fromEnv({}).oci.transferTimeoutMs).toBe(5 * 60_000);
     expect(AppConfig.fromEnv({ OCI_TRANSFER_TIMEOUT: '90s' }).oci.transferTimeoutMs).toBe(90_000);

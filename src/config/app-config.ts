@@ -146,6 +146,11 @@ const envSchema = z.object({
   PULUMI_CONFIG_PASSPHRASE: z.string().default(''),
   /** Bound of one `pulumi up`, preview or destroy; past it the operation is cancelled and cleaned up. */
   IAC_TIMEOUT: goDuration.default(10 * 60_000),
+  /**
+   * How long a new instance of a scenario that exports `readiness` gets to answer its probes
+   * before it is removed (and the create fails with INSTANCE_NOT_READY).
+   */
+  READINESS_TIMEOUT: goDuration.default(60_000),
   /** After a cancel, how long Pulumi gets to stop before its processes are killed. */
   IAC_CANCEL_GRACE: goDuration.default(30_000),
   /** Bound of compiling a Go scenario. */
@@ -278,6 +283,8 @@ export class AppConfig {
     programEnv: Readonly<Record<string, string>>;
   }>;
 
+  /** Readiness probes of new instances (the scenario's `readiness` output). */
+  readonly readiness: Readonly<{ timeoutMs: number }>;
   readonly pool: Readonly<{ maxSize: number }>;
   readonly janitor: Readonly<{ tickerMs: number; cron: string | undefined }>;
   /** SIGTERM: how long requests in flight may run before they are cancelled. */
@@ -330,6 +337,7 @@ export class AppConfig {
       concurrency: env.IAC_CONCURRENCY,
       programEnv: Object.freeze(programEnv),
     });
+    this.readiness = Object.freeze({ timeoutMs: env.READINESS_TIMEOUT });
     this.pool = Object.freeze({ maxSize: env.POOL_MAX_SIZE });
     this.janitor = Object.freeze({ tickerMs: env.JANITOR_TICKER, cron: env.JANITOR_CRON });
     this.shutdownGraceMs = env.SHUTDOWN_GRACE;

@@ -7,14 +7,17 @@ import {
   type Instance,
   type UpdateStrategy,
 } from '../shared/domain';
-import { ChallengeNotFoundError } from '../shared/errors';
+import { ChallengeNotFoundError, InstanceNotReadyError } from '../shared/errors';
 import {
   Clock,
   DistributedLock,
   IacEngine,
   OciRegistry,
+  ReadinessProbe,
   StateStore,
   type FetchedScenario,
+  type StackOutputs,
+  type StackRef,
 } from '../shared/ports';
 
 /** upstream: identity = first 16 hex characters of random bytes (pkg/identity). */
@@ -36,6 +39,18 @@ function withoutPending(instance: Instance): Instance {
   return copy;
 }
 
+/** The instance with what its stack now exports (a redeployment may change the probes too). */
+function withOutputs(instance: Instance, outputs: StackOutputs): Instance {
+  const next: Instance = {
+    ...instance,
+    connectionInfo: outputs.connectionInfo,
+    flags: outputs.flags,
+  };
+  if (outputs.readiness === undefined) delete next.readiness;
+  else next.readiness = outputs.readiness;
+  return next;
+}
+
 /**
  * Deploys, updates and destroys the stacks of instances, and keeps their records in step.
  * Callers hold the locks their use case needs; the rules here are about records and stacks:
@@ -51,13 +66,15 @@ export class DeployerService {
     private readonly oci: OciRegistry,
     private readonly iac: IacEngine,
     private readonly clock: Clock,
+    private readonly readiness: ReadinessProbe,
   ) {}
 
   /**
    * Deploys a new instance of a challenge and records it, claimed by `sourceId` or pooled.
-   * The record is written only after `up` succeeded and only if `admit` (run under the challenge
-   * lock on the challenge as it is then) agrees; otherwise the stack is destroyed again. Returns
-   * undefined when not admitted.
+   * The record is written only after `up` succeeded, the instance answered its readiness probes
+   * (InstanceNotReadyError otherwise, its stack destroyed), and only if `admit` (run under the
+   * challenge lock on the challenge as it is then) agrees; otherwise the stack is destroyed
+   * again. Returns undefined when not admitted.
    */
   async deploy(
     challengeId: string,
@@ -91,6 +108,19 @@ export class DeployerService {
         },
         opts.signal,
       );
+      const ref = { challengeId, identity };
+      try {
+        await this.awaitReady(ref, outputs.readiness, opts.sourceId, opts.signal);
+      } catch (err) {
+        // No record was written: the stack goes, so nothing is left of an instance that never
+        // answered (or whose caller gave up waiting).
+        await this.iac
+          .destroy(ref)
+          .catch((cleanup: unknown) =>
+            this.logger.error(`removing unready instance ${identity}: ${String(cleanup)}`),
+          );
+        throw err;
+      }
       const now = this.clock.now();
       // The challenge may have changed (deleted, expired, pool filled) during `up`: decide again.
       const recorded = await this.lock.withWriteLock(lockKeys.challenge(challengeId), async () => {
@@ -106,6 +136,7 @@ export class DeployerService {
           connectionInfo: outputs.connectionInfo,
           flags: outputs.flags,
           additional: { ...opts.additional },
+          ...(outputs.readiness === undefined ? {} : { readiness: outputs.readiness }),
         };
         if (instance.until === undefined) delete instance.until;
         await this.state.saveInstance(instance);
@@ -119,6 +150,33 @@ export class DeployerService {
       }
       return recorded;
     });
+  }
+
+  /**
+   * Waits until a deployed stack answers its readiness probes, within READINESS_TIMEOUT; at once
+   * when it has none (`probes` undefined: the scenario exports no `readiness`). Throws
+   * InstanceNotReadyError when time runs out (the caller removes the instance), or the signal's
+   * reason when it aborts.
+   */
+  async awaitReady(
+    ref: StackRef,
+    probes: readonly string[] | undefined,
+    sourceId: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const timeoutMs = this.readiness.bounds.readyTimeoutMs;
+    if (probes !== undefined && probes.length > 0) {
+      const notReady = await this.readiness.waitReady(probes, timeoutMs, signal);
+      if (notReady !== undefined) {
+        this.logger.warn(
+          `instance ${ref.identity} of challenge ${ref.challengeId} not ready within ${timeoutMs} ms ` +
+            `(probe ${notReady.failing.join(', ')} never answered: ${notReady.lastError}); removing it`,
+        );
+        throw new InstanceNotReadyError(ref.challengeId, sourceId, timeoutMs);
+      }
+    }
+    // The one point where an instance is known to answer: freshly deployed for a source or for
+    // the pool (its record is written next), or redeployed for the source claiming it.
   }
 
   /**
@@ -144,7 +202,7 @@ export class DeployerService {
           { ...at, identity: instance.identity, scenario, additional, secrets },
           signal,
         );
-        return { ...instance, connectionInfo: out.connectionInfo, flags: out.flags };
+        return withOutputs(instance, out);
       }
       case 'recreate': {
         // Recorded first: a crash between the destroy and the up is finished by the next sweep.
@@ -154,11 +212,7 @@ export class DeployerService {
           { ...at, identity: instance.identity, scenario, additional, secrets },
           signal,
         );
-        return withoutPending({
-          ...instance,
-          connectionInfo: out.connectionInfo,
-          flags: out.flags,
-        });
+        return withoutPending(withOutputs(instance, out));
       }
       case 'blue_green': {
         const identity = newIdentity();
@@ -177,12 +231,7 @@ export class DeployerService {
               { ...at, identity, scenario, additional, secrets },
               signal,
             );
-            const next = withoutPending({
-              ...instance,
-              identity,
-              connectionInfo: out.connectionInfo,
-              flags: out.flags,
-            });
+            const next = withoutPending(withOutputs({ ...instance, identity }, out));
             // The new record first: a crash between the two steps leaves a duplicate, never a loss.
             await this.state.saveInstance(next);
             return next;

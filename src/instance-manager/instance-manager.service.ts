@@ -97,8 +97,9 @@ export class InstanceManagerService {
   }
 
   /**
-   * `instance.ready`: the instance is handed to its source. The one place that says when an
-   * instance is ready; for now, when CreateInstance answers with it.
+   * `instance.ready`: the instance is handed to its source. CreateInstance answers only once the
+   * scenario's readiness probes passed (after `up`, or again when claimed from the pool), so
+   * this is when the source can connect.
    */
   private async announceReady(instance: Instance): Promise<void> {
     await this.events.publish('instance.ready', subjectOf(instance));

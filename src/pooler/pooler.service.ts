@@ -17,6 +17,7 @@ import { ChallengeNotFoundError, InstanceNotFoundError } from '../shared/errors'
 import {
   Clock,
   DistributedLock,
+  ReadinessProbe,
   EventPublisher,
   StateStore,
   type FetchedScenario,
@@ -35,6 +36,8 @@ export class PoolerService {
   private readonly inFlight = new Map<string, number>();
   /** Pooled instances a claim of this process is trying to take (identities are unique). */
   private readonly claiming = new Set<string>();
+  /** Pooled instances this process found not answering and is removing (never handed out). */
+  private readonly removing = new Set<string>();
   /** The line spin-ups wait in: a few at a time, challenges taking turns. */
   private readonly queue: ConcurrencyGate;
 
@@ -45,6 +48,7 @@ export class PoolerService {
     private readonly tasks: BackgroundTasks,
     private readonly deployer: DeployerService,
     private readonly limits: PoolLimits,
+    private readonly readiness: ReadinessProbe,
     private readonly events: EventPublisher,
   ) {
     this.queue = new ConcurrencyGate(limits.spinUpConcurrency);
@@ -150,7 +154,9 @@ export class PoolerService {
    * Claims a pooled instance for `sourceId`, if there is one. Call it under the challenge's read
    * lock; the store's atomic claim gives each pooled instance to exactly one source, so
    * concurrent claimers simply move on to the next candidate. Triggers a refill. Reads no
-   * record but the candidate's: the claim must not cost more with more instances.
+   * record but the candidate's: the claim must not cost more with more instances. A candidate
+   * whose scenario declares readiness probes is checked first (a couple of seconds at most):
+   * one that no longer answers is skipped, and replaced in the background.
    */
   async claim(challenge: Challenge, sourceId: string): Promise<Claimed | undefined> {
     const { pooled, claimed } = await this.state.poolState(challenge.id);
@@ -163,12 +169,16 @@ export class PoolerService {
     const candidates = [
       ...rotated.filter((identity) => !this.claiming.has(identity)),
       ...rotated.filter((identity) => this.claiming.has(identity)),
-    ];
+    ].filter((identity) => !this.removing.has(identity));
     for (const identity of candidates) {
       this.claiming.add(identity);
       try {
         const candidate = await this.loadCandidate(challenge.id, identity);
         if (candidate === undefined || isClaimed(candidate)) continue;
+        if (!(await this.stillAnswers(candidate))) {
+          this.replaceUnready(candidate);
+          continue;
+        }
         if (await this.state.claim(challenge.id, identity, sourceId)) {
           const total = pooled.length + claimed;
           if (shouldRefillAfterClaim(challenge.min, challenge.max, pooled.length, total)) {
@@ -186,6 +196,58 @@ export class PoolerService {
     if (challenge.min > 0)
       await this.events.publish('pool.exhausted', { challengeId: challenge.id });
     return undefined;
+  }
+
+  /**
+   * Whether a pooled instance still answers its readiness probes (it did when it entered the
+   * pool; its service may have died since). Instances without probes always do.
+   */
+  private async stillAnswers(instance: Instance): Promise<boolean> {
+    if (instance.readiness === undefined || instance.readiness.length === 0) return true;
+    const notReady = await this.readiness.waitReady(
+      instance.readiness,
+      this.readiness.bounds.claimTimeoutMs,
+    );
+    if (notReady === undefined) return true;
+    this.logger.warn(
+      `pooled instance ${instance.identity} of challenge ${instance.challengeId} does not answer ` +
+        `(probe ${notReady.failing.join(', ')}: ${notReady.lastError}); not handing it out`,
+    );
+    return false;
+  }
+
+  /**
+   * Removes, in the background, a pooled instance that stopped answering, then tops the pool up.
+   * Under the instance's lock it is looked at again: claimed meanwhile (another replica's probe
+   * saw it answer), or answering again, it is kept.
+   */
+  private replaceUnready(instance: Instance): void {
+    const { challengeId, identity } = instance;
+    if (this.removing.has(identity)) return;
+    this.removing.add(identity);
+    this.tasks.run(`replacing unready pooled instance ${identity}`, async (signal) => {
+      try {
+        const removed = await this.lock.withWriteLock(
+          lockKeys.instance(challengeId, identity),
+          async () => {
+            const current = await this.state.loadInstance(challengeId, identity);
+            if (current === undefined || isClaimed(current)) return false;
+            if (await this.stillAnswers(current)) return false;
+            await this.deployer.destroy(current, signal);
+            return true;
+          },
+          signal,
+        );
+        if (!removed) return;
+        this.logger.log(`unready pooled instance ${identity} of challenge ${challengeId} removed`);
+        const challenge = await this.state.loadChallenge(challengeId);
+        if (challenge === undefined) return;
+        const { pooled, claimed } = await this.state.poolState(challengeId);
+        this.replenish(challenge, claimed, pooled.length);
+      } finally {
+        this.removing.delete(identity);
+      }
+    });
   }
 
   /** A pooled candidate's record; undefined when it is gone or unreadable (never handed out). */
@@ -242,6 +304,8 @@ export class PoolerService {
             signal,
             scenario,
           );
+          // Redeployed with the source's additional: it must answer again before it is theirs.
+          await this.deployer.awaitReady(instance, instance.readiness, claimed.sourceId, signal);
         } catch (err) {
           await this.deployer
             .destroy(instance)

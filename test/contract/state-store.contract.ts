@@ -174,6 +174,24 @@ export function stateStoreContract(name: string, makeStore: () => Promise<StoreU
         );
       });
 
+      it('should round-trip readiness probes when the scenario exports some, pooled or claimed', async () => {
+        const readiness = ['tcp://127.0.0.1:4242', 'http://web.internal/health'];
+        for (const instance of [
+          anInstance({ readiness }),
+          aPooledInstance({ identity: '0123456789abcdef', readiness }),
+        ]) {
+          await store.saveInstance(instance);
+          expect(await store.loadInstance(instance.challengeId, instance.identity)).toStrictEqual(
+            instance,
+          );
+        }
+        const bare = aPooledInstance({ identity: 'fedcba9876543210' });
+        await store.saveInstance(bare);
+        expect(await store.loadInstance(bare.challengeId, bare.identity)).not.toHaveProperty(
+          'readiness',
+        );
+      });
+
       it('should keep sourceId, until, flags and additional empty when the instance is pooled and bare', async () => {
         const pooled = aPooledInstance({ flags: [], additional: {} });
         await store.saveInstance(pooled);

@@ -14,6 +14,7 @@ import { FakeIacEngine } from './fakes/fake-iac-engine';
 import { FixedClock } from './fakes/fixed-clock';
 import { InMemoryOciRegistry } from './fakes/in-memory-oci-registry';
 import { InMemoryEventJournal } from './fakes/in-memory-event-journal';
+import { FakeReadinessProbe } from './fakes/fake-readiness-probe';
 import { InMemoryStateStore } from './fakes/in-memory-state-store';
 
 /** The four services wired by hand over in-memory doubles, as the Nest modules wire them. */
@@ -25,6 +26,7 @@ export interface ServicesUnderTest {
   iac: FakeIacEngine;
   /** Every event the services published. */
   events: InMemoryEventJournal;
+  readiness: FakeReadinessProbe;
   tasks: BackgroundTasks;
   deployer: DeployerService;
   pooler: PoolerService;
@@ -53,10 +55,11 @@ export function servicesUnderTest(
   const clock = new FixedClock(start);
   const oci = new InMemoryOciRegistry();
   const iac = new FakeIacEngine();
+  const readiness = new FakeReadinessProbe();
   const tasks = new BackgroundTasks();
   const events = new InMemoryEventJournal(clock);
-  const deployer = new DeployerService(state, lock, oci, iac, clock);
-  const pooler = new PoolerService(state, lock, clock, tasks, deployer, limits, events);
+  const deployer = new DeployerService(state, lock, oci, iac, clock, readiness);
+  const pooler = new PoolerService(state, lock, clock, tasks, deployer, limits, readiness, events);
   const challenges = new ChallengeStoreService(
     state,
     lock,
@@ -90,6 +93,7 @@ export function servicesUnderTest(
     clock,
     oci,
     iac,
+    readiness,
     events,
     tasks,
     deployer,

@@ -16,6 +16,7 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { md5Hex as md5 } from '../../shared/domain/record-names';
+import { parseReadiness } from '../../shared/domain/readiness';
 import { IacOperationError, IacTimeoutError, ScenarioInvalidError } from '../../shared/errors';
 import type {
   FetchedScenario,
@@ -793,7 +794,7 @@ function collectDiagnostics(event: PulumiEvent, into: string[]): void {
 
 /**
  * As upstream: `connection_info` (required string), `flag` (deprecated, first of the flags),
- * `flags` (array of strings).
+ * `flags` (array of strings). Ours: `readiness` (a probe or a list of them, see readiness.ts).
  */
 function readOutputs(reference: string, outputs: Record<string, unknown>): StackOutputs {
   const info: unknown = outputs.connection_info;
@@ -811,7 +812,13 @@ function readOutputs(reference: string, outputs: Record<string, unknown>): Stack
       flags.push(f);
     }
   }
-  return { connectionInfo: info, flags };
+  const readiness = parseReadiness(outputs.readiness);
+  if (!readiness.ok) throw new ScenarioInvalidError(reference, readiness.problem);
+  return {
+    connectionInfo: info,
+    flags,
+    ...(readiness.probes === undefined ? {} : { readiness: readiness.probes }),
+  };
 }
 
 /** Re-links the scenario's entries into the stack's project directory (replacing older links). */

@@ -115,6 +115,8 @@ const instanceRecord = z.object({
       }),
     ])
     .nullish(),
+  // Ours: the scenario's readiness probes, checked again when a pooled instance is claimed.
+  readiness: z.array(z.string()).nullish(),
 });
 
 /**
@@ -176,6 +178,7 @@ function serializeInstance(i: Instance, upstreamState?: unknown): string {
   if (i.flags.length > 0) doc.flags = i.flags;
   if (Object.keys(i.additional).length > 0) doc.additional = i.additional;
   if (i.pending !== undefined) doc.pending = i.pending;
+  if (i.readiness !== undefined) doc.readiness = i.readiness;
   return `${JSON.stringify(doc)}\n`;
 }
 
@@ -209,6 +212,7 @@ function parseInstance(text: string, sourceId: string | undefined): Instance {
   if (sourceId !== undefined) i.sourceId = sourceId;
   if (r.until !== undefined && r.until !== null) i.until = r.until;
   if (r.pending !== undefined && r.pending !== null) i.pending = r.pending;
+  if (r.readiness !== undefined && r.readiness !== null) i.readiness = [...r.readiness];
   return i;
 }
 

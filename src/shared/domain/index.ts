@@ -3,3 +3,4 @@ export * from './instance';
 export * from './lock-keys';
 export * from './record-names';
 export * from './event';
+export * from './readiness';

@@ -22,6 +22,12 @@ export interface Instance {
    * stack `identity`).
    */
   pending?: PendingUpdate;
+  /**
+   * The scenario's readiness probes (its `readiness` output, see readiness.ts), kept so that a
+   * claim can check a pooled instance still answers without asking the IaC engine. Absent: the
+   * scenario declares none.
+   */
+  readiness?: string[];
 }
 
 export type PendingUpdate =

@@ -4,6 +4,7 @@
  * `SERVICE_UNAVAILABLE` is ours: the lock service (etcd) cannot be reached.
  * `IAC_TIMEOUT` is ours: a deployment outlived `IAC_TIMEOUT` and was cancelled.
  * `FLAG_CHECK_RATE_LIMITED` is ours: a source made more flag checks than FLAG_CHECK_LIMIT allows.
+ * `INSTANCE_NOT_READY` is ours: a new instance did not answer its readiness probes in time.
  */
 export const ERROR_REASONS = [
   'CHALLENGE_ALREADY_EXISTS',
@@ -15,6 +16,7 @@ export const ERROR_REASONS = [
   'INSTANCE_ALREADY_EXISTS',
   'INSTANCE_NOT_FOUND',
   'INSTANCE_EXPIRED',
+  'INSTANCE_NOT_READY',
   'OCI_REFERENCE_MALFORMED',
   'OCI_REFERENCE_NOT_FOUND',
   'OCI_INTERACTION',

@@ -6,6 +6,7 @@ import {
   FlagCheckRateLimitedError,
   IacOperationError,
   IacTimeoutError,
+  InstanceNotReadyError,
   InstanceNotFoundError,
   InvalidArgumentError,
   InvalidUpdateMaskError,
@@ -215,6 +216,27 @@ describe('statusOfDomainError', () => {
         metadata: { source_id: 'team-1', retry_after: '2s' },
       },
     ]);
+  });
+
+  it('should answer UNAVAILABLE (503) naming the timeout when a new instance never became ready', () => {
+    const status = statusOfDomainError(new InstanceNotReadyError('chall', 'team', 60_000));
+    expect(status.code).toBe(GrpcCode.UNAVAILABLE);
+    expect(HTTP_FROM_GRPC[status.code]).toBe(503);
+    expect(status.message).toBe('Instance did not become ready within 60s.');
+    expect(status.details).toEqual([
+      {
+        type: 'ErrorInfo',
+        reason: 'INSTANCE_NOT_READY',
+        domain: ERROR_DOMAIN,
+        metadata: { challenge_id: 'chall', source_id: 'team' },
+      },
+    ]);
+    expect(statusOfDomainError(new InstanceNotReadyError('chall', undefined, 1_500))).toMatchObject(
+      {
+        message: 'Instance did not become ready within 1.5s.',
+        details: [{ metadata: { challenge_id: 'chall' } }],
+      },
+    );
   });
 
   it('should answer the generic internal status when an IaC operation fails', () => {

@@ -363,6 +363,8 @@ const TABLE = {
   SERVICE_UNAVAILABLE: () => ({ code: GrpcCode.UNAVAILABLE }),
   IAC_TIMEOUT: () => ({ code: GrpcCode.DEADLINE_EXCEEDED }),
   FLAG_CHECK_RATE_LIMITED: () => ({ code: GrpcCode.RESOURCE_EXHAUSTED }),
+  // The instance was removed: nothing is left, and a retry deploys a new one.
+  INSTANCE_NOT_READY: () => ({ code: GrpcCode.UNAVAILABLE }),
   INTERNAL_ERROR: () => ({ code: GrpcCode.INTERNAL, message: INTERNAL_MESSAGE }),
 } satisfies Record<ErrorReason, (e: DomainError) => Row>;
 

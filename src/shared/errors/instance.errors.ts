@@ -35,3 +35,27 @@ export class InstanceExpiredError extends DomainError {
     });
   }
 }
+
+/**
+ * A new instance did not answer its readiness probes in time; it was removed. Ours, not
+ * upstream's: UNAVAILABLE (HTTP 503), so clients may retry. Says nothing of the probes (they
+ * hold the instance's address).
+ */
+export class InstanceNotReadyError extends DomainError {
+  readonly reason = 'INSTANCE_NOT_READY';
+  constructor(
+    readonly challengeId: string,
+    readonly sourceId: string | undefined,
+    readonly timeoutMs: number,
+  ) {
+    super(`Instance did not become ready within ${formatSeconds(timeoutMs)}.`, {
+      challenge_id: challengeId,
+      ...(sourceId === undefined ? {} : { source_id: sourceId }),
+    });
+  }
+}
+
+/** 60000 → "60s", 1500 → "1.5s": the unit READINESS_TIMEOUT is usually written in. */
+function formatSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(3))}s`;
+}

@@ -4,6 +4,8 @@ import type { FetchedScenario } from './oci-registry.port';
 export interface StackOutputs {
   connectionInfo: string;
   flags: string[];
+  /** The `readiness` probes the stack exports, if any (checked by `parseReadiness`). */
+  readiness?: string[];
 }
 
 /** One stack: the instance `identity` of challenge `challengeId`, deployed from `scenario`. */

@@ -6,3 +6,4 @@ export * from './oci-registry.port';
 export * from './state-store.port';
 export * from './flag-records.port';
 export * from './event-journal.port';
+export * from './readiness-probe.port';

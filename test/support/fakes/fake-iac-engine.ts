@@ -61,6 +61,11 @@ export class FakeIacEngine implements IacEngine {
   readonly calls: FakeIacCall[] = [];
   /** Flags every `up` outputs. */
   flags: string[] = ['CTF{fake-flag}'];
+  /**
+   * Readiness probes every `up` outputs, as a function of the identity (undefined: none, as a
+   * scenario without a `readiness` output).
+   */
+  readiness: ((identity: string) => string[]) | undefined = undefined;
   /** Real-time delay of each `up` (ms), to widen race windows. */
   upDelayMs = 0;
 
@@ -213,6 +218,7 @@ export class FakeIacEngine implements IacEngine {
     return {
       connectionInfo: fakeConnectionInfo(request.identity, request.additional),
       flags: [...this.flags],
+      ...(this.readiness === undefined ? {} : { readiness: this.readiness(request.identity) }),
     };
   }
 
