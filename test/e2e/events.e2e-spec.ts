@@ -179,8 +179,10 @@ describe('lifecycle events over two replicas sharing DIR and etcd locks', () => 
       for (const flag of flags) expect(text).not.toContain(flag);
       expect(text).not.toContain(String(created.connectionInfo));
       expect(Object.keys(e.raw).sort()).toEqual(
-        ['challengeId', 'id', 'identity', 'sourceId', 'time', 'type'].sort(),
+        ['challengeId', 'id', 'identity', 'sharedFrom', 'sourceId', 'time', 'type'].sort(),
       );
+      // Only flag.shared names a second source.
+      expect(e.raw.sharedFrom).toBe('');
     }
     // expiring: announced once, ahead of `until`.
     const expiring = onA.events.find((e) => e.type === 'instance.expiring')!;
