@@ -1,16 +1,7 @@
 import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import {
-  link,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rename,
-  unlink,
-  type FileHandle,
-} from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   EVENT_TYPES,
@@ -22,7 +13,7 @@ import {
   type LifecycleEvent,
 } from '../../shared/domain';
 import type { Clock } from '../../shared/ports/clock.port';
-import { fsyncDir } from '../state/durable-files';
+import { fsyncDir, isNotFound, writeAndSync, writeAtomic } from '../state/durable-files';
 import type { DistributedLock } from '../../shared/ports/distributed-lock.port';
 import {
   EventJournal,
@@ -60,7 +51,6 @@ interface StoredEvent {
 }
 
 const fileName = (id: number): string => `${String(id).padStart(ID_DIGITS, '0')}.json`;
-const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
 const isTaken = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'EEXIST';
 const scratch = (): string => `.tmp-${randomBytes(6).toString('hex')}`;
 
@@ -164,7 +154,7 @@ export class FsEventJournal implements EventPublisher, EventJournal, OnModuleIni
     const tmp = join(this.logDir, scratch());
     try {
       for (;;) {
-        await writeSynced(tmp, JSON.stringify(toStored(event)));
+        await writeAndSync(tmp, JSON.stringify(toStored(event)), 0o600);
         try {
           // Exclusive: an id a crashed append left behind (before it moved the head) is skipped.
           await link(tmp, join(this.logDir, fileName(event.id)));
@@ -243,7 +233,7 @@ export class FsEventJournal implements EventPublisher, EventJournal, OnModuleIni
   }
 
   async saveCursor(name: string, id: number): Promise<void> {
-    await writeReplacing(join(this.cursorDir, name), String(id), true);
+    await writeAtomic(join(this.cursorDir, name), String(id), 0o600);
   }
 
   private async readEvent(id: number): Promise<LifecycleEvent | undefined> {
@@ -369,27 +359,14 @@ function fromStored(stored: StoredEvent): LifecycleEvent {
   return event;
 }
 
-/** Creates `path` (which must not exist), writes `data` and flushes it. */
-async function writeSynced(path: string, data: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(path, 'wx', 0o600);
-    await handle.writeFile(data, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle?.close();
-  }
-}
-
-/** Replaces `path` atomically (temp file, rename); flushed when `durable`. */
-async function writeReplacing(path: string, data: string, durable = false): Promise<void> {
+/**
+ * Replaces `path` atomically (temp file, rename), not flushed: for hints and marks a crash may
+ * lose (durable writes use the state store's writeAtomic).
+ */
+async function writeReplacing(path: string, data: string): Promise<void> {
   const tmp = `${path}${scratch()}`;
   try {
-    if (durable) await writeSynced(tmp, data);
-    else {
-      const handle = await open(tmp, 'wx', 0o600);
-      await handle.writeFile(data, 'utf8').finally(() => handle.close());
-    }
+    await writeFile(tmp, data, { encoding: 'utf8', mode: 0o600, flag: 'wx' });
     await rename(tmp, path);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
