@@ -39,6 +39,22 @@ const DEFAULT_PAGE = 500;
 /** Once marks are pruned at most this often. */
 const ONCE_PRUNE_EVERY_MS = 10 * 60_000;
 const ID_DIGITS = 20;
+/** Events written by one flush at most, so one holding of the `events` lock stays bounded. */
+const MAX_BATCH = 256;
+
+interface OnceMark {
+  key: string;
+  value: string;
+  keepUntil: Date;
+}
+
+/** A `publish` call waiting for its batch. */
+interface Pending {
+  type: EventType;
+  subject: EventSubject;
+  once: OnceMark | undefined;
+  resolve: (event: LifecycleEvent | undefined) => void;
+}
 
 interface StoredEvent {
   id: number;
@@ -64,11 +80,13 @@ const scratch = (): string => `.tmp-${randomBytes(6).toString('hex')}`;
  * DIR/events/cursors/<name>             readers' durable positions (the webhook deliverer's)
  * ```
  *
- * Appends hold the `events` write lock, so ids are monotonic across replicas. An event file is
- * written whole (temp file, fsync, exclusive link) before the head moves, and readers never
- * read past the head: a reader never sees half an event. After a crash between the two, the
- * next append finds the id taken and moves on. The journal keeps the last `size` events: each
- * append removes the one `size` ids back.
+ * Appends hold the `events` write lock, so ids are monotonic across replicas; a process appends
+ * the publications queued meanwhile together (one lock, one directory fsync, one head write per
+ * batch), with ids in the order of the `publish` calls. An event file is written whole (temp
+ * file, fsync, exclusive link) before the head moves, and readers never read past the head: a
+ * reader never sees half an event. After a crash between the two, the next append finds the id
+ * taken and moves on. The journal keeps the last `size` events: each append removes the ones
+ * `size` ids back.
  */
 @Injectable()
 export class FsEventJournal implements EventPublisher, EventJournal, OnModuleInit, OnModuleDestroy {
@@ -84,6 +102,9 @@ export class FsEventJournal implements EventPublisher, EventJournal, OnModuleIni
   private checking = false;
   private recheck = false;
   private lastOncePrune = 0;
+  /** Publications not written yet, in call order. */
+  private readonly queue: Pending[] = [];
+  private flushing = false;
 
   constructor(
     private readonly options: FsEventJournalOptions,
@@ -109,73 +130,128 @@ export class FsEventJournal implements EventPublisher, EventJournal, OnModuleIni
     this.stopWatching();
   }
 
-  async publish(
+  publish(
     type: EventType,
     subject: EventSubject,
-    once?: { key: string; value: string; keepUntil: Date },
+    once?: OnceMark,
   ): Promise<LifecycleEvent | undefined> {
+    return new Promise((resolve) => {
+      this.queue.push({ type, subject, once, resolve });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  /**
+   * Group commit: one flush at a time, each taking the `events` lock once for every event queued
+   * so far (up to MAX_BATCH), so concurrent publishers share the lock round trips and the
+   * directory fsync instead of queueing on the lock one event at a time. What is published
+   * while a batch is written goes into the next one.
+   */
+  private async flush(): Promise<void> {
+    this.flushing = true;
     try {
-      const event = await this.lock.withWriteLock(lockKeys.events(), () =>
-        this.append(type, subject, once),
-      );
-      if (event) void this.check();
-      return event;
-    } catch (err) {
-      this.logger.error(
-        `event ${type} of challenge ${subject.challengeId} not published: ${String(err)}`,
-      );
-      return undefined;
+      while (this.queue.length > 0) {
+        let batch: Pending[] | undefined;
+        // Taken once the lock is held, so what was queued while waiting for it joins the batch
+        // (and calls made in one go, like Promise.all, share it); taken in the failure path too,
+        // so a lock that cannot be had fails this batch instead of looping on it.
+        const take = (): Pending[] => (batch ??= this.queue.splice(0, MAX_BATCH));
+        let events: (LifecycleEvent | undefined)[] = [];
+        try {
+          events = await this.lock.withWriteLock(lockKeys.events(), () => this.append(take()));
+        } catch (err) {
+          for (const { type, subject } of take()) {
+            this.logger.error(
+              `event ${type} of challenge ${subject.challengeId} not published: ${String(err)}`,
+            );
+          }
+        }
+        take().forEach((pending, i) => pending.resolve(events[i]));
+        if (events.some((event) => event !== undefined)) void this.check();
+      }
+    } finally {
+      this.flushing = false;
     }
   }
 
-  /** Under the `events` lock. */
-  private async append(
-    type: EventType,
-    subject: EventSubject,
-    once: { key: string; value: string; keepUntil: Date } | undefined,
-  ): Promise<LifecycleEvent | undefined> {
-    const mark = once && join(this.onceDir, createHash('md5').update(once.key).digest('hex'));
-    if (mark && once) {
-      const seen = await readFile(mark, 'utf8').then(
-        (text) => (JSON.parse(text) as { value: string }).value,
-        () => undefined,
-      );
-      if (seen === once.value) return undefined;
-    }
-    const event: LifecycleEvent = {
-      id: (await this.head()) + 1,
-      time: this.clock.now(),
-      type,
-      challengeId: subject.challengeId,
-    };
-    if (subject.sourceId !== undefined) event.sourceId = subject.sourceId;
-    if (subject.identity !== undefined) event.identity = subject.identity;
-    if (subject.sharedFrom !== undefined) event.sharedFrom = subject.sharedFrom;
-    const tmp = join(this.logDir, scratch());
-    try {
-      for (;;) {
-        await writeAndSync(tmp, JSON.stringify(toStored(event)), 0o600);
-        try {
-          // Exclusive: an id a crashed append left behind (before it moved the head) is skipped.
-          await link(tmp, join(this.logDir, fileName(event.id)));
-          break;
-        } catch (err) {
-          if (!isTaken(err)) throw err;
-          await unlink(tmp);
-          event.id += 1;
+  /** Writes a batch under the `events` lock: its events (undefined for a `once` already seen). */
+  private async append(batch: Pending[]): Promise<(LifecycleEvent | undefined)[]> {
+    // Marks by path, with the value this batch gives them: a `once` publication earlier in the
+    // batch counts as if its mark were already written.
+    const marks = new Map<string, { value: string; keepUntil: Date }>();
+    const results: (LifecycleEvent | undefined)[] = [];
+    const events: LifecycleEvent[] = [];
+    const head = await this.head();
+    for (const { type, subject, once } of batch) {
+      if (once) {
+        const mark = join(this.onceDir, createHash('md5').update(once.key).digest('hex'));
+        const seen =
+          marks.get(mark)?.value ??
+          (await readFile(mark, 'utf8').then(
+            (text) => (JSON.parse(text) as { value: string }).value,
+            () => undefined,
+          ));
+        if (seen === once.value) {
+          results.push(undefined);
+          continue;
         }
+        marks.set(mark, { value: once.value, keepUntil: once.keepUntil });
+      }
+      const event: LifecycleEvent = {
+        id: head + events.length + 1,
+        time: this.clock.now(),
+        type,
+        challengeId: subject.challengeId,
+      };
+      if (subject.sourceId !== undefined) event.sourceId = subject.sourceId;
+      if (subject.identity !== undefined) event.identity = subject.identity;
+      if (subject.sharedFrom !== undefined) event.sharedFrom = subject.sharedFrom;
+      events.push(event);
+      results.push(event);
+    }
+    if (events.length === 0) return results;
+    const staged = events.map((event) => ({ event, tmp: join(this.logDir, scratch()) }));
+    let id = head + 1;
+    try {
+      // Every temp file written and flushed side by side: one fsync's wait for the batch.
+      await Promise.all(
+        staged.map(({ event, tmp }) => writeAndSync(tmp, JSON.stringify(toStored(event)), 0o600)),
+      );
+      for (const { event, tmp } of staged) {
+        for (;;) {
+          if (event.id !== id) {
+            // An id was skipped before: this file holds an id that moved on, write it again.
+            event.id = id;
+            await unlink(tmp);
+            await writeAndSync(tmp, JSON.stringify(toStored(event)), 0o600);
+          }
+          try {
+            // Exclusive, in id order: an id a crashed append left behind (before it moved the
+            // head) is skipped.
+            await link(tmp, join(this.logDir, fileName(id)));
+            break;
+          } catch (err) {
+            if (!isTaken(err)) throw err;
+            id += 1;
+          }
+        }
+        id += 1;
       }
     } finally {
-      await unlink(tmp).catch(() => undefined);
+      await Promise.all(staged.map(({ tmp }) => unlink(tmp).catch(() => undefined)));
     }
     await fsyncDir(this.logDir);
-    await this.writeHead(event.id);
-    if (mark && once) {
-      await writeReplacing(mark, JSON.stringify({ value: once.value, keepUntil: once.keepUntil }));
-      await this.pruneOnce();
+    const last = id - 1;
+    await this.writeHead(last);
+    for (const [mark, { value, keepUntil }] of marks) {
+      await writeReplacing(mark, JSON.stringify({ value, keepUntil }));
     }
-    await unlink(join(this.logDir, fileName(event.id - this.options.size))).catch(() => undefined);
-    return event;
+    if (marks.size > 0) await this.pruneOnce();
+    // What fell off the journal: `size` ids back from every id this batch moved the head over.
+    for (let id = head + 1; id <= last; id++) {
+      await unlink(join(this.logDir, fileName(id - this.options.size))).catch(() => undefined);
+    }
+    return results;
   }
 
   async head(): Promise<number> {
