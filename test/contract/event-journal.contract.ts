@@ -61,6 +61,18 @@ export function eventJournalContract(name: string, make: () => Promise<JournalUn
       expect(ids).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     });
 
+    it('should give ids in call order to publications made before any is awaited', async () => {
+      const j = await subject.open();
+      const events = await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          j.publish('challenge.updated', { challengeId: `c${i}` }),
+        ),
+      );
+      expect(events.map((e) => [e?.id, e?.challengeId])).toEqual(
+        Array.from({ length: 5 }, (_, i) => [i + 1, `c${i}`]),
+      );
+    });
+
     it('should publish a once event a single time per key and value, again for a new value', async () => {
       const [one, two] = [await subject.open(), await subject.open()];
       const subjectIds = { challengeId: 'c', sourceId: 's', identity: '0123456789abcdef' };

@@ -1,17 +1,33 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eventJournalContract } from '../../../test/contract/event-journal.contract';
 import { FixedClock } from '../../../test/support/fakes/fixed-clock';
+import type { LockKey } from '../../shared/domain';
 import { InMemoryDistributedLock } from '../lock/in-memory-distributed-lock.adapter';
 import { FsEventJournal } from './fs-event-journal.adapter';
 
+/** The in-memory lock, counting the write locks taken (one per batch the journal writes). */
+class CountingLock extends InMemoryDistributedLock {
+  writeLocks = 0;
+
+  override withWriteLock<T>(
+    key: LockKey,
+    work: () => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    this.writeLocks += 1;
+    return super.withWriteLock(key, work, signal);
+  }
+}
+
 /** Journals on one directory and one lock, as replicas share DIR and etcd. */
 function journalsOn(dir: string, clock: FixedClock) {
-  const lock = new InMemoryDistributedLock();
+  const lock = new CountingLock();
   const opened: FsEventJournal[] = [];
   return {
+    lock,
     opened,
     open: async (size = 100): Promise<FsEventJournal> => {
       const j = new FsEventJournal({ dir, size, pollMs: 20 }, lock, clock);
@@ -88,5 +104,85 @@ describe('FsEventJournal', () => {
     rmSync(join(dir, 'head'));
     expect(await j.head()).toBe(2);
     expect((await j.publish('challenge.created', { challengeId: 'd' }))?.id).toBe(3);
+  });
+
+  describe('group commit', () => {
+    const name = (id: number) => `${String(id).padStart(20, '0')}.json`;
+    const once = (value: string) => ({
+      key: 'instance.expiring/0123456789abcdef',
+      value,
+      keepUntil: new Date('2026-05-01T11:00:00Z'),
+    });
+
+    it('should write publications made together as one batch, under one lock, in call order', async () => {
+      const j = await journal();
+      const events = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          j.publish('challenge.updated', { challengeId: `c${i}` }),
+        ),
+      );
+      expect(events.map((e) => [e?.id, e?.challengeId])).toEqual(
+        Array.from({ length: 10 }, (_, i) => [i + 1, `c${i}`]),
+      );
+      expect(journals.lock.writeLocks).toBe(1);
+      expect(await j.head()).toBe(10);
+      expect((await j.readAfter(0, {})).events).toEqual(events);
+    });
+
+    it('should publish a once event a single time within one batch, again for a new value', async () => {
+      const j = await journal();
+      const subject = { challengeId: 'c', identity: '0123456789abcdef' };
+      const events = await Promise.all([
+        j.publish('instance.expiring', subject, once('u1')),
+        j.publish('instance.expiring', subject, once('u1')),
+        j.publish('instance.expiring', subject, once('u2')),
+        j.publish('challenge.updated', { challengeId: 'c' }),
+      ]);
+      expect(events.map((e) => e?.id)).toEqual([1, undefined, 2, 3]);
+      expect(journals.lock.writeLocks).toBe(1);
+      // The mark holds the batch's last value.
+      expect(await j.publish('instance.expiring', subject, once('u2'))).toBeUndefined();
+    });
+
+    it('should lose the whole batch when it cannot be written, and write the next one', async () => {
+      const j = await journal();
+      rmSync(join(dir, 'log'), { recursive: true });
+      writeFileSync(join(dir, 'log'), 'not a directory');
+      const lost = await Promise.all([
+        j.publish('challenge.created', { challengeId: 'c' }),
+        j.publish('challenge.updated', { challengeId: 'c' }),
+      ]);
+      expect(lost).toEqual([undefined, undefined]);
+      rmSync(join(dir, 'log'));
+      mkdirSync(join(dir, 'log'));
+      const next = await Promise.all([
+        j.publish('challenge.created', { challengeId: 'd' }),
+        j.publish('challenge.updated', { challengeId: 'd' }),
+      ]);
+      expect(next.map((e) => e?.id)).toEqual([1, 2]);
+      expect((await j.readAfter(0, {})).events).toEqual(next);
+    });
+
+    it('should skip, within a batch, the ids a crashed append left behind past the head', async () => {
+      const j = await journal();
+      await j.publish('challenge.created', { challengeId: 'c' });
+      writeFileSync(join(dir, 'log', name(3)), '');
+      const events = await Promise.all(
+        ['a', 'b', 'c'].map((challengeId) => j.publish('challenge.updated', { challengeId })),
+      );
+      expect(events.map((e) => e?.id)).toEqual([2, 4, 5]);
+      expect(await j.head()).toBe(5);
+      expect((await j.readAfter(1, {})).events).toEqual(events);
+    });
+
+    it('should remove every event a batch pushes beyond the size', async () => {
+      const j = await journal(3);
+      await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          j.publish('challenge.updated', { challengeId: `c${i}` }),
+        ),
+      );
+      expect(readdirSync(join(dir, 'log')).sort()).toEqual([3, 4, 5].map(name));
+    });
   });
 });

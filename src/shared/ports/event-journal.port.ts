@@ -5,8 +5,10 @@ import type { EventFilter, EventSubject, EventType, LifecycleEvent } from '../do
  *
  * - `publish` never rejects: an event that cannot be written is logged and lost, and the
  *   operation that caused it goes on (its state is already written).
- * - Ids are monotonic across every replica sharing the journal; events a publisher awaited one
- *   after the other keep that order.
+ * - Ids are monotonic across every replica sharing the journal. Within one process they follow
+ *   the order of the `publish` calls, awaited or not: a caller may make several calls before
+ *   awaiting any (e.g. with `Promise.all`) and its events keep that order (and may be written
+ *   together, for the cost of one).
  * - `once`: the event is published only if none was published before with the same `key` and
  *   `value` (the instance's identity and `until` of `instance.expiring`, so replicas scanning the
  *   same instances emit it once). The mark is forgotten after `keepUntil`.
