@@ -247,9 +247,10 @@ export class FsEventJournal implements EventPublisher, EventJournal, OnModuleIni
       await writeReplacing(mark, JSON.stringify({ value, keepUntil }));
     }
     if (marks.size > 0) await this.pruneOnce();
-    // What fell off the journal: `size` ids back from every id this batch moved the head over.
-    for (let id = head + 1; id <= last; id++) {
-      await unlink(join(this.logDir, fileName(id - this.options.size))).catch(() => undefined);
+    // What fell off the journal: the ids `size` back from those this batch moved the head over.
+    const { size } = this.options;
+    for (let gone = Math.max(1, head + 1 - size); gone <= last - size; gone++) {
+      await unlink(join(this.logDir, fileName(gone))).catch(() => undefined);
     }
     return results;
   }
