@@ -172,6 +172,7 @@ describe('FsEventJournal', () => {
       );
       expect(events.map((e) => e?.id)).toEqual([2, 4, 5]);
       expect(await j.head()).toBe(5);
+      expect(readdirSync(join(dir, 'log')).sort()).toEqual([1, 2, 3, 4, 5].map(name));
       expect((await j.readAfter(1, {})).events).toEqual(events);
     });
 
