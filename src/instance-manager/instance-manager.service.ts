@@ -192,12 +192,13 @@ export class InstanceManagerService {
     const now = this.clock.now();
     if (!challenge || isChallengeExpired(challenge, now) || untilOverflows(challenge, now))
       return undefined;
-    if (await this.findClaimed(input.challengeId, input.sourceId)) return undefined;
     // With an additional, a claimed instance is updated with it: the scenario is needed either way.
+    // The pool first: a plain claim (the common case at a CTF's start) then reads nothing more.
     if (Object.keys(input.additional).length === 0) {
       const { pooled } = await this.state.poolState(input.challengeId);
       if (pooled.length > 0) return undefined;
     }
+    if (await this.findClaimed(input.challengeId, input.sourceId)) return undefined;
     return this.deployer.prefetch(challenge, signal);
   }
 

@@ -186,6 +186,8 @@ export class EtcdDistributedLock
   private readonly holder = `${hostname()}/${process.pid}`;
   private session?: LeaseSession;
   private readonly orphans = new Map<string, Orphan>();
+  /** Deletes of released entries not answered yet (see `release`). */
+  private readonly releasing = new Set<Promise<void>>();
   private orphanTimer?: NodeJS.Timeout;
   private closed = false;
 
@@ -258,6 +260,9 @@ export class EtcdDistributedLock
   /** Revokes the lease (freeing every entry of this replica at once) and closes the client. */
   async onApplicationShutdown(): Promise<void> {
     if (this.closed) return;
+    // Releases under way finish first (each within the call budget), so that they do not
+    // fail against a closed client; the revoke would free their entries anyway.
+    await Promise.all([...this.releasing]);
     this.closed = true;
     clearTimeout(this.orphanTimer);
     this.orphans.clear();
@@ -287,8 +292,19 @@ export class EtcdDistributedLock
       return await work();
     } finally {
       held.session.holders -= 1;
-      await this.remove(held.entry, held.session);
+      this.release(held.entry, held.session);
     }
+  }
+
+  /**
+   * Deletes a released entry without making the caller wait for etcd's answer: the work is done
+   * and its result is the caller's; whoever waits on the entry is woken by the delete. Pending
+   * deletes are tracked (shutdown waits for them), and `remove` hands a failed one to the
+   * background retries.
+   */
+  private release(entry: string, session: LeaseSession): void {
+    const pending = this.remove(entry, session).finally(() => this.releasing.delete(pending));
+    this.releasing.add(pending);
   }
 
   private async acquire(

@@ -7,7 +7,7 @@ import { StateStore, type PoolState } from '../../shared/ports/state-store.port'
 
 /**
  * The state store, keeping the flag records in step with the instance records: every save of a
- * claimed instance (create, claim from the pool, renewal, redeployment) records its flags first,
+ * claimed instance (create, claim from the pool, renewal, redeployment) records its flags beside it,
  * every delete (API, janitor, blue-green move) starts their retention, and a deleted challenge
  * takes its flag records along. Being the one path of every instance write, no caller can forget.
  */
@@ -50,12 +50,19 @@ export class FlagRecordingStateStore extends StateStore implements OnModuleInit 
   }
 
   /**
-   * The flag record first: a player never holds a flag the checker does not know. A record
-   * whose instance save then fails is marked deleted by the janitor's purge.
+   * The flag record and the instance record are written side by side (each waits for its own
+   * flushes; one after the other, a claim waited for both in a row), and the save resolves only
+   * once both are durable: the caller hands the flags out after that, so a player never holds a
+   * flag the checker does not know. A record whose instance save fails is marked deleted by the
+   * janitor's purge; a failed flag record fails the save, after the instance record is written.
    */
   async saveInstance(instance: Instance): Promise<void> {
-    if (isClaimed(instance)) await this.flags.record(instance, this.clock.now());
-    await this.inner.saveInstance(instance);
+    const [recorded, saved] = await Promise.allSettled([
+      isClaimed(instance) ? this.flags.record(instance, this.clock.now()) : Promise.resolve(),
+      this.inner.saveInstance(instance),
+    ]);
+    if (saved.status === 'rejected') throw saved.reason;
+    if (recorded.status === 'rejected') throw recorded.reason;
   }
 
   /**

@@ -150,6 +150,48 @@ describe('FsStateStore', () => {
       await writeFile(join(challDir('broken'), 'info.json'), '{"id":"bro');
       await expect(store.loadChallenge('broken')).rejects.toThrow();
     });
+
+    /** Ages the record so that its parse may be kept (see loadChallenge). */
+    const settle = async (id: string): Promise<void> => {
+      const past = new Date(Date.now() - 60_000);
+      await utimes(join(challDir(id), 'info.json'), past, past);
+    };
+
+    it("should see another replica's same-sized rewrite of a kept record", async () => {
+      const other = new FsStateStore({ dir });
+      await other.onModuleInit();
+      await store.saveChallenge(aChallenge({ max: 3 }));
+      await settle('chall-1');
+      expect((await store.loadChallenge('chall-1'))?.max).toBe(3);
+      expect((await store.loadChallenge('chall-1'))?.max).toBe(3);
+      await other.saveChallenge(aChallenge({ max: 4 }));
+      await settle('chall-1');
+      expect((await store.loadChallenge('chall-1'))?.max).toBe(4);
+      await other.deleteChallenge('chall-1');
+      expect(await store.loadChallenge('chall-1')).toBeUndefined();
+    });
+
+    it('should see a rewrite in place that keeps the inode, size and times but the change time', async () => {
+      await store.saveChallenge(aChallenge({ max: 3 }));
+      await settle('chall-1');
+      expect((await store.loadChallenge('chall-1'))?.max).toBe(3);
+      const path = join(challDir('chall-1'), 'info.json');
+      const before = await stat(path);
+      await writeFile(path, (await readFile(path, 'utf8')).replace('"max":3', '"max":5'));
+      await utimes(path, before.atime, before.mtime);
+      expect((await store.loadChallenge('chall-1'))?.max).toBe(5);
+    });
+
+    it('should hand out copies of a kept record', async () => {
+      await store.saveChallenge(aChallenge({ until: new Date('2030-01-01T00:00:00Z') }));
+      await settle('chall-1');
+      const first = await store.loadChallenge('chall-1');
+      first!.additional.changed = 'yes';
+      first!.until!.setTime(0);
+      expect(await store.loadChallenge('chall-1')).toStrictEqual(
+        aChallenge({ until: new Date('2030-01-01T00:00:00Z') }),
+      );
+    });
   });
 
   describe('listChallenges', () => {
@@ -263,6 +305,51 @@ describe('FsStateStore', () => {
       });
       expect((await store.findClaimed('chall-1', 'legacy-team'))?.identity).toBe(anIdentity(1));
       expect(await store.claim('chall-1', anIdentity(1), 'new-team')).toBe(false);
+    });
+  });
+
+  describe('poolState', () => {
+    it('should not count the instances it hands out, nor those another replica took', async () => {
+      const other = new FsStateStore({ dir });
+      await other.onModuleInit();
+      for (let n = 1; n <= 4; n++)
+        await store.saveInstance(aPooledInstance({ identity: anIdentity(n) }));
+      expect(await store.poolState('chall-1')).toStrictEqual({
+        pooled: [1, 2, 3, 4].map(anIdentity),
+        claimed: 0,
+      });
+      expect(await store.claim('chall-1', anIdentity(1), 'a')).toBe(true);
+      expect(await other.claim('chall-1', anIdentity(2), 'b')).toBe(true);
+      expect(await store.poolState('chall-1')).toStrictEqual({
+        pooled: [2, 3, 4].map(anIdentity),
+        claimed: 1,
+      });
+      // The other replica's claim is found by the claim itself, which then drops the candidate.
+      expect(await store.claim('chall-1', anIdentity(2), 'c')).toBe(false);
+      expect(await store.poolState('chall-1')).toStrictEqual({
+        pooled: [3, 4].map(anIdentity),
+        claimed: 2,
+      });
+      await other.deleteInstance('chall-1', anIdentity(3));
+      expect(await store.claim('chall-1', anIdentity(3), 'd')).toBe(false);
+      expect((await store.poolState('chall-1')).pooled).toStrictEqual([anIdentity(4)]);
+    });
+
+    it('should list its own pooled saves at once, and scan again when it has no candidate left', async () => {
+      const other = new FsStateStore({ dir });
+      await other.onModuleInit();
+      await store.saveInstance(aPooledInstance({ identity: anIdentity(1) }));
+      expect((await store.poolState('chall-1')).pooled).toStrictEqual([anIdentity(1)]);
+      await store.saveInstance(aPooledInstance({ identity: anIdentity(2) }));
+      expect((await store.poolState('chall-1')).pooled).toStrictEqual([1, 2].map(anIdentity));
+      expect(await store.claim('chall-1', anIdentity(1), 'a')).toBe(true);
+      expect(await store.claim('chall-1', anIdentity(2), 'b')).toBe(true);
+      // Another replica's new pooled instance: an empty pool is always looked at again.
+      await other.saveInstance(aPooledInstance({ identity: anIdentity(3) }));
+      expect(await store.poolState('chall-1')).toStrictEqual({
+        pooled: [anIdentity(3)],
+        claimed: 2,
+      });
     });
   });
 

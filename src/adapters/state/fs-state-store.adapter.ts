@@ -1,6 +1,6 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { link, mkdir, open, readFile, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
+import { join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { z } from 'zod';
 import type { Challenge } from '../../shared/domain/challenge';
 import { instanceRecordName, md5Hex as md5 } from '../../shared/domain/record-names';
@@ -61,6 +61,10 @@ const DEFAULT_STALE_AFTER_MS = 5 * 60_000;
 const NS_PER_MS = 1_000_000n;
 /** How long a pooled instance seen without a claim is taken as still pooled (see poolState). */
 const POOL_RECHECK_MS = 1_000;
+/** A challenge record modified more recently than this is read again at each load. */
+const SETTLED_MS = 2_000;
+/** Challenge records kept parsed at most (cleared past it: the cache only saves reads). */
+const MAX_CACHED_CHALLENGES = 100_000;
 /** Bounds open file descriptors when scanning claim files of a large challenge. */
 const SCAN_CONCURRENCY = 64;
 
@@ -236,6 +240,38 @@ async function mapLimit<T, R>(
   return out;
 }
 
+/** See `FsStateStore.poolState`. */
+interface PoolSnapshot {
+  /** When the scan started (Date.now()). */
+  at: number;
+  pooled: Set<string>;
+  claimed: number;
+}
+
+/**
+ * What tells one file from another at `path` (inode, size, modification and change times in
+ * ns) and its modification time; undefined when there is none.
+ */
+async function fileStamp(path: string): Promise<{ key: string; modifiedMs: number } | undefined> {
+  try {
+    const st = await stat(path, { bigint: true });
+    return {
+      key: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`,
+      modifiedMs: Number(st.mtimeMs),
+    };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Records are copies (see StateStore): nobody may change a kept one. */
+function copyChallenge(c: Challenge): Challenge {
+  const copy: Challenge = { ...c, additional: { ...c.additional } };
+  if (c.until !== undefined) copy.until = new Date(c.until.getTime());
+  return copy;
+}
+
 const isOurScratch = (name: string): boolean =>
   name.startsWith('.') && (name.includes(TEMP_MARK) || name.startsWith(TOMBSTONE_PREFIX));
 
@@ -269,6 +305,10 @@ export class FsStateStore implements StateStore, OnModuleInit {
   private readonly indexedCache = new Set<string>();
   /** Per challenge, pooled instances whose info.json was seen (see `poolState`). */
   private readonly recordedCache = new Map<string, Map<string, number>>();
+  /** Per challenge, the last pool scan, kept up to date by this process's writes (see `poolState`). */
+  private readonly poolSnapshots = new Map<string, PoolSnapshot>();
+  /** Parsed challenge records and the file they were read from (see `loadChallenge`). */
+  private readonly challengeRecords = new Map<string, { stamp: string; challenge: Challenge }>();
   /** Challenge directories by challenge id (an md5 per lookup shows in profiles). */
   private readonly challengeDirs = new Map<string, string>();
 
@@ -285,14 +325,34 @@ export class FsStateStore implements StateStore, OnModuleInit {
     await this.indexAllChallenges();
   }
 
-  /** See {@link StateStore}. */
+  /**
+   * Every claim loads its challenge twice: the parsed record is kept and reused while its file is
+   * the same one (inode, size, modification and change times; each write replaces the file). A
+   * file modified in the last {@link SETTLED_MS} is not kept: timestamps are coarse (a few ms)
+   * and a freed inode is soon reused, so a same-sized rewrite within that time could look
+   * unchanged.
+   */
   async loadChallenge(id: string): Promise<Challenge | undefined> {
-    const text = await readIfExists(join(this.challengeDir(id), INFO_FILE));
+    const path = join(this.challengeDir(id), INFO_FILE);
+    const stamp = await fileStamp(path);
+    const cached = this.challengeRecords.get(id);
+    if (stamp === undefined) {
+      this.challengeRecords.delete(id);
+      return undefined;
+    }
+    if (cached !== undefined && cached.stamp === stamp.key) return copyChallenge(cached.challenge);
+    const text = await readIfExists(path);
     if (text === undefined) return undefined;
     const challenge = parseChallenge(text);
     if (challenge.id !== id) {
       throw new Error(`challenge record ${md5(id)} holds id ${JSON.stringify(challenge.id)}`);
     }
+    // The stamp is of the file seen before the read: if another one replaced it meanwhile, the
+    // next load sees a different stamp and reads again.
+    if (Date.now() - stamp.modifiedMs > SETTLED_MS) {
+      if (this.challengeRecords.size >= MAX_CACHED_CHALLENGES) this.challengeRecords.clear();
+      this.challengeRecords.set(id, { stamp: stamp.key, challenge: copyChallenge(challenge) });
+    } else this.challengeRecords.delete(id);
     return challenge;
   }
 
@@ -310,6 +370,8 @@ export class FsStateStore implements StateStore, OnModuleInit {
     await removeDirDurably(this.challengeDir(id));
     this.claimedCache.delete(id);
     this.recordedCache.delete(id);
+    this.poolSnapshots.delete(id);
+    this.challengeRecords.delete(id);
     this.indexedCache.delete(id);
   }
 
@@ -365,13 +427,17 @@ export class FsStateStore implements StateStore, OnModuleInit {
     const state = upstreamStateOf(await readIfExists(join(dir, INFO_FILE)));
     // info.json first: a crash in between leaves a visible pooled instance, not an invisible one.
     await writeAtomic(join(dir, INFO_FILE), serializeInstance(instance, state), 0o666);
-    if (!isClaimed(instance)) return;
+    if (!isClaimed(instance)) {
+      if (!this.knownClaimed(instance.challengeId).has(instance.identity))
+        this.poolSnapshots.get(instance.challengeId)?.pooled.add(instance.identity);
+      return;
+    }
     // Already claimed by this source (the claim step of a pooled instance wrote it): the
     // claim file never changes while the instance lives, so there is nothing to rewrite.
     if ((await readIfExists(join(dir, CLAIM_FILE))) === instance.sourceId) return;
     await this.indexClaim(instance.challengeId, instance.sourceId, instance.identity);
     await writeAtomic(join(dir, CLAIM_FILE), instance.sourceId, 0o600);
-    this.knownClaimed(instance.challengeId).add(instance.identity);
+    this.sawClaimed(instance.challengeId, instance.identity);
   }
 
   /** See {@link StateStore}. */
@@ -396,6 +462,8 @@ export class FsStateStore implements StateStore, OnModuleInit {
     await removeDirDurably(dir);
     this.claimedCache.get(challengeId)?.delete(identity);
     this.recordedCache.get(challengeId)?.delete(identity);
+    // Deletions are rare on the claim path: the next pool state scans again.
+    this.poolSnapshots.delete(challengeId);
     // After the instance: a crash in between leaves a stale entry, which lookups check.
     if (claimant !== undefined) await this.unindexClaim(challengeId, claimant, identity);
   }
@@ -444,14 +512,15 @@ export class FsStateStore implements StateStore, OnModuleInit {
     try {
       await stat(join(dir, INFO_FILE));
     } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
+      if (!isNotFound(err)) throw err;
+      this.poolSnapshots.get(challengeId)?.pooled.delete(identity);
+      return false;
     }
     const claimPath = join(dir, CLAIM_FILE);
     // Cheap early answer for the common race (someone claimed it already): skip the fsynced
     // temp file. The link below stays the one that decides.
     if (await exists(claimPath)) {
-      this.knownClaimed(challengeId).add(identity);
+      this.sawClaimed(challengeId, identity);
       return false;
     }
     // The index entry before the link: whoever wins it is found through the index at once.
@@ -466,9 +535,13 @@ export class FsStateStore implements StateStore, OnModuleInit {
       throw indexed.reason;
     }
     const won = await this.linkClaim(dir, tmp, written, sourceId);
-    if (won) this.knownClaimed(challengeId).add(identity);
+    if (won) this.sawClaimed(challengeId, identity);
     // Lost: the entry would only be stale (the source lock keeps the source from racing itself).
-    else await this.unindexClaim(challengeId, sourceId, identity);
+    else {
+      // Taken by another replica, or deleted: either way no longer a candidate.
+      this.poolSnapshots.get(challengeId)?.pooled.delete(identity);
+      await this.unindexClaim(challengeId, sourceId, identity);
+    }
     return won;
   }
 
@@ -502,24 +575,55 @@ export class FsStateStore implements StateStore, OnModuleInit {
     } finally {
       await unlink(tmp).catch(() => undefined);
     }
-    await fsyncDir(dir);
+    // Not flushed here: the save of the claimed record that follows every claim flushes this
+    // directory (see StateStore.claim), and a claim flushed on its own waited for one flush more.
     return true;
   }
 
   /**
    * Pooled instances (a record, no claim) and the number of claimed ones, without reading any
-   * record. Claim files never change while their instance lives, so claimed instances seen once
-   * are remembered; a pooled one is looked at again only when last seen pooled more than
-   * `POOL_RECHECK_MS` ago, so that a burst of claims does not stat the whole pool each time
-   * (a claim made by another replica meanwhile is found by the claim itself, which fails).
+   * record. A scan lists the challenge's instance directories and stats the claim files of
+   * those not seen claimed before (claim files never change while their instance lives, so
+   * claimed instances seen once are remembered; a pooled one seen in the last
+   * `POOL_RECHECK_MS` is not looked at again). The scan's result is then reused for
+   * `POOL_RECHECK_MS`, kept up to date by this process's claims and pooled saves, so that a
+   * claim costs the same with 10 or 10 000 instances: what another replica changed meanwhile
+   * is found by the claim itself (its link fails on a taken instance, its stat on a deleted
+   * one). A snapshot without pooled instances is never reused: an empty pool is always looked
+   * at again, so a claim never deploys afresh while another replica's pooled instance waits.
    */
   async poolState(challengeId: string): Promise<PoolState> {
+    const snapshot = this.poolSnapshots.get(challengeId);
+    if (
+      snapshot !== undefined &&
+      snapshot.pooled.size > 0 &&
+      Date.now() - snapshot.at < POOL_RECHECK_MS
+    ) {
+      return { pooled: [...snapshot.pooled].sort(), claimed: snapshot.claimed };
+    }
     // Concurrent callers share one scan: a burst of claims on a new pool otherwise ran one full
     // scan each before any of them could remember what it saw.
-    const { pooled, claimed } = await this.poolScans.run(challengeId, () =>
-      this.scanPool(challengeId),
-    );
+    const { pooled, claimed } = await this.poolScans.run(challengeId, async () => {
+      const at = Date.now();
+      const scanned = await this.scanPool(challengeId);
+      // Claims this process made during the scan are already counted, or are removed here.
+      const known = this.knownClaimed(challengeId);
+      const fresh = scanned.pooled.filter((identity) => !known.has(identity));
+      this.poolSnapshots.set(challengeId, {
+        at,
+        pooled: new Set(fresh),
+        claimed: scanned.claimed + scanned.pooled.length - fresh.length,
+      });
+      return { pooled: fresh, claimed: scanned.claimed + scanned.pooled.length - fresh.length };
+    });
     return { pooled: [...pooled], claimed };
+  }
+
+  /** `identity` is claimed (by this process or another): remembered, and out of the pool. */
+  private sawClaimed(challengeId: string, identity: string): void {
+    this.knownClaimed(challengeId).add(identity);
+    const snapshot = this.poolSnapshots.get(challengeId);
+    if (snapshot?.pooled.delete(identity)) snapshot.claimed += 1;
   }
 
   private async scanPool(challengeId: string): Promise<PoolState> {
@@ -558,7 +662,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
       if (errnoCode(err) === 'EEXIST' || isNotFound(err)) return false;
       throw err;
     }
-    await fsyncDir(dirname(claimPath));
+    // The directory is flushed by the save that follows (see linkClaim).
     return true;
   }
 

@@ -51,7 +51,10 @@ export abstract class StateStore {
   /**
    * Gives pooled instance `identity` to `sourceId`; false if someone claimed it first or the
    * instance does not exist. Does not check that `sourceId` has no other instance (the
-   * caller's job, under the source lock).
+   * caller's job, under the source lock). The claim is seen by every reader at once, but is
+   * durable (survives a crash of the host) only once the claimed record is saved: a claim is
+   * always followed by that save before anyone is told, and one lost in a crash before it
+   * leaves the instance pooled, as if the claim had not been made.
    */
   abstract claim(challengeId: string, identity: string, sourceId: string): Promise<boolean>;
 

@@ -86,7 +86,8 @@ describe('EtcdDistributedLock', () => {
       gate.resolve();
       await Promise.all([first, second]);
       expect(bStarted).toBe(true);
-      expect(await entriesOf(key)).toEqual([]);
+      // Released entries are deleted in the background, right after the work.
+      await waitUntil(async () => (await entriesOf(key)).length === 0, 'for the releases');
     });
 
     it('should count exactly 200 when 8 replicas do 25 locked increments each', async () => {
@@ -106,7 +107,8 @@ describe('EtcdDistributedLock', () => {
       );
       console.log(`[etcd lock] 8 x 25 locked increments in ${Date.now() - started} ms`);
       expect(await raw.get(counter).string()).toBe('200');
-      expect(await entriesOf(key)).toEqual([]);
+      // Released entries are deleted in the background, right after the work.
+      await waitUntil(async () => (await entriesOf(key)).length === 0, 'for the releases');
     });
 
     it("should free the lock for the next waiter when the holder's lease is revoked", async () => {
@@ -198,7 +200,8 @@ describe('EtcdDistributedLock', () => {
 
       gate.resolve();
       await holding;
-      expect(await entriesOf(key)).toEqual([]);
+      // Released entries are deleted in the background, right after the work.
+      await waitUntil(async () => (await entriesOf(key)).length === 0, 'for the releases');
     });
 
     it('should treat parent and nested keys as distinct locks when both are write-locked', async () => {
