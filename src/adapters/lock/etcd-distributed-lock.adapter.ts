@@ -6,6 +6,7 @@ import {
   EtcdLeaseInvalidError,
   GRPCDeadlineExceededError,
   isRecoverableError,
+  type IOperation,
   type ITxnResponse,
   type Lease,
 } from 'etcd3';
@@ -116,6 +117,15 @@ function nearestBlocker(
     if (nearest === undefined || other.created > nearest.created) nearest = other;
   }
   return nearest && { key: nearest.key, seenAt: snapshot.revision };
+}
+
+/** The entries every range of a lock transaction's answer found, and its revision. */
+function snapshotOf(res: ITxnResponse): QueueSnapshot {
+  const kvs = res.responses.flatMap((r) => r.response_range?.kvs ?? []);
+  if (!res.responses.some((r) => r.response_range)) {
+    throw new Error('etcd answered the lock transaction without its range');
+  }
+  return { kvs, revision: BigInt(res.header.revision) };
 }
 
 /** Per-call budget of the health check, as upstream's `etcd` check (1 s). */
@@ -318,20 +328,20 @@ export class EtcdDistributedLock
     const entry = `${dir}${mode}-${randomUUID()}`;
     const queued: Enqueued = {};
     try {
-      const { session, queue } = await this.enqueue(dir, entry, queued);
+      const { session, queue } = await this.enqueue(dir, entry, mode, queued);
       let blocker = nearestBlocker(queue, dir, entry, mode);
       while (blocker !== undefined) {
         await this.waitForDeletion(blocker.key, blocker.seenAt, session, signal);
         signal?.throwIfAborted();
         const res = await this.call((options) =>
-          this.client.getAll().prefix(dir).options(options).exec(),
+          this.client
+            .if(entry, 'Create', '>', 0)
+            .then(...this.queueReads(dir, entry, mode))
+            .else(...this.queueReads(dir, entry, mode))
+            .options(options)
+            .commit(),
         );
-        blocker = nearestBlocker(
-          { kvs: res.kvs, revision: BigInt(res.header.revision) },
-          dir,
-          entry,
-          mode,
-        );
+        blocker = nearestBlocker(snapshotOf(res), dir, entry, mode);
       }
       return { entry, session };
     } catch (err) {
@@ -359,6 +369,7 @@ export class EtcdDistributedLock
   private enqueue(
     dir: string,
     entry: string,
+    mode: Mode,
     queued: Enqueued,
   ): Promise<{ session: LeaseSession; queue: QueueSnapshot }> {
     return this.call(
@@ -366,13 +377,15 @@ export class EtcdDistributedLock
         const session = this.currentSession(options);
         const leaseId = await session.id;
         queued.session = session;
-        const read = this.client.getAll().prefix(dir);
         let res: ITxnResponse;
         try {
           res = await this.client
             .if(entry, 'Create', '==', 0)
-            .then(this.client.put(entry).value(this.holder).lease(leaseId), read)
-            .else(read)
+            .then(
+              this.client.put(entry).value(this.holder).lease(leaseId),
+              ...this.queueReads(dir, entry, mode),
+            )
+            .else(...this.queueReads(dir, entry, mode))
             .options(options)
             .commit();
         } catch (err) {
@@ -383,13 +396,23 @@ export class EtcdDistributedLock
           throw err;
         }
         queued.answered = true;
-        const range = res.responses.at(-1)?.response_range;
-        if (!range) throw new Error('etcd answered the lock transaction without its range');
-        return { session, queue: { kvs: range.kvs, revision: BigInt(res.header.revision) } };
+        return { session, queue: snapshotOf(res) };
       },
       this.callTimeoutMs,
       (err) => err instanceof EtcdLeaseInvalidError,
     );
+  }
+
+  /**
+   * The reads that tell whether `entry` is blocked: for a writer, every entry of the key; for a
+   * reader, its own entry (for its place) and the writers' only. Readers do not block readers,
+   * and a crowd of readers (every claim of a challenge takes its read lock) made each read
+   * return the whole crowd: answers, and their decoding here, grew with its square.
+   */
+  private queueReads(dir: string, entry: string, mode: Mode): IOperation[] {
+    return mode === 'write'
+      ? [this.client.getAll().prefix(dir)]
+      : [this.client.get(entry), this.client.getAll().prefix(`${dir}write-`)];
   }
 
   /**
