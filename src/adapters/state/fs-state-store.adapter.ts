@@ -65,6 +65,8 @@ const POOL_RECHECK_MS = 1_000;
 const SETTLED_MS = 2_000;
 /** Challenge records kept parsed at most (cleared past it: the cache only saves reads). */
 const MAX_CACHED_CHALLENGES = 100_000;
+/** Instance directories `FsStateStore.facts` remembers at most. */
+const MAX_INSTANCE_FACTS = 200_000;
 /** Bounds open file descriptors when scanning claim files of a large challenge. */
 const SCAN_CONCURRENCY = 64;
 
@@ -240,6 +242,12 @@ async function mapLimit<T, R>(
   return out;
 }
 
+/** See `FsStateStore.facts`. */
+interface InstanceFacts {
+  claimant?: string;
+  ours: boolean;
+}
+
 /** See `FsStateStore.poolState`. */
 interface PoolSnapshot {
   /** When the scan started (Date.now()). */
@@ -307,6 +315,13 @@ export class FsStateStore implements StateStore, OnModuleInit {
   private readonly recordedCache = new Map<string, Map<string, number>>();
   /** Per challenge, the last pool scan, kept up to date by this process's writes (see `poolState`). */
   private readonly poolSnapshots = new Map<string, PoolSnapshot>();
+  /**
+   * What this process saw of instance directories: the claim file's content (written once, it
+   * never changes while the directory lives, and instance identities are never reused), and
+   * whether info.json is ours (no upstream Pulumi state: it never gets one back). Spares a claim
+   * the reads of what it just wrote.
+   */
+  private readonly facts = new Map<string, InstanceFacts>();
   /** Parsed challenge records and the file they were read from (see `loadChallenge`). */
   private readonly challengeRecords = new Map<string, { stamp: string; challenge: Challenge }>();
   /** Challenge directories by challenge id (an md5 per lookup shows in profiles). */
@@ -372,6 +387,8 @@ export class FsStateStore implements StateStore, OnModuleInit {
     this.recordedCache.delete(id);
     this.poolSnapshots.delete(id);
     this.challengeRecords.delete(id);
+    const gone = this.challengeDir(id) + sep;
+    for (const dir of this.facts.keys()) if (dir.startsWith(gone)) this.facts.delete(dir);
     this.indexedCache.delete(id);
   }
 
@@ -406,12 +423,19 @@ export class FsStateStore implements StateStore, OnModuleInit {
   /** Throws a plain Error when `identity` is not 16 lowercase hex characters. */
   async loadInstance(challengeId: string, identity: string): Promise<Instance | undefined> {
     const dir = this.instanceDir(challengeId, identity);
-    const text = await readIfExists(join(dir, INFO_FILE));
+    const known = this.facts.get(dir)?.claimant;
+    // Side by side, and the claim file not at all once its content is known (see `facts`).
+    const [text, claimant] = await Promise.all([
+      readIfExists(join(dir, INFO_FILE)),
+      known ?? readIfExists(join(dir, CLAIM_FILE)),
+    ]);
     if (text === undefined) return undefined;
-    const instance = parseInstance(text, await readIfExists(join(dir, CLAIM_FILE)));
+    const instance = parseInstance(text, claimant);
     if (instance.identity !== identity || instance.challengeId !== challengeId) {
       throw new Error(`instance record ${relative(this.root, dir)} holds other ids`);
     }
+    // A false "maybe upstream's" (the text merely contains the name) only costs a read later.
+    this.learn(dir, { claimant, ours: !text.includes('"state"') });
     return instance;
   }
 
@@ -422,11 +446,16 @@ export class FsStateStore implements StateStore, OnModuleInit {
   async saveInstance(instance: Instance): Promise<void> {
     const dir = this.instanceDir(instance.challengeId, instance.identity);
     await ensureDir(dir);
+    const facts = this.facts.get(dir);
     // An upstream record not adopted yet keeps its Pulumi state: it is the stack's only copy.
     // Writers of one record hold its lock, so nobody adopts it between this read and the write.
-    const state = upstreamStateOf(await readIfExists(join(dir, INFO_FILE)));
+    // A record seen without one never gets one back (only upstream wrote it): not read again.
+    const state = facts?.ours
+      ? undefined
+      : upstreamStateOf(await readIfExists(join(dir, INFO_FILE)));
     // info.json first: a crash in between leaves a visible pooled instance, not an invisible one.
     await writeAtomic(join(dir, INFO_FILE), serializeInstance(instance, state), 0o666);
+    this.learn(dir, { ours: state === undefined });
     if (!isClaimed(instance)) {
       if (!this.knownClaimed(instance.challengeId).has(instance.identity))
         this.poolSnapshots.get(instance.challengeId)?.pooled.add(instance.identity);
@@ -434,9 +463,11 @@ export class FsStateStore implements StateStore, OnModuleInit {
     }
     // Already claimed by this source (the claim step of a pooled instance wrote it): the
     // claim file never changes while the instance lives, so there is nothing to rewrite.
-    if ((await readIfExists(join(dir, CLAIM_FILE))) === instance.sourceId) return;
+    const claimant = facts?.claimant ?? (await readIfExists(join(dir, CLAIM_FILE)));
+    if (claimant === instance.sourceId) return;
     await this.indexClaim(instance.challengeId, instance.sourceId, instance.identity);
     await writeAtomic(join(dir, CLAIM_FILE), instance.sourceId, 0o600);
+    this.learn(dir, { claimant: instance.sourceId });
     this.sawClaimed(instance.challengeId, instance.identity);
   }
 
@@ -453,6 +484,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
     if (text === undefined || upstreamStateOf(text) === undefined) return;
     const instance = parseInstance(text, undefined);
     await writeAtomic(join(dir, INFO_FILE), serializeInstance(instance), 0o666);
+    this.learn(dir, { ours: true });
   }
 
   /** See {@link StateStore}. */
@@ -460,6 +492,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
     const dir = this.instanceDir(challengeId, identity);
     const claimant = await readIfExists(join(dir, CLAIM_FILE));
     await removeDirDurably(dir);
+    this.facts.delete(dir);
     this.claimedCache.get(challengeId)?.delete(identity);
     this.recordedCache.get(challengeId)?.delete(identity);
     // Deletions are rare on the claim path: the next pool state scans again.
@@ -509,17 +542,17 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   async claim(challengeId: string, identity: string, sourceId: string): Promise<boolean> {
     const dir = this.instanceDir(challengeId, identity);
-    try {
-      await stat(join(dir, INFO_FILE));
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    const claimPath = join(dir, CLAIM_FILE);
+    // Both looked at side by side. A record is required (a directory without one is an instance
+    // being created, not a pooled one). A claim file gives a cheap early answer for the common
+    // race (someone claimed it already): no fsynced temp file; the link below stays the one
+    // that decides.
+    const [recorded, taken] = await Promise.all([exists(join(dir, INFO_FILE)), exists(claimPath)]);
+    if (!recorded) {
       this.poolSnapshots.get(challengeId)?.pooled.delete(identity);
       return false;
     }
-    const claimPath = join(dir, CLAIM_FILE);
-    // Cheap early answer for the common race (someone claimed it already): skip the fsynced
-    // temp file. The link below stays the one that decides.
-    if (await exists(claimPath)) {
+    if (taken) {
       this.sawClaimed(challengeId, identity);
       return false;
     }
@@ -535,7 +568,10 @@ export class FsStateStore implements StateStore, OnModuleInit {
       throw indexed.reason;
     }
     const won = await this.linkClaim(dir, tmp, written, sourceId);
-    if (won) this.sawClaimed(challengeId, identity);
+    if (won) {
+      this.learn(dir, { claimant: sourceId });
+      this.sawClaimed(challengeId, identity);
+    }
     // Lost: the entry would only be stale (the source lock keeps the source from racing itself).
     else {
       // Taken by another replica, or deleted: either way no longer a candidate.
@@ -617,6 +653,19 @@ export class FsStateStore implements StateStore, OnModuleInit {
       return { pooled: fresh, claimed: scanned.claimed + scanned.pooled.length - fresh.length };
     });
     return { pooled: [...pooled], claimed };
+  }
+
+  /** Adds what was just seen of the instance directory `dir` (see `facts`). */
+  private learn(dir: string, seen: { claimant?: string | undefined; ours?: boolean }): void {
+    let facts = this.facts.get(dir);
+    if (facts === undefined) {
+      // Bounded: past it, forgetting only costs reads.
+      if (this.facts.size >= MAX_INSTANCE_FACTS) this.facts.clear();
+      facts = { ours: false };
+      this.facts.set(dir, facts);
+    }
+    if (seen.claimant !== undefined) facts.claimant = seen.claimant;
+    if (seen.ours !== undefined) facts.ours = seen.ours;
   }
 
   /** `identity` is claimed (by this process or another): remembered, and out of the pool. */
