@@ -143,6 +143,26 @@ async function main(): Promise<void> {
     const fresh: number[] = [];
     for (let i = 0; i < 3; i++) fresh.push((await timed(claimRest))[0]);
     row('fresh CreateInstance (empty pool), REST', summary(fresh));
+
+    // A second CreateInstance of a source whose fresh creation is still running (a player
+    // clicking twice): answered INSTANCE_ALREADY_EXISTS at once, not after the first one's up.
+    const firsts: number[] = [];
+    const duplicates: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const body = JSON.stringify({ challengeId: 'bench', sourceId: `dup-${i}` });
+      const post = (): Promise<Response> =>
+        fetch(`${api}/api/v1/instance`, { method: 'POST', headers: json, body });
+      const first = timed(async () => (await post()).status);
+      await sleep(100);
+      const [ms, status] = await timed(async () => (await post()).status);
+      const [firstMs, firstStatus] = await first;
+      if (status !== 409 || firstStatus !== 200)
+        throw new Error(`duplicate create answered ${status} (first ${firstStatus})`);
+      duplicates.push(ms);
+      firsts.push(firstMs);
+    }
+    row('duplicate CreateInstance during a fresh creation, REST (409)', summary(duplicates));
+    row('  the fresh creation it duplicated', summary(firsts));
   } finally {
     grpc.close();
     await service.stop();
