@@ -17,7 +17,8 @@ import { ServiceMetrics } from './service-metrics';
 export class HostMetricsStarter implements OnApplicationBootstrap {
   onApplicationBootstrap(): void {
     const meterProvider = metrics.getMeterProvider();
-    if (meterProvider.getMeter('host-metrics').constructor === createNoopMeter().constructor) return;
+    if (meterProvider.getMeter('host-metrics').constructor === createNoopMeter().constructor)
+      return;
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { HostMetrics } = require('@opentelemetry/host-metrics') as typeof HostMetricsModule;
     new HostMetrics({ meterProvider, name: 'host-metrics' }).start();
