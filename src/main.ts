@@ -2,6 +2,8 @@
 import './config/threadpool';
 // Then the OpenTelemetry SDK must patch http, express and grpc-js before they are loaded.
 import './telemetry/preload';
+// Then @nestjs/common, with the date formatters of its console logger built at their first use.
+import './shared/nest-preload';
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
