@@ -41,39 +41,43 @@ describe('JanitorScheduler', () => {
     vi.useRealTimers();
   });
 
-  it('should sweep on JANITOR_CRON, and no more once shut down', async () => {
-    const { scheduler: s, sweeps } = scheduler({ JANITOR_CRON: '* * * * * *' });
+  /** Starts a scheduler as Nest does (stopped after the test); timers faked unless told otherwise. */
+  function started(env: Record<string, string>, fakeTimers = true): () => number {
+    if (fakeTimers) vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setImmediate'] });
+    const { scheduler: s, sweeps } = scheduler(env);
     running = s;
     s.onApplicationBootstrap();
+    return sweeps;
+  }
+
+  async function shutDown(): Promise<void> {
+    await running?.onApplicationShutdown();
+    running = undefined;
+  }
+
+  it('should sweep on JANITOR_CRON, and no more once shut down', async () => {
+    const sweeps = started({ JANITOR_CRON: '* * * * * *' }, false);
     // The first sweep at start, then one per second from the cron job.
     await vi.waitFor(() => expect(sweeps()).toBeGreaterThanOrEqual(2), { timeout: 5_000 });
-    await s.onApplicationShutdown();
-    running = undefined;
+    await shutDown();
     const after = sweeps();
     await new Promise((r) => setTimeout(r, 1_500));
     expect(sweeps()).toBe(after);
   });
 
   it('should sweep every JANITOR_TICKER, and no more once shut down', async () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setImmediate'] });
-    const { scheduler: s, sweeps } = scheduler({ JANITOR_TICKER: '1m' });
-    running = s;
-    s.onApplicationBootstrap();
+    const sweeps = started({ JANITOR_TICKER: '1m' });
     await vi.advanceTimersByTimeAsync(0);
     expect(sweeps()).toBe(1);
     await vi.advanceTimersByTimeAsync(60_000);
     expect(sweeps()).toBe(2);
-    await s.onApplicationShutdown();
-    running = undefined;
+    await shutDown();
     await vi.advanceTimersByTimeAsync(180_000);
     expect(sweeps()).toBe(2);
   });
 
   it('should not sweep at all with JANITOR_TICKER=0', async () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setImmediate'] });
-    const { scheduler: s, sweeps } = scheduler({ JANITOR_TICKER: '0' });
-    running = s;
-    s.onApplicationBootstrap();
+    const sweeps = started({ JANITOR_TICKER: '0' });
     await vi.advanceTimersByTimeAsync(600_000);
     expect(sweeps()).toBe(0);
   });
