@@ -70,25 +70,22 @@ function exited(child: ChildProcess): Promise<void> {
 export async function startReplica(opts: ReplicaOptions): Promise<Replica> {
   const port = await freePort();
   const root = opts.root ?? ROOT;
-  const child = spawn(
-    process.execPath,
-    [...(opts.nodeFlags ?? []), join(root, 'dist', 'main.js')],
-    {
-      cwd: root,
-      env: {
-        ...process.env,
-        PORT: String(port),
-        DIR: opts.dir,
-        CACHE: opts.cache,
-        OCI_INSECURE: 'true',
-        IAC_TIMEOUT: '4m',
-        LOG_LEVEL: process.env.CM_TEST_LOG_LEVEL ?? 'warn',
-        ...opts.env,
-      },
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+  const args = [...(opts.nodeFlags ?? []), join(root, 'dist', 'main.js')];
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      DIR: opts.dir,
+      CACHE: opts.cache,
+      OCI_INSECURE: 'true',
+      IAC_TIMEOUT: '4m',
+      LOG_LEVEL: process.env.CM_TEST_LOG_LEVEL ?? 'warn',
+      ...opts.env,
     },
-  );
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   for (const stream of [child.stdout, child.stderr]) {
     stream?.setEncoding('utf8');
