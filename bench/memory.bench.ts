@@ -130,7 +130,10 @@ async function main(): Promise<void> {
         latencies.push((await timed(() => kind(i)))[0]);
       }
       await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
-      row(`RSS after ${REQUESTS} mixed requests`, `${rssMiB(service.child.pid!).toFixed(1)} MiB`);
+      row(
+        `RSS after ${REQUESTS} mixed requests (floor: bare node)`,
+        `${rssMiB(service.child.pid!).toFixed(1)} MiB (${bare.toFixed(1)} MiB)`,
+      );
       row(`latency of the ${REQUESTS} mixed requests`, summary(latencies));
     } finally {
       grpc.close();

@@ -1,5 +1,4 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { ScheduleModule } from '@nestjs/schedule';
 import { AdoptionModule } from './adoption';
 import { ChallengeStoreModule } from './challenge-store';
 import { AppConfig, ConfigModule } from './config';
@@ -19,7 +18,6 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        ScheduleModule.forRoot(),
         TelemetryModule,
         TransportModule,
         HealthModule,

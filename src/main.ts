@@ -2,9 +2,14 @@
 import './config/threadpool';
 // Then the OpenTelemetry SDK must patch http, express and grpc-js before they are loaded.
 import './telemetry/preload';
+// Then @nestjs/common, with the date formatters of its console logger built at their first use.
+import './shared/nest-preload';
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+// The adapter from its own file: the package's index (what Nest loads by default) also brings
+// multer, its file-upload interceptors and a second copy of mime-db, which no route here uses.
+import { ExpressAdapter } from '@nestjs/platform-express/adapters/express-adapter.js';
 import { makeOwnerOnly } from './adapters/state/owner-only';
 import { AppModule } from './app.module';
 import { ConfigError, loadConfigFromProcessEnv, type AppConfig } from './config';
@@ -19,10 +24,11 @@ async function bootstrap(config: AppConfig): Promise<void> {
     const changed = await makeOwnerOnly(root);
     if (changed > 0) logger.warn(`${changed} entries under ${root} made owner-only`, 'Bootstrap');
   }
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
-    ...API_APP_OPTIONS,
-    logger,
-  });
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.forRoot(config),
+    new ExpressAdapter(),
+    { ...API_APP_OPTIONS, logger },
+  );
   // gRPC and REST on one port (single-port.ts), gRPC sharing the app's filter.
   await startApiServer(app, config.port);
   logger.log(`chall-manager listening on port ${config.port} (gRPC and REST)`, 'Bootstrap');

@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { TraceService } from 'nestjs-otel';
+import { TraceService } from 'nestjs-otel/lib/tracing/trace.service';
 import { dirname, join } from 'node:path';
 import { AppConfig } from '../config';
 import { AdoptionIndicator, AdoptionReport } from '../shared/adoption-report';

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { Span } from 'nestjs-otel';
+import { Span } from 'nestjs-otel/lib/tracing/decorators/span';
 import { AppConfig } from '../config';
 import { FlagCheckRateLimitedError } from '../shared/errors';
 import { Clock, EventPublisher, FlagRecords } from '../shared/ports';

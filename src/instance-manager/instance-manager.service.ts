@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Attributes } from '@opentelemetry/api';
-import { Span } from 'nestjs-otel';
+import { Span } from 'nestjs-otel/lib/tracing/decorators/span';
 import { DeployerService } from '../deployer';
 import { PoolerService } from '../pooler';
 import {

@@ -4,8 +4,7 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
-import { CronJob } from 'cron';
+import type * as Cron from 'cron';
 import { AppConfig } from '../config';
 import { inBackground } from '../shared/concurrency-gate';
 import { lockKeys } from '../shared/domain';
@@ -13,7 +12,14 @@ import { DistributedLock } from '../shared/ports';
 import { ServiceMetrics } from '../shared/telemetry';
 import { JanitorService } from './janitor.service';
 
-const JOB = 'janitor';
+/**
+ * The cron library, loaded only when JANITOR_CRON is set: it brings in luxon (a quarter of a
+ * megabyte of date and time zone code) that the default ticker never uses.
+ */
+function cronJobs(): typeof Cron.CronJob {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('cron') as typeof Cron).CronJob;
+}
 
 /**
  * Runs the janitor's sweep on `JANITOR_TICKER` (or `JANITOR_CRON`). A sweep never overlaps
@@ -25,10 +31,11 @@ export class JanitorScheduler implements OnApplicationBootstrap, OnApplicationSh
   private readonly logger = new Logger(JanitorScheduler.name);
   private running: Promise<void> | undefined;
   private readonly controller = new AbortController();
+  private interval: NodeJS.Timeout | undefined;
+  private job: Cron.CronJob | undefined;
 
   constructor(
     private readonly config: AppConfig,
-    private readonly registry: SchedulerRegistry,
     private readonly janitor: JanitorService,
     private readonly lock: DistributedLock,
     private readonly metrics: ServiceMetrics,
@@ -39,14 +46,10 @@ export class JanitorScheduler implements OnApplicationBootstrap, OnApplicationSh
     // A first sweep at start finishes what a crash left (orphan stacks, expired instances).
     if (cron !== undefined || tickerMs > 0) setImmediate(() => void this.tick());
     if (cron !== undefined) {
-      const job = CronJob.from({ cronTime: cron, onTick: () => void this.tick(), start: true });
-      this.registry.addCronJob(JOB, job);
+      this.job = cronJobs().from({ cronTime: cron, onTick: () => void this.tick(), start: true });
       this.logger.log(`janitor scheduled on cron "${cron}"`);
     } else if (tickerMs > 0) {
-      this.registry.addInterval(
-        JOB,
-        setInterval(() => void this.tick(), tickerMs),
-      );
+      this.interval = setInterval(() => void this.tick(), tickerMs);
       this.logger.log(`janitor sweeps every ${tickerMs} ms`);
     } else {
       this.logger.log('janitor off (JANITOR_TICKER=0)');
@@ -54,8 +57,11 @@ export class JanitorScheduler implements OnApplicationBootstrap, OnApplicationSh
   }
 
   async onApplicationShutdown(): Promise<void> {
-    if (this.registry.doesExist('interval', JOB)) this.registry.deleteInterval(JOB);
-    if (this.registry.doesExist('cron', JOB)) this.registry.deleteCronJob(JOB);
+    clearInterval(this.interval);
+    this.interval = undefined;
+    const job = this.job;
+    this.job = undefined;
+    await job?.stop();
     this.controller.abort(new DOMException('application shutdown', 'AbortError'));
     await this.running;
   }

@@ -54,6 +54,8 @@ export interface ReplicaOptions {
   bootTimeoutMs?: number;
   /** Repository root (default: found from this file; compiled benches pass the cwd). */
   root?: string;
+  /** Node's own flags before `dist/main.js` (benchmarks pass `npm start`'s). */
+  nodeFlags?: string[];
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -68,7 +70,8 @@ function exited(child: ChildProcess): Promise<void> {
 export async function startReplica(opts: ReplicaOptions): Promise<Replica> {
   const port = await freePort();
   const root = opts.root ?? ROOT;
-  const child = spawn(process.execPath, [join(root, 'dist', 'main.js')], {
+  const args = [...(opts.nodeFlags ?? []), join(root, 'dist', 'main.js')];
+  const child = spawn(process.execPath, args, {
     cwd: root,
     env: {
       ...process.env,

@@ -1,6 +1,6 @@
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { ObservableGauge, ObservableResult } from '@opentelemetry/api';
-import { MetricService } from 'nestjs-otel';
+import { MetricService } from 'nestjs-otel/lib/metrics/metric.service';
 import { IacEngine } from '../../shared/ports';
 
 /**

@@ -1,7 +1,7 @@
 import type { LockKey } from '../../shared/domain/lock-keys';
 import { DistributedLock } from '../../shared/ports';
 import { trace } from '@opentelemetry/api';
-import type { TraceService } from 'nestjs-otel';
+import type { TraceService } from 'nestjs-otel/lib/tracing/trace.service';
 import type { ServiceMetrics } from '../../shared/telemetry';
 
 /** challenge | source | instance | janitor: which kind of record a key guards. */

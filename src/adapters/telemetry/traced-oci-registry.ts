@@ -1,4 +1,4 @@
-import { Span } from 'nestjs-otel';
+import { Span } from 'nestjs-otel/lib/tracing/decorators/span';
 import { OciRegistry, type FetchedScenario } from '../../shared/ports';
 import { ATTR } from '../../shared/telemetry';
 

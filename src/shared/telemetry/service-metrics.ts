@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { trace, type Attributes, type Histogram } from '@opentelemetry/api';
-import { MetricService } from 'nestjs-otel';
+import { MetricService } from 'nestjs-otel/lib/metrics/metric.service';
 import { ATTR } from './telemetry';
 
 export type DurationMetric =
