@@ -196,6 +196,34 @@ describe('InstanceManagerService', () => {
       expect(await sut.instances.retrieve('chall-1', 'source-1')).toEqual(created);
     });
 
+    it("should answer INSTANCE_ALREADY_EXISTS without deploying when another replica's creation of the source is marked", async () => {
+      await sut.givenChallenge();
+      // What another replica's running creation leaves in the shared state.
+      const mark = await sut.state.beginCreation('chall-1', 'source-1');
+      await expect(
+        sut.instances.create({ challengeId: 'chall-1', sourceId: 'source-1', additional: {} }),
+      ).rejects.toBeInstanceOf(InstanceAlreadyExistsError);
+      expect(sut.iac.upCount).toBe(0);
+      await mark.end();
+      await sut.instances.create({ challengeId: 'chall-1', sourceId: 'source-1', additional: {} });
+      expect(sut.iac.upCount).toBe(1);
+    });
+
+    it('should mark a fresh creation while it deploys, and not after', async () => {
+      await sut.givenChallenge();
+      sut.iac.holdUps();
+      const first = sut.instances.create({
+        challengeId: 'chall-1',
+        sourceId: 'source-1',
+        additional: {},
+      });
+      await within(2_000, sut.iac.whenHeld(1), 'the up');
+      expect(await sut.state.creationUnderway('chall-1', 'source-1')).toBe(true);
+      sut.iac.releaseUps();
+      await first;
+      expect(await sut.state.creationUnderway('chall-1', 'source-1')).toBe(false);
+    });
+
     it('should create 20 instances in parallel when 20 distinct sources create concurrently', async () => {
       await sut.givenChallenge();
       sut.iac.holdUps();

@@ -156,17 +156,23 @@ export class InstanceManagerService {
           );
         }
         this.logger.log(`creating new instance of challenge ${challengeId} for source ${sourceId}`);
-        const created = await this.failed(
-          challengeId,
-          sourceId,
-          this.deployer.deploy(challengeId, {
+        const mark = await this.state.beginCreation(challengeId, sourceId);
+        let created: Instance | undefined;
+        try {
+          created = await this.failed(
+            challengeId,
             sourceId,
-            additional: input.additional,
-            signal,
-            admit: (current) => Promise.resolve(!isChallengeExpired(current, this.clock.now())),
-            scenario,
-          }),
-        );
+            this.deployer.deploy(challengeId, {
+              sourceId,
+              additional: input.additional,
+              signal,
+              admit: (current) => Promise.resolve(!isChallengeExpired(current, this.clock.now())),
+              scenario,
+            }),
+          );
+        } finally {
+          await mark.end();
+        }
         // Not admitted: the challenge was deleted or expired while deploying (the stack is gone).
         if (!created) throw new ChallengeNotFoundError(challengeId);
         probe.identity(created.identity);
@@ -199,6 +205,11 @@ export class InstanceManagerService {
       if (pooled.length > 0) return undefined;
     }
     if (await this.findClaimed(input.challengeId, input.sourceId)) return undefined;
+    // Another replica deploys this source's instance right now: it will exist (this replica's
+    // own creates are answered by `creating`). Without the mark, the answer came only after
+    // that `up`, behind the source lock.
+    if (await this.state.creationUnderway(input.challengeId, input.sourceId))
+      throw new InstanceAlreadyExistsError(input.challengeId, input.sourceId);
     return this.deployer.prefetch(challenge, signal);
   }
 

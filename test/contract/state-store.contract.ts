@@ -414,5 +414,18 @@ export function stateStoreContract(name: string, makeStore: () => Promise<StoreU
         await expect(store.claim('chall-1', '../x', 'alice')).rejects.toThrow();
       });
     });
+
+    describe('creation marks', () => {
+      it('should show a creation of one source as underway until it ends, and no other', async () => {
+        await store.saveChallenge(aChallenge());
+        expect(await store.creationUnderway('chall-1', 'alice')).toBe(false);
+        const mark = await store.beginCreation('chall-1', 'alice');
+        expect(await store.creationUnderway('chall-1', 'alice')).toBe(true);
+        expect(await store.creationUnderway('chall-1', 'bob')).toBe(false);
+        expect(await store.findClaimed('chall-1', 'alice')).toBeUndefined();
+        await mark.end();
+        expect(await store.creationUnderway('chall-1', 'alice')).toBe(false);
+      });
+    });
   });
 }

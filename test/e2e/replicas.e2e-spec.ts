@@ -478,6 +478,44 @@ describe('three replicas sharing DIR and a 3-member etcd cluster', () => {
     expect(seen).toMatchObject({ race: SOURCES, pool: 6, bluegreen: 0, gated: 1 });
   });
 
+  it("should answer INSTANCE_ALREADY_EXISTS through B while A's fresh creation of that source is still in its up", async () => {
+    const id = 'gated-twice';
+    const source = 'double-clicker';
+    const [a, b, c] = nodes as [Node, Node, Node];
+    await c.rest('/api/v1/challenge', jsonInit('POST', { id, scenario: gated }));
+    const hold = join(markers, 'hold');
+    writeFileSync(hold, 'hold');
+    const before = new Set(readdirSync(markers));
+    const mine = (): string[] =>
+      readdirSync(markers).filter((f) => f.startsWith('started-') && !before.has(f));
+    let firstAnswered = false;
+    const first = a.create('REST', id, source).finally(() => (firstAnswered = true));
+    try {
+      await eventually(
+        'the up through A is in progress',
+        120_000,
+        () => mine().length === 1,
+        outputs,
+      );
+      // B answers while A's up is still held: from the mark, not after waiting for the lock.
+      const duplicate = await b.create('gRPC', id, source);
+      expect(duplicate).toMatchObject({ ok: false, code: GRPC_ALREADY_EXISTS });
+      expect(firstAnswered).toBe(false);
+    } finally {
+      rmSync(hold, { force: true });
+    }
+    const created = expectOk(await first);
+    // No second deployment was started, and the source has exactly the one instance.
+    expect(mine()).toHaveLength(1);
+    expect((await recordsOf(id)).map((r) => r.sourceId)).toEqual([source]);
+    expect(await b.create('REST', id, source)).toMatchObject({ ok: false, http: 409 });
+    // The mark is gone with the creation: the source's index holds its instance only.
+    const index = join(dir, 'chall', md5(id), 'source', md5(source));
+    expect(readdirSync(index)).toEqual([identityOfOutputsOnly(created.connectionInfo)]);
+    for (const f of mine()) rmSync(join(markers, f));
+    await c.rest(`/api/v1/challenge/${id}`, { method: 'DELETE' });
+  });
+
   it('should continue after a short stall when the etcd leader is killed', async () => {
     const [, b, c] = nodes as [Node, Node, Node];
     const leader = await cluster.leader();

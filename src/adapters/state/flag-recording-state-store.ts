@@ -3,7 +3,7 @@ import type { Challenge } from '../../shared/domain/challenge';
 import { isClaimed, type Instance } from '../../shared/domain/instance';
 import type { Clock } from '../../shared/ports/clock.port';
 import type { FlagRecords } from '../../shared/ports/flag-records.port';
-import { StateStore, type PoolState } from '../../shared/ports/state-store.port';
+import { StateStore, type CreationMark, type PoolState } from '../../shared/ports/state-store.port';
 
 /**
  * The state store, keeping the flag records in step with the instance records: every save of a
@@ -100,5 +100,13 @@ export class FlagRecordingStateStore extends StateStore implements OnModuleInit 
 
   dropUpstreamState(challengeId: string, identity: string): Promise<void> {
     return this.inner.dropUpstreamState(challengeId, identity);
+  }
+
+  beginCreation(challengeId: string, sourceId: string): Promise<CreationMark> {
+    return this.inner.beginCreation(challengeId, sourceId);
+  }
+
+  creationUnderway(challengeId: string, sourceId: string): Promise<boolean> {
+    return this.inner.creationUnderway(challengeId, sourceId);
   }
 }

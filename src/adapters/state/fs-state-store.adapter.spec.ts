@@ -353,6 +353,33 @@ describe('FsStateStore', () => {
     });
   });
 
+  describe('creation marks', () => {
+    it("should take a mark nobody touched for seconds for a crashed replica's", async () => {
+      await store.saveChallenge(aChallenge());
+      const mark = await store.beginCreation('chall-1', 'alice');
+      const path = join(challDir('chall-1'), 'source', md5('alice'), '.creating');
+      expect(await store.creationUnderway('chall-1', 'alice')).toBe(true);
+      const past = new Date(Date.now() - 10_000);
+      await utimes(path, past, past);
+      expect(await store.creationUnderway('chall-1', 'alice')).toBe(false);
+      await mark.end();
+      // A creation that made no instance leaves no directory for its source.
+      expect(await readdir(join(challDir('chall-1'), 'source'))).toEqual(['.complete']);
+    });
+
+    it('should keep a live mark fresh while the creation lasts', async () => {
+      await store.saveChallenge(aChallenge());
+      const mark = await store.beginCreation('chall-1', 'alice');
+      const path = join(challDir('chall-1'), 'source', md5('alice'), '.creating');
+      const past = new Date(Date.now() - 10_000);
+      await utimes(path, past, past);
+      await vi.waitFor(async () =>
+        expect(await store.creationUnderway('chall-1', 'alice')).toBe(true),
+      );
+      await mark.end();
+    });
+  });
+
   describe('listInstances', () => {
     it('should skip temp files, tombstones, half-created and broken instances', async () => {
       await store.saveInstance(anInstance());

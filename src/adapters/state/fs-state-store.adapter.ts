@@ -1,11 +1,24 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { link, mkdir, open, readFile, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import {
+  link,
+  mkdir,
+  open,
+  readFile,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+  utimes,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { z } from 'zod';
 import type { Challenge } from '../../shared/domain/challenge';
 import { instanceRecordName, md5Hex as md5 } from '../../shared/domain/record-names';
 import { IDENTITY_PATTERN, isClaimed, type Instance } from '../../shared/domain/instance';
-import { StateStore, type PoolState } from '../../shared/ports/state-store.port';
+import { StateStore, type CreationMark, type PoolState } from '../../shared/ports/state-store.port';
 import { SingleFlight } from '../../shared/single-flight';
 import {
   TEMP_MARK,
@@ -65,6 +78,10 @@ const POOL_RECHECK_MS = 1_000;
 const SETTLED_MS = 2_000;
 /** Challenge records kept parsed at most (cleared past it: the cache only saves reads). */
 const MAX_CACHED_CHALLENGES = 100_000;
+/** In a source's index directory: a fresh creation of the source runs (see beginCreation). */
+const CREATION_MARK = '.creating';
+const CREATION_BEAT_MS = 500;
+const CREATION_STALE_MS = 2_000;
 /** Instance directories `FsStateStore.facts` remembers at most. */
 const MAX_INSTANCE_FACTS = 200_000;
 /** Bounds open file descriptors when scanning claim files of a large challenge. */
@@ -653,6 +670,47 @@ export class FsStateStore implements StateStore, OnModuleInit {
       return { pooled: fresh, claimed: scanned.claimed + scanned.pooled.length - fresh.length };
     });
     return { pooled: [...pooled], claimed };
+  }
+
+  /**
+   * `source/<md5(source)>/.creating` (ours; upstream never looks there), touched every
+   * {@link CREATION_BEAT_MS} while the creation runs: a mark untouched for
+   * {@link CREATION_STALE_MS} is a crashed replica's. Taking a live mark for a dead one only
+   * makes a duplicate wait for the source lock, as it would without marks.
+   */
+  async beginCreation(challengeId: string, sourceId: string): Promise<CreationMark> {
+    const dir = this.sourceIndexDir(challengeId, sourceId);
+    const mark = join(dir, CREATION_MARK);
+    // Flushed as a claim's index directory (the instance's entry may land in it): the mark is
+    // a hint, the directory is not.
+    await ensureDir(dir);
+    await writeFile(mark, `${hostname()}/${process.pid}\n`, { mode: 0o600 });
+    let beat: Promise<unknown> = Promise.resolve();
+    const timer = setInterval(() => {
+      const now = new Date();
+      beat = utimes(mark, now, now).catch(() => undefined);
+    }, CREATION_BEAT_MS);
+    timer.unref();
+    return {
+      end: async () => {
+        clearInterval(timer);
+        await beat;
+        await unlink(mark).catch(() => undefined);
+        // A source whose creation failed leaves no empty directory behind.
+        await rmdir(dir).catch(() => undefined);
+      },
+    };
+  }
+
+  /** See {@link StateStore.creationUnderway}. */
+  async creationUnderway(challengeId: string, sourceId: string): Promise<boolean> {
+    try {
+      const st = await stat(join(this.sourceIndexDir(challengeId, sourceId), CREATION_MARK));
+      return Date.now() - st.mtimeMs < CREATION_STALE_MS;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
   }
 
   /** Adds what was just seen of the instance directory `dir` (see `facts`). */

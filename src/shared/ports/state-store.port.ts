@@ -8,6 +8,12 @@ export interface PoolState {
   claimed: number;
 }
 
+/** A fresh creation in progress for one source, shown to every replica (see beginCreation). */
+export interface CreationMark {
+  /** Removes the mark; never throws (a mark left behind goes stale on its own). */
+  end(): Promise<void>;
+}
+
 /**
  * Durable records of challenges and instances, shared by all replicas (upstream `DIR`).
  *
@@ -70,4 +76,14 @@ export abstract class StateStore {
    * Until then `saveInstance` keeps the `state` it finds, so no write loses it.
    */
   abstract dropUpstreamState(challengeId: string, identity: string): Promise<void>;
+
+  /**
+   * Marks that a fresh creation for `sourceId` runs (its `up` takes seconds), so that a second
+   * CreateInstance of that source on any replica answers at once instead of waiting for the
+   * first behind the source lock. The mark is kept alive while it lasts; one left by a crashed
+   * replica goes stale within seconds. A hint, not a record: nothing is flushed.
+   */
+  abstract beginCreation(challengeId: string, sourceId: string): Promise<CreationMark>;
+  /** Whether a live creation mark of `sourceId` exists (see `beginCreation`). */
+  abstract creationUnderway(challengeId: string, sourceId: string): Promise<boolean>;
 }

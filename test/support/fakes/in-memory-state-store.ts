@@ -1,6 +1,10 @@
 import type { Challenge } from '../../../src/shared/domain/challenge';
 import { IDENTITY_PATTERN, type Instance } from '../../../src/shared/domain/instance';
-import { StateStore, type PoolState } from '../../../src/shared/ports/state-store.port';
+import {
+  StateStore,
+  type CreationMark,
+  type PoolState,
+} from '../../../src/shared/ports/state-store.port';
 
 /**
  * Stateful StateStore double with FsStateStore's behaviour (same contract suite): records are
@@ -15,6 +19,23 @@ export class InMemoryStateStore implements StateStore {
   private readonly claims = new Map<string, Map<string, string>>();
   /** `challengeId/identity` → the Pulumi deployment an upstream record carries (see seedUpstream). */
   private readonly upstream = new Map<string, unknown>();
+  /** `challengeId/sourceId` of the creations marked (see beginCreation). */
+  private readonly creating = new Set<string>();
+
+  beginCreation(challengeId: string, sourceId: string): Promise<CreationMark> {
+    const key = `${challengeId}/${sourceId}`;
+    this.creating.add(key);
+    return Promise.resolve({
+      end: () => {
+        this.creating.delete(key);
+        return Promise.resolve();
+      },
+    });
+  }
+
+  creationUnderway(challengeId: string, sourceId: string): Promise<boolean> {
+    return Promise.resolve(this.creating.has(`${challengeId}/${sourceId}`));
+  }
 
   loadChallenge(id: string): Promise<Challenge | undefined> {
     const c = this.challenges.get(id);
