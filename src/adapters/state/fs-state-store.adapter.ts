@@ -1,5 +1,5 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { link, mkdir, open, readFile, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { z } from 'zod';
 import type { Challenge } from '../../shared/domain/challenge';
@@ -15,8 +15,10 @@ import {
   exists,
   fsyncDir,
   isNotFound,
+  mapLimit,
   parentsOfCreated,
   readIfExists,
+  readText,
   readdirIfExists,
   removeDirDurably,
   scratchSuffix,
@@ -224,17 +226,9 @@ function upstreamStateOf(text: string | undefined): unknown {
   return doc.state ?? undefined;
 }
 
-async function mapLimit<T, R>(
-  items: T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out: R[] = [];
-  for (let i = 0; i < items.length; i += limit) {
-    out.push(...(await Promise.all(items.slice(i, i + limit).map(fn))));
-  }
-  return out;
-}
+/** The entries of a listing that name instances, sorted. */
+const identitiesIn = (names: string[]): string[] =>
+  names.filter((n) => IDENTITY_PATTERN.test(n)).sort();
 
 const isOurScratch = (name: string): boolean =>
   name.startsWith('.') && (name.includes(TEMP_MARK) || name.startsWith(TOMBSTONE_PREFIX));
@@ -265,10 +259,16 @@ export class FsStateStore implements StateStore, OnModuleInit {
   private readonly claimedCache = new Map<string, Set<string>>();
   /** Pool scans in flight, by challenge (see `poolState`). */
   private readonly poolScans = new SingleFlight<PoolState>();
-  /** Challenges whose source index was seen complete (see `isIndexed`). */
+  /** Directories of the challenges whose source index was seen complete (see `isIndexed`). */
   private readonly indexedCache = new Set<string>();
   /** Per challenge, pooled instances whose info.json was seen (see `poolState`). */
   private readonly recordedCache = new Map<string, Map<string, number>>();
+  /**
+   * Per challenge, the source of each claimed instance whose claim file was read or written: a
+   * claim file never changes while its instance lives and identities are never reused, so
+   * listings read it once. Whether the instance still lives is read every time (its info.json).
+   */
+  private readonly claimants = new Map<string, Map<string, string>>();
   /** Challenge directories by challenge id (an md5 per lookup shows in profiles). */
   private readonly challengeDirs = new Map<string, string>();
 
@@ -310,7 +310,8 @@ export class FsStateStore implements StateStore, OnModuleInit {
     await removeDirDurably(this.challengeDir(id));
     this.claimedCache.delete(id);
     this.recordedCache.delete(id);
-    this.indexedCache.delete(id);
+    this.claimants.delete(id);
+    this.indexedCache.delete(this.challengeDir(id));
   }
 
   /**
@@ -318,35 +319,74 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * are skipped with a warning instead of failing the whole listing as upstream does.
    */
   async listChallenges(): Promise<Challenge[]> {
-    const names = (await readdirIfExists(this.root)).filter((n) => !n.startsWith('.')).sort();
-    const found = await mapLimit(names, SCAN_CONCURRENCY, async (name) => {
-      const path = join(this.root, name, INFO_FILE);
-      const record = `${CHALL_SUBDIR}/${name}/${INFO_FILE}`;
-      try {
-        const text = await readFile(path, 'utf8');
-        const challenge = parseChallenge(text);
-        if (md5(challenge.id) !== name) {
-          this.logger.warn(`skipping ${path}: its id does not hash to its directory name`);
-          this.unreadable?.fail(record, 'its id does not hash to its directory name');
-          return undefined;
-        }
-        this.unreadable?.resolve(record);
-        return challenge;
-      } catch (err) {
-        this.logger.warn(`skipping challenge directory ${name}: ${messageOf(err)}`);
-        this.unreadable?.fail(record, `unreadable: ${messageOf(err)}`);
+    const found = await mapLimit(await this.challengeNames(), SCAN_CONCURRENCY, (name) =>
+      this.readListedChallenge(name),
+    );
+    return found.filter((c): c is Challenge => c !== undefined);
+  }
+
+  /**
+   * Through each challenge's source index: one directory lookup per challenge (missing for
+   * almost all of them), and records read only where the source has an entry, so a source's
+   * instances cost about the same over 10 or 1 000 challenges. A challenge whose index is not
+   * complete is scanned as `findClaimed` does.
+   */
+  async findClaimedOfSource(sourceId: string): Promise<Instance[]> {
+    const sourceDir = md5(sourceId);
+    const found = await mapLimit(await this.challengeNames(), SCAN_CONCURRENCY, async (name) => {
+      const dir = join(this.root, name);
+      let entries: string[] | undefined;
+      if (await this.isIndexedDir(dir)) {
+        entries = identitiesIn(await readdirIfExists(join(dir, SOURCE_SUBDIR, sourceDir)));
+        if (entries.length === 0) return undefined;
+      }
+      // Only challenges listChallenges lists: a readable record whose id hashes to the name.
+      const challenge = await this.readListedChallenge(name);
+      if (challenge === undefined) return undefined;
+      return entries === undefined
+        ? this.findClaimed(challenge.id, sourceId)
+        : this.claimedAmong(challenge.id, sourceId, entries);
+    });
+    return found.filter((i): i is Instance => i !== undefined);
+  }
+
+  /** Challenge directory names, in the order listings give them. */
+  private async challengeNames(): Promise<string[]> {
+    return (await readdirIfExists(this.root)).filter((n) => !n.startsWith('.')).sort();
+  }
+
+  /**
+   * The challenge recorded in directory `name`, or undefined (with a warning) when its
+   * info.json is missing, unreadable, invalid, or holds an id that does not hash to `name`.
+   */
+  private async readListedChallenge(name: string): Promise<Challenge | undefined> {
+    const path = join(this.root, name, INFO_FILE);
+    const record = `${CHALL_SUBDIR}/${name}/${INFO_FILE}`;
+    try {
+      const challenge = parseChallenge(await readText(path));
+      if (md5(challenge.id) !== name) {
+        this.logger.warn(`skipping ${path}: its id does not hash to its directory name`);
+        this.unreadable?.fail(record, 'its id does not hash to its directory name');
         return undefined;
       }
-    });
-    return found.filter((c): c is Challenge => c !== undefined);
+      this.unreadable?.resolve(record);
+      return challenge;
+    } catch (err) {
+      this.logger.warn(`skipping challenge directory ${name}: ${messageOf(err)}`);
+      this.unreadable?.fail(record, `unreadable: ${messageOf(err)}`);
+      return undefined;
+    }
   }
 
   /** Throws a plain Error when `identity` is not 16 lowercase hex characters. */
   async loadInstance(challengeId: string, identity: string): Promise<Instance | undefined> {
     const dir = this.instanceDir(challengeId, identity);
-    const text = await readIfExists(join(dir, INFO_FILE));
+    const [text, claimant] = await Promise.all([
+      readIfExists(join(dir, INFO_FILE)),
+      this.claimantOf(challengeId, identity),
+    ]);
     if (text === undefined) return undefined;
-    const instance = parseInstance(text, await readIfExists(join(dir, CLAIM_FILE)));
+    const instance = parseInstance(text, claimant);
     if (instance.identity !== identity || instance.challengeId !== challengeId) {
       throw new Error(`instance record ${relative(this.root, dir)} holds other ids`);
     }
@@ -372,6 +412,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
     await this.indexClaim(instance.challengeId, instance.sourceId, instance.identity);
     await writeAtomic(join(dir, CLAIM_FILE), instance.sourceId, 0o600);
     this.knownClaimed(instance.challengeId).add(instance.identity);
+    this.rememberClaimant(instance.challengeId, instance.identity, instance.sourceId);
   }
 
   /** See {@link StateStore}. */
@@ -396,16 +437,17 @@ export class FsStateStore implements StateStore, OnModuleInit {
     await removeDirDurably(dir);
     this.claimedCache.get(challengeId)?.delete(identity);
     this.recordedCache.get(challengeId)?.delete(identity);
+    this.claimants.get(challengeId)?.delete(identity);
     // After the instance: a crash in between leaves a stale entry, which lookups check.
     if (claimant !== undefined) await this.unindexClaim(challengeId, claimant, identity);
   }
 
   /** Instances whose info.json is missing (being created) or invalid are skipped. */
   async listInstances(challengeId: string): Promise<Instance[]> {
-    const found = await mapLimit(
-      await this.identitiesOf(challengeId),
-      SCAN_CONCURRENCY,
-      (identity) => this.loadInstanceTolerantly(challengeId, identity),
+    const identities = await this.identitiesOf(challengeId);
+    this.forgetClaimantsBut(challengeId, identities);
+    const found = await mapLimit(identities, SCAN_CONCURRENCY, (identity) =>
+      this.loadInstanceTolerantly(challengeId, identity),
     );
     return found.filter((i): i is Instance => i !== undefined);
   }
@@ -417,12 +459,19 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   async findClaimed(challengeId: string, sourceId: string): Promise<Instance | undefined> {
     const identities = (await this.isIndexed(challengeId))
-      ? (await readdirIfExists(this.sourceIndexDir(challengeId, sourceId)))
-          .filter((n) => IDENTITY_PATTERN.test(n))
-          .sort()
+      ? identitiesIn(await readdirIfExists(this.sourceIndexDir(challengeId, sourceId)))
       : await this.identitiesOf(challengeId);
+    return this.claimedAmong(challengeId, sourceId, identities);
+  }
+
+  /** The first of `identities` (sorted) that `sourceId` claimed and whose record reads. */
+  private async claimedAmong(
+    challengeId: string,
+    sourceId: string,
+    identities: string[],
+  ): Promise<Instance | undefined> {
     const claimants = await mapLimit(identities, SCAN_CONCURRENCY, (identity) =>
-      readIfExists(join(this.instanceDir(challengeId, identity), CLAIM_FILE)),
+      this.claimantOf(challengeId, identity),
     );
     for (const [index, claimant] of claimants.entries()) {
       const identity = identities[index];
@@ -466,7 +515,10 @@ export class FsStateStore implements StateStore, OnModuleInit {
       throw indexed.reason;
     }
     const won = await this.linkClaim(dir, tmp, written, sourceId);
-    if (won) this.knownClaimed(challengeId).add(identity);
+    if (won) {
+      this.knownClaimed(challengeId).add(identity);
+      this.rememberClaimant(challengeId, identity, sourceId);
+    }
     // Lost: the entry would only be stale (the source lock keeps the source from racing itself).
     else await this.unindexClaim(challengeId, sourceId, identity);
     return won;
@@ -595,13 +647,44 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * Whether the challenge's source index is complete. Remembered once seen: the mark only goes
    * with the challenge, and a challenge made again gets it again (saveChallenge).
    */
-  private async isIndexed(challengeId: string): Promise<boolean> {
-    if (this.indexedCache.has(challengeId)) return true;
-    const indexed = await exists(
-      join(this.challengeDir(challengeId), SOURCE_SUBDIR, INDEX_COMPLETE),
-    );
-    if (indexed) this.indexedCache.add(challengeId);
+  private isIndexed(challengeId: string): Promise<boolean> {
+    return this.isIndexedDir(this.challengeDir(challengeId));
+  }
+
+  /** {@link isIndexed} by challenge directory. */
+  private async isIndexedDir(dir: string): Promise<boolean> {
+    if (this.indexedCache.has(dir)) return true;
+    const indexed = await exists(join(dir, SOURCE_SUBDIR, INDEX_COMPLETE));
+    if (indexed) this.indexedCache.add(dir);
     return indexed;
+  }
+
+  /** The source that claimed the instance (its claim file), undefined while pooled. */
+  private async claimantOf(challengeId: string, identity: string): Promise<string | undefined> {
+    const known = this.claimants.get(challengeId)?.get(identity);
+    if (known !== undefined) return known;
+    const claimant = await readIfExists(join(this.instanceDir(challengeId, identity), CLAIM_FILE));
+    // Not an empty one: where links are missing, a claim file is written in place, and may be
+    // read before its bytes are.
+    if (claimant) this.rememberClaimant(challengeId, identity, claimant);
+    return claimant;
+  }
+
+  private rememberClaimant(challengeId: string, identity: string, sourceId: string): void {
+    let known = this.claimants.get(challengeId);
+    if (known === undefined) {
+      known = new Map();
+      this.claimants.set(challengeId, known);
+    }
+    known.set(identity, sourceId);
+  }
+
+  /** Forgets the claimants of instances gone (deleted by another replica), so memory follows the records. */
+  private forgetClaimantsBut(challengeId: string, identities: string[]): void {
+    const known = this.claimants.get(challengeId);
+    if (known === undefined) return;
+    const live = new Set(identities);
+    for (const identity of known.keys()) if (!live.has(identity)) known.delete(identity);
   }
 
   private knownClaimed(challengeId: string): Set<string> {
@@ -691,8 +774,9 @@ export class FsStateStore implements StateStore, OnModuleInit {
 
   /** Identities (directory names) of a challenge's instances, scratch entries excluded. */
   private async identitiesOf(challengeId: string): Promise<string[]> {
-    const names = await readdirIfExists(join(this.challengeDir(challengeId), INSTANCE_SUBDIR));
-    return names.filter((n) => IDENTITY_PATTERN.test(n)).sort();
+    return identitiesIn(
+      await readdirIfExists(join(this.challengeDir(challengeId), INSTANCE_SUBDIR)),
+    );
   }
 
   private async loadInstanceTolerantly(
