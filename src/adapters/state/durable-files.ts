@@ -1,14 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { readdir as readdirCallback, readFile as readFileCallback, stat as statCallback } from 'node:fs';
 import {
-  mkdir,
-  open,
-  rename,
-  rm,
-  stat,
-  unlink,
-  type FileHandle,
-} from 'node:fs/promises';
+  readdir as readdirCallback,
+  readFile as readFileCallback,
+  stat as statCallback,
+} from 'node:fs';
+import { mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**

@@ -1,12 +1,13 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { link, mkdir, open, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { z } from 'zod';
 import type { Challenge } from '../../shared/domain/challenge';
 import { instanceRecordName, md5Hex as md5 } from '../../shared/domain/record-names';
 import { IDENTITY_PATTERN, isClaimed, type Instance } from '../../shared/domain/instance';
 import { StateStore, type PoolState } from '../../shared/ports/state-store.port';
 import { SingleFlight } from '../../shared/single-flight';
+import { BulkReader, type BulkResult } from './bulk-reader';
 import {
   TEMP_MARK,
   TOMBSTONE_PREFIX,
@@ -269,6 +270,8 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * listings read it once. Whether the instance still lives is read every time (its info.json).
    */
   private readonly claimants = new Map<string, Map<string, string>>();
+  /** Listings read their many small files through it (see BulkReader). */
+  private readonly bulk = new BulkReader();
   /** Challenge directories by challenge id (an md5 per lookup shows in profiles). */
   private readonly challengeDirs = new Map<string, string>();
 
@@ -319,10 +322,11 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * are skipped with a warning instead of failing the whole listing as upstream does.
    */
   async listChallenges(): Promise<Challenge[]> {
-    const found = await mapLimit(await this.challengeNames(), SCAN_CONCURRENCY, (name) =>
-      this.readListedChallenge(name),
-    );
-    return found.filter((c): c is Challenge => c !== undefined);
+    const names = await this.challengeNames();
+    const texts = await this.bulk.readTexts(names.map((n) => join(this.root, n, INFO_FILE)));
+    return names
+      .map((name, i) => this.listedChallenge(name, texts[i]))
+      .filter((c): c is Challenge => c !== undefined);
   }
 
   /**
@@ -332,20 +336,35 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * complete is scanned as `findClaimed` does.
    */
   async findClaimedOfSource(sourceId: string): Promise<Instance[]> {
-    const sourceDir = md5(sourceId);
-    const found = await mapLimit(await this.challengeNames(), SCAN_CONCURRENCY, async (name) => {
-      const dir = join(this.root, name);
-      let entries: string[] | undefined;
-      if (await this.isIndexedDir(dir)) {
-        entries = identitiesIn(await readdirIfExists(join(dir, SOURCE_SUBDIR, sourceDir)));
-        if (entries.length === 0) return undefined;
-      }
+    const dirs = (await this.challengeNames()).map((name) => join(this.root, name));
+    const unknown = dirs.filter((dir) => !this.indexedCache.has(dir));
+    const marks = await this.bulk.readTexts(
+      unknown.map((dir) => join(dir, SOURCE_SUBDIR, INDEX_COMPLETE)),
+    );
+    unknown.forEach((dir, i) => {
+      if (typeof marks[i] === 'string') this.indexedCache.add(dir);
+    });
+    const indexed = dirs.filter((dir) => this.indexedCache.has(dir));
+    const listings = await this.bulk.readDirs(
+      indexed.map((dir) => join(dir, SOURCE_SUBDIR, md5(sourceId))),
+    );
+    const entries = new Map<string, string[]>();
+    indexed.forEach((dir, i) => {
+      const listing = listings[i];
+      if (listing instanceof Error) throw listing;
+      entries.set(dir, identitiesIn(listing ?? []));
+    });
+    // Indexed challenges without an entry of the source are done; the others are looked at.
+    const candidates = dirs.filter((dir) => entries.get(dir)?.length !== 0);
+    const found = await mapLimit(candidates, SCAN_CONCURRENCY, async (dir) => {
       // Only challenges listChallenges lists: a readable record whose id hashes to the name.
-      const challenge = await this.readListedChallenge(name);
+      const name = basename(dir);
+      const challenge = this.listedChallenge(name, await readIfExists(join(dir, INFO_FILE)));
       if (challenge === undefined) return undefined;
-      return entries === undefined
+      const identities = entries.get(dir);
+      return identities === undefined
         ? this.findClaimed(challenge.id, sourceId)
-        : this.claimedAmong(challenge.id, sourceId, entries);
+        : this.claimedAmong(challenge.id, sourceId, identities);
     });
     return found.filter((i): i is Instance => i !== undefined);
   }
@@ -356,16 +375,18 @@ export class FsStateStore implements StateStore, OnModuleInit {
   }
 
   /**
-   * The challenge recorded in directory `name`, or undefined (with a warning) when its
-   * info.json is missing, unreadable, invalid, or holds an id that does not hash to `name`.
+   * The challenge recorded in directory `name` (`text`: its info.json as read), or undefined
+   * (with a warning) when the record is missing, unreadable, invalid, or holds an id that does
+   * not hash to `name`.
    */
-  private async readListedChallenge(name: string): Promise<Challenge | undefined> {
-    const path = join(this.root, name, INFO_FILE);
+  private listedChallenge(name: string, text: BulkResult<string>): Challenge | undefined {
     const record = `${CHALL_SUBDIR}/${name}/${INFO_FILE}`;
     try {
-      const challenge = parseChallenge(await readText(path));
+      if (text instanceof Error) throw text;
+      if (text === undefined) throw new Error(`no ${INFO_FILE}`);
+      const challenge = parseChallenge(text);
       if (md5(challenge.id) !== name) {
-        this.logger.warn(`skipping ${path}: its id does not hash to its directory name`);
+        this.logger.warn(`skipping ${record}: its id does not hash to its directory name`);
         this.unreadable?.fail(record, 'its id does not hash to its directory name');
         return undefined;
       }
@@ -385,10 +406,21 @@ export class FsStateStore implements StateStore, OnModuleInit {
       readIfExists(join(dir, INFO_FILE)),
       this.claimantOf(challengeId, identity),
     ]);
-    if (text === undefined) return undefined;
+    return text === undefined ? undefined : this.instanceOf(challengeId, identity, text, claimant);
+  }
+
+  /** The record's text as an Instance; throws when it is invalid or holds other ids. */
+  private instanceOf(
+    challengeId: string,
+    identity: string,
+    text: string,
+    claimant: string | undefined,
+  ): Instance {
     const instance = parseInstance(text, claimant);
     if (instance.identity !== identity || instance.challengeId !== challengeId) {
-      throw new Error(`instance record ${relative(this.root, dir)} holds other ids`);
+      throw new Error(
+        `instance record ${relative(this.root, this.instanceDir(challengeId, identity))} holds other ids`,
+      );
     }
     return instance;
   }
@@ -446,10 +478,37 @@ export class FsStateStore implements StateStore, OnModuleInit {
   async listInstances(challengeId: string): Promise<Instance[]> {
     const identities = await this.identitiesOf(challengeId);
     this.forgetClaimantsBut(challengeId, identities);
-    const found = await mapLimit(identities, SCAN_CONCURRENCY, (identity) =>
-      this.loadInstanceTolerantly(challengeId, identity),
+    const dirs = identities.map((identity) => this.instanceDir(challengeId, identity));
+    const known = this.claimants.get(challengeId);
+    const unknown = identities.flatMap((identity, i) =>
+      known?.get(identity) === undefined ? [i] : [],
     );
-    return found.filter((i): i is Instance => i !== undefined);
+    const [texts, claims] = await Promise.all([
+      this.bulk.readTexts(dirs.map((dir) => join(dir, INFO_FILE))),
+      this.bulk.readTexts(unknown.map((i) => join(dirs[i] ?? '', CLAIM_FILE))),
+    ]);
+    // Per instance: its claimant, or why its claim file could not be read.
+    const claimantAt: BulkResult<string>[] = identities.map((identity) => known?.get(identity));
+    unknown.forEach((i, k) => {
+      const claim = claims[k];
+      const identity = identities[i];
+      claimantAt[i] = claim;
+      // Not an empty one (see claimantOf).
+      if (typeof claim === 'string' && claim !== '' && identity !== undefined)
+        this.rememberClaimant(challengeId, identity, claim);
+    });
+    return identities
+      .map((identity, i) =>
+        this.tolerantly(challengeId, identity, () => {
+          const text = texts[i];
+          const claimant = claimantAt[i];
+          if (text instanceof Error) throw text;
+          if (text === undefined) return undefined;
+          if (claimant instanceof Error) throw claimant;
+          return this.instanceOf(challengeId, identity, text, claimant);
+        }),
+      )
+      .filter((i): i is Instance => i !== undefined);
   }
 
   /**
@@ -783,9 +842,27 @@ export class FsStateStore implements StateStore, OnModuleInit {
     challengeId: string,
     identity: string,
   ): Promise<Instance | undefined> {
+    const loaded = await this.loadInstance(challengeId, identity).then(
+      (instance) => () => instance,
+      (err: unknown) => () => {
+        throw err;
+      },
+    );
+    return this.tolerantly(challengeId, identity, loaded);
+  }
+
+  /**
+   * `read`'s instance, or undefined with a warning when it throws (the record is unreadable or
+   * invalid); the record is reported unreadable, or readable again.
+   */
+  private tolerantly(
+    challengeId: string,
+    identity: string,
+    read: () => Instance | undefined,
+  ): Instance | undefined {
     const record = instanceRecordName(challengeId, identity);
     try {
-      const instance = await this.loadInstance(challengeId, identity);
+      const instance = read();
       this.unreadable?.resolve(record);
       return instance;
     } catch (err) {
