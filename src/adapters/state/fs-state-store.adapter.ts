@@ -356,17 +356,45 @@ export class FsStateStore implements StateStore, OnModuleInit {
     });
     // Indexed challenges without an entry of the source are done; the others are looked at.
     const candidates = dirs.filter((dir) => entries.get(dir)?.length !== 0);
-    const found = await mapLimit(candidates, SCAN_CONCURRENCY, async (dir) => {
+    const texts = await this.bulk.readTexts(candidates.map((dir) => join(dir, INFO_FILE)));
+    const challenges = candidates.map((dir, i) => this.listedChallenge(basename(dir), texts[i]));
+    // Claim files of the entries, in bulk too: an entry whose claim names the source is the hit.
+    const checks = candidates.flatMap((dir, i) => {
+      const challenge = challenges[i];
+      if (challenge === undefined) return [];
+      return (entries.get(dir) ?? []).map((identity) => ({ challengeId: challenge.id, identity }));
+    });
+    await this.readClaimants(checks);
+    const found = await mapLimit(candidates, SCAN_CONCURRENCY, (dir, i) => {
       // Only challenges listChallenges lists: a readable record whose id hashes to the name.
-      const name = basename(dir);
-      const challenge = this.listedChallenge(name, await readIfExists(join(dir, INFO_FILE)));
-      if (challenge === undefined) return undefined;
+      const challenge = challenges[i];
+      if (challenge === undefined) return Promise.resolve(undefined);
       const identities = entries.get(dir);
       return identities === undefined
         ? this.findClaimed(challenge.id, sourceId)
         : this.claimedAmong(challenge.id, sourceId, identities);
     });
     return found.filter((i): i is Instance => i !== undefined);
+  }
+
+  /** Reads, in bulk, the claim files of the instances whose claimant is not known yet. */
+  private async readClaimants(
+    instances: { challengeId: string; identity: string }[],
+  ): Promise<void> {
+    const unknown = instances.filter(
+      ({ challengeId, identity }) => this.claimants.get(challengeId)?.get(identity) === undefined,
+    );
+    const claims = await this.bulk.readTexts(
+      unknown.map(({ challengeId, identity }) =>
+        join(this.instanceDir(challengeId, identity), CLAIM_FILE),
+      ),
+    );
+    unknown.forEach(({ challengeId, identity }, i) => {
+      const claim = claims[i];
+      // Not an empty one (see claimantOf); unreadable ones are read again where they are needed.
+      if (typeof claim === 'string' && claim !== '')
+        this.rememberClaimant(challengeId, identity, claim);
+    });
   }
 
   /** Challenge directory names, in the order listings give them. */
