@@ -4,7 +4,7 @@ import {
   readFile as readFileCallback,
   stat as statCallback,
 } from 'node:fs';
-import { mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -40,13 +40,6 @@ export function exists(path: string): Promise<boolean> {
       else if (isNotFound(err)) resolve(false);
       else reject(err);
     });
-  });
-}
-
-/** The file's text; rejects as fs/promises' readFile does. */
-export function readText(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    readFileCallback(path, 'utf8', (err, text) => (err === null ? resolve(text) : reject(err)));
   });
 }
 

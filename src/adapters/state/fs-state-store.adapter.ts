@@ -19,7 +19,6 @@ import {
   mapLimit,
   parentsOfCreated,
   readIfExists,
-  readText,
   readdirIfExists,
   removeDirDurably,
   scratchSuffix,
