@@ -41,9 +41,8 @@ interface Pending {
  * alive.
  */
 export class BulkReader {
-  private worker: Worker | undefined;
+  private current: { worker: Worker; pending: Map<number, Pending> } | undefined;
   private nextId = 0;
-  private readonly pending = new Map<number, Pending>();
 
   /** The text of each file, in the order of `paths`. */
   readTexts(paths: readonly string[]): Promise<BulkResult<string>[]> {
@@ -55,11 +54,11 @@ export class BulkReader {
     return this.run('dir', paths) as Promise<BulkResult<string[]>[]>;
   }
 
-  /** Stops the worker (tests, shutdown); a later call starts another. */
+  /** Stops the worker (tests); a later call starts another. */
   async close(): Promise<void> {
-    const worker = this.worker;
-    this.worker = undefined;
-    await worker?.terminate();
+    const current = this.current;
+    this.current = undefined;
+    await current?.worker.terminate();
   }
 
   private async run(
@@ -74,35 +73,37 @@ export class BulkReader {
   }
 
   private send(kind: 'text' | 'dir', paths: string[]): Promise<WireItem[]> {
-    const worker = this.started();
+    const { worker, pending } = this.started();
     const id = this.nextId++;
     return new Promise<WireItem[]>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      if (this.pending.size === 1) worker.ref();
+      pending.set(id, { resolve, reject });
+      // Kept alive only while a read is waiting for it.
+      if (pending.size === 1) worker.ref();
       worker.postMessage({ id, kind, paths });
     });
   }
 
-  private started(): Worker {
-    if (this.worker !== undefined) return this.worker;
+  private started(): { worker: Worker; pending: Map<number, Pending> } {
+    if (this.current !== undefined) return this.current;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
+    const pending = new Map<number, Pending>();
     worker.unref();
     worker.on('message', ({ id, out }: { id: number; out: WireItem[] }) => {
-      const waiting = this.pending.get(id);
-      this.pending.delete(id);
-      if (this.pending.size === 0) worker.unref();
+      const waiting = pending.get(id);
+      pending.delete(id);
+      if (pending.size === 0) worker.unref();
       waiting?.resolve(out);
     });
     const fail = (err: Error): void => {
-      if (this.worker === worker) this.worker = undefined;
-      const waiting = [...this.pending.values()];
-      this.pending.clear();
+      if (this.current?.worker === worker) this.current = undefined;
+      const waiting = [...pending.values()];
+      pending.clear();
       for (const w of waiting) w.reject(err);
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`bulk reader exited (code ${code})`)));
-    this.worker = worker;
-    return worker;
+    this.current = { worker, pending };
+    return this.current;
   }
 }
 
