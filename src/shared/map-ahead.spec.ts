@@ -1,17 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { deferred } from '../../test/contract/helpers';
 import { mapAhead } from './map-ahead';
 
 async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of source) out.push(item);
   return out;
-}
-
-/** A promise settled by hand, to order completions in a test. */
-function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
-  let resolve!: (v: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
 }
 
 describe('mapAhead', () => {
