@@ -1,10 +1,11 @@
 // API benchmark against the built service (started as `npm start` starts it) over loopback, REST and gRPC:
-// RetrieveChallenge latency, QueryChallenge over 1 000 challenges, and a no-op UpdateChallenge
-// (upstream's integration bound: 500 ms). The 1 000 challenges are written to DIR beforehand
-// with the service's own state store (creating them through the API would run 1 000 previews).
+// RetrieveChallenge latency, QueryChallenge over 300, 1 000 and 10 000 challenges (each beside
+// the floor of reading and encoding the same records in this process), and a no-op
+// UpdateChallenge (upstream's integration bound: 500 ms). The challenges are written to DIR
+// with the service's own state store (creating them through the API would run one preview each).
 // Run: npm run bench -- api
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpOciRegistry } from '../src/adapters/oci/http-oci-registry.adapter';
@@ -16,12 +17,36 @@ import { connectApiClients } from '../test/support/grpc-client';
 import { freePort, startRegistry } from '../test/support/services';
 import { useToolchainPath } from '../test/support/toolchain';
 import { seedChallenges } from './seed';
-import { bareNodeRssMiB, row, rssMiB, serviceNodeArgs, summary, timed } from './stats';
+import {
+  bareNodeRssMiB,
+  readParseEncode,
+  row,
+  rssMiB,
+  serviceNodeArgs,
+  summary,
+  timed,
+} from './stats';
 
 /** How long the service and the bare node idle before their RSS is read. */
 const IDLE_SETTLE_MS = 5_000;
 
-const CHALLENGES = 1000;
+/** Challenges on disk at start; QueryChallenge is measured at each size of QUERY_SIZES. */
+const CHALLENGES = 300;
+const QUERY_SIZES = [300, 1000, 10_000];
+
+/**
+ * The floor of QueryChallenge: each challenge's record and instance directory read with
+ * synchronous calls in this process, the records parsed and encoded.
+ */
+function queryChallengeFloor(dir: string): void {
+  const root = join(dir, 'chall');
+  const names = readdirSync(root).filter((n) => !n.startsWith('.'));
+  for (const name of names) {
+    const instances = join(root, name, 'instance');
+    if (existsSync(instances)) readdirSync(instances);
+  }
+  readParseEncode(names.map((name) => join(root, name, 'info.json')));
+}
 
 async function main(): Promise<void> {
   useToolchainPath();
@@ -61,7 +86,7 @@ async function main(): Promise<void> {
         break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    // Idle RSS: the service booted with 1 000 challenges on disk, no request served yet.
+    // Idle RSS: the service booted with CHALLENGES challenges on disk, no request served yet.
     await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const idleRss = rssMiB(service.pid!);
     const bareRss = await bareNodeRssMiB(IDLE_SETTLE_MS);
@@ -85,7 +110,7 @@ async function main(): Promise<void> {
       return out;
     };
     console.log(
-      `API benchmark (${CHALLENGES + 1} challenges on disk, ${new Date().toISOString()})`,
+      `API benchmark (${CHALLENGES + 1} challenges on disk at first, ${new Date().toISOString()})`,
     );
     row(
       'idle RSS of the service (floor: bare node)',
@@ -99,14 +124,21 @@ async function main(): Promise<void> {
       ),
     );
     row('RetrieveChallenge, gRPC', summary(await sample(500, () => retrieveGrpc({ id: 'bench' }))));
-    row(
-      `QueryChallenge (${CHALLENGES + 1} items), REST`,
-      summary(await sample(10, () => fetch(`${api}/api/v1/challenge`).then((r) => r.text()))),
-    );
-    row(
-      `QueryChallenge (${CHALLENGES + 1} items), gRPC`,
-      summary(await sample(10, () => queryGrpc({}))),
-    );
+    let seeded = CHALLENGES;
+    for (const size of QUERY_SIZES) {
+      await seedChallenges(dir, size, ref, seeded);
+      seeded = Math.max(seeded, size);
+      const floor = await sample(10, () => Promise.resolve(queryChallengeFloor(dir)));
+      row(`QueryChallenge (${size + 1} items), floor: sync reads + encode`, summary(floor));
+      row(
+        `QueryChallenge (${size + 1} items), REST`,
+        summary(await sample(10, () => fetch(`${api}/api/v1/challenge`).then((r) => r.text()))),
+      );
+      row(
+        `QueryChallenge (${size + 1} items), gRPC`,
+        summary(await sample(10, () => queryGrpc({}))),
+      );
+    }
     const noop = JSON.stringify({ additional: {}, updateMask: 'additional' });
     row(
       'UpdateChallenge no-op, REST',

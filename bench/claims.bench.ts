@@ -5,7 +5,8 @@
 // - pooled claims over REST and gRPC at 1, 10 and 50 concurrent clients, then 500 at once on a
 //   pool of 500 (each identity handed out once), with in-process locks and with etcd locks;
 // - RetrieveInstance and RetrieveChallenge on a small challenge and on one of 10 000 instances;
-//   QueryInstance of one source over 1 000 challenges.
+//   QueryInstance of one source over 1 000 challenges; the last two beside the floor of reading
+//   and encoding the same records with synchronous calls in this process.
 // Pooled and claimed instances are written to DIR with the service's own state store, without
 // deploying stacks: a claim without `additional` reads and writes records only, and deploying
 // thousands of stacks would measure Pulumi, not the claim (bench/pool.bench.ts claims from a
@@ -14,23 +15,24 @@ import { Logger } from '@nestjs/common';
 import { Server, ServerCredentials, credentials, loadPackageDefinition } from '@grpc/grpc-js';
 import { fromJSON } from '@grpc/proto-loader';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdDistributedLock } from '../src/adapters/lock/etcd-distributed-lock.adapter';
 import { FsStateStore } from '../src/adapters/state/fs-state-store.adapter';
-import { lockKeys, type Instance } from '../src/shared/domain';
+import { lockKeys, md5Hex, type Instance } from '../src/shared/domain';
 import { connectApiClients, type ApiClients } from '../test/support/grpc-client';
 import { startReplica, type Replica } from '../test/support/replica-process';
 import { startEtcd, startRegistry } from '../test/support/services';
 import { useToolchainPath } from '../test/support/toolchain';
 import { pushOutputsOnly } from './fixtures';
-import { percentile, row, serviceNodeArgs, summary, timed } from './stats';
+import { percentile, readParseEncode, row, serviceNodeArgs, summary, timed } from './stats';
 
 const CHALLENGE = 'bench';
 const BIG = 'bench-10k';
+const SMALL = 'bench-small';
 const BIG_INSTANCES = 10_000;
 const QUERY_CHALLENGES = 1_000;
 /** Per transport: [concurrent clients, claims]. */
@@ -302,11 +304,45 @@ async function main(): Promise<void> {
       });
       if (seedBig.status !== 200) throw new Error(`CreateChallenge: ${await seedBig.text()}`);
       await seed(store, BIG_INSTANCES, (i) => record(BIG, `t${i}`));
+      const seedSmall = await fetch(`${api}/api/v1/challenge`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ id: SMALL, scenario: ref, timeout: '600s' }),
+      });
+      if (seedSmall.status !== 200) throw new Error(`CreateChallenge: ${await seedSmall.text()}`);
+      await seed(store, 5, (i) => record(SMALL, `u${i}`));
       row(
         `RetrieveInstance, REST (challenge of ${BIG_INSTANCES} instances)`,
         summary(
           await sample(500, () => fetch(`${api}/api/v1/instance/${BIG}/t77`).then((r) => r.text())),
         ),
+      );
+      const challDir = (id: string): string => join(dir, 'chall', md5Hex(id));
+      // Floor: the challenge's record, its instance directory, every instance's record and claim.
+      const retrieveFloor = (id: string) => (): Promise<unknown> => {
+        const instances = join(challDir(id), 'instance');
+        const names = readdirSync(instances);
+        for (const n of names) readdirSync(join(instances, n));
+        return Promise.resolve(
+          readParseEncode([
+            join(challDir(id), 'info.json'),
+            ...names.map((n) => join(instances, n, 'info.json')),
+          ]),
+        );
+      };
+      row(
+        'RetrieveChallenge, floor: sync reads + encode (small challenge)',
+        summary(await sample(100, retrieveFloor(SMALL))),
+      );
+      row(
+        'RetrieveChallenge, REST (small challenge)',
+        summary(
+          await sample(500, () => fetch(`${api}/api/v1/challenge/${SMALL}`).then((r) => r.text())),
+        ),
+      );
+      row(
+        `RetrieveChallenge, floor: sync reads + encode (${BIG_INSTANCES} instances)`,
+        summary(await sample(20, retrieveFloor(BIG))),
       );
       row(
         `RetrieveChallenge, REST (${BIG_INSTANCES} instances in the answer)`,
@@ -318,6 +354,23 @@ async function main(): Promise<void> {
         await store.saveChallenge({ id: `q-${i}`, scenario: ref, additional: {}, min: 0, max: 0 });
         if (i % 10 === 0) await store.saveInstance(record(`q-${i}`, 'querier'));
       }
+      // Floor: one lookup of the source's index entry per challenge, the hits' records read.
+      const queryFloor = (): Promise<unknown> => {
+        const root = join(dir, 'chall');
+        const hits: string[] = [];
+        for (const name of readdirSync(root)) {
+          const entries = join(root, name, 'source', md5Hex('querier'));
+          if (!existsSync(entries)) continue;
+          hits.push(join(root, name, 'info.json'));
+          for (const identity of readdirSync(entries))
+            hits.push(join(root, name, 'instance', identity, 'info.json'));
+        }
+        return Promise.resolve(readParseEncode(hits));
+      };
+      row(
+        `QueryInstance over ${QUERY_CHALLENGES + 2} challenges, floor: sync reads + encode`,
+        summary(await sample(20, queryFloor)),
+      );
       row(
         `QueryInstance of one source over ${QUERY_CHALLENGES + 2} challenges, REST`,
         summary(

@@ -21,6 +21,7 @@ import {
   timeoutPastLastTimestamp,
   type PoolerViolation,
 } from '../shared/errors';
+import { mapAhead } from '../shared/map-ahead';
 import {
   Clock,
   DistributedLock,
@@ -36,6 +37,9 @@ import type {
   UpdateChallengeInput,
 } from './challenge-store.types';
 import { applyUpdateMask } from './update-mask';
+
+/** Challenges QueryChallenge reads ahead of the one it sends. */
+const QUERY_READ_AHEAD = 16;
 
 /**
  * upstream: api/v1/common/checks.go. Negative bounds are refused; the inversion is checked only
@@ -164,8 +168,15 @@ export class ChallengeStoreService {
     return this.view(challenge);
   }
 
+  /**
+   * Every challenge with its claimed instances, in the store's order; views of the next few
+   * challenges are read while the current one is sent, so the listing does not pay each
+   * challenge's file reads in turn.
+   */
   async *query(): AsyncIterable<ChallengeView> {
-    for (const challenge of await this.state.listChallenges()) yield await this.view(challenge);
+    yield* mapAhead(await this.state.listChallenges(), QUERY_READ_AHEAD, (challenge) =>
+      this.view(challenge),
+    );
   }
 
   async update(input: UpdateChallengeInput, signal?: AbortSignal): Promise<ChallengeView> {

@@ -332,6 +332,72 @@ export function stateStoreContract(name: string, makeStore: () => Promise<StoreU
       });
     });
 
+    describe('findClaimedOfSource', () => {
+      /** What QueryInstance gave before the method: findClaimed over listChallenges. */
+      async function perChallenge(sourceId: string): Promise<Instance[]> {
+        const found: Instance[] = [];
+        for (const challenge of await store.listChallenges()) {
+          const instance = await store.findClaimed(challenge.id, sourceId);
+          if (instance !== undefined) found.push(instance);
+        }
+        return found;
+      }
+
+      it("should return the source's instance of each challenge in the order of listChallenges", async () => {
+        for (const id of ['c', 'a', 'b', 'd']) await store.saveChallenge(aChallenge({ id }));
+        await store.saveInstance(
+          anInstance({ challengeId: 'a', identity: anIdentity(1), sourceId: 'alice' }),
+        );
+        await store.saveInstance(
+          anInstance({ challengeId: 'b', identity: anIdentity(2), sourceId: 'bob' }),
+        );
+        await store.saveInstance(
+          anInstance({ challengeId: 'c', identity: anIdentity(3), sourceId: 'alice' }),
+        );
+        await store.saveInstance(aPooledInstance({ challengeId: 'd', identity: anIdentity(4) }));
+        const found = await store.findClaimedOfSource('alice');
+        expect(found.map((i) => i.challengeId).sort()).toEqual(['a', 'c']);
+        expect(found).toStrictEqual(await perChallenge('alice'));
+        expect(await store.findClaimedOfSource('bob')).toStrictEqual([
+          anInstance({ challengeId: 'b', identity: anIdentity(2), sourceId: 'bob' }),
+        ]);
+      });
+
+      it('should return nothing when the source has no instance or holds only a pooled one', async () => {
+        await store.saveChallenge(aChallenge());
+        await store.saveInstance(aPooledInstance());
+        expect(await store.findClaimedOfSource('alice')).toEqual([]);
+      });
+
+      it('should follow claims and deletions when instances are claimed and deleted', async () => {
+        for (const id of ['a', 'b']) await store.saveChallenge(aChallenge({ id }));
+        await store.saveInstance(aPooledInstance({ challengeId: 'a', identity: anIdentity(1) }));
+        await store.saveInstance(
+          anInstance({ challengeId: 'b', identity: anIdentity(2), sourceId: 'alice' }),
+        );
+        expect((await store.findClaimedOfSource('alice')).map((i) => i.identity)).toEqual([
+          anIdentity(2),
+        ]);
+        expect(await store.claim('a', anIdentity(1), 'alice')).toBe(true);
+        await store.deleteInstance('b', anIdentity(2));
+        expect(await store.findClaimedOfSource('alice')).toStrictEqual([
+          { ...aPooledInstance({ challengeId: 'a', identity: anIdentity(1) }), sourceId: 'alice' },
+        ]);
+        await store.deleteChallenge('a');
+        expect(await store.findClaimedOfSource('alice')).toEqual([]);
+      });
+
+      it('should match the source id exactly when ids differ only by case or whitespace', async () => {
+        await store.saveChallenge(aChallenge());
+        await store.saveInstance(anInstance({ sourceId: 'Team 1' }));
+        expect(await store.findClaimedOfSource('team 1')).toEqual([]);
+        expect(await store.findClaimedOfSource('Team 1 ')).toEqual([]);
+        expect((await store.findClaimedOfSource('Team 1')).map((i) => i.sourceId)).toEqual([
+          'Team 1',
+        ]);
+      });
+    });
+
     describe('poolState', () => {
       it('should list no instance when the challenge has none or does not exist', async () => {
         await store.saveChallenge(aChallenge());

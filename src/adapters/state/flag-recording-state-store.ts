@@ -90,6 +90,10 @@ export class FlagRecordingStateStore extends StateStore implements OnModuleInit 
     return this.inner.findClaimed(challengeId, sourceId);
   }
 
+  findClaimedOfSource(sourceId: string): Promise<Instance[]> {
+    return this.inner.findClaimedOfSource(sourceId);
+  }
+
   claim(challengeId: string, identity: string, sourceId: string): Promise<boolean> {
     return this.inner.claim(challengeId, identity, sourceId);
   }

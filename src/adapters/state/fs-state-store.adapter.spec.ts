@@ -457,6 +457,40 @@ describe('FsStateStore', () => {
       expect((await store.findClaimed('chall-1', 'alice'))?.identity).toBe(anIdentity(2));
     });
 
+    it("should find a source's claims across challenges with and without an index, and skip broken challenges", async () => {
+      await store.saveChallenge(aChallenge());
+      await rm(join(challDir('chall-1'), 'source'), { recursive: true });
+      await claimOnDisk(anIdentity(1), 'alice');
+      await store.saveChallenge(aChallenge({ id: 'chall-2' }));
+      await store.saveInstance(
+        anInstance({ challengeId: 'chall-2', identity: anIdentity(2), sourceId: 'alice' }),
+      );
+      await store.saveChallenge(aChallenge({ id: 'broken' }));
+      await store.saveInstance(
+        anInstance({ challengeId: 'broken', identity: anIdentity(3), sourceId: 'alice' }),
+      );
+      await writeFile(join(challDir('broken'), 'info.json'), '{not json');
+      const found = await store.findClaimedOfSource('alice');
+      expect(found.map((i) => i.identity).sort()).toEqual([anIdentity(1), anIdentity(2)]);
+      // In directory order, as listChallenges gives the challenges.
+      expect(found.map((i) => md5(i.challengeId))).toEqual(
+        found.map((i) => md5(i.challengeId)).sort(),
+      );
+    });
+
+    it('should not list an instance another replica deleted when its claim was read before', async () => {
+      await store.saveChallenge(aChallenge());
+      await store.saveInstance(anInstance({ identity: anIdentity(1), sourceId: 'alice' }));
+      const other = new FsStateStore({ dir });
+      await other.onModuleInit();
+      expect(await other.findClaimedOfSource('alice')).toHaveLength(1);
+      expect(await other.listInstances('chall-1')).toHaveLength(1);
+      await store.deleteInstance('chall-1', anIdentity(1));
+      expect(await other.findClaimedOfSource('alice')).toEqual([]);
+      expect(await other.listInstances('chall-1')).toEqual([]);
+      expect(await other.findClaimed('chall-1', 'alice')).toBeUndefined();
+    });
+
     it('should remove the entry of an instance when the instance is deleted', async () => {
       await store.saveChallenge(aChallenge());
       await store.saveInstance(aPooledInstance({ identity: anIdentity(1) }));

@@ -3,7 +3,6 @@ import {
   link,
   mkdir,
   open,
-  readFile,
   rm,
   rmdir,
   stat,
@@ -13,13 +12,14 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, relative, resolve, sep, isAbsolute } from 'node:path';
+import { basename, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { z } from 'zod';
 import type { Challenge } from '../../shared/domain/challenge';
 import { instanceRecordName, md5Hex as md5 } from '../../shared/domain/record-names';
 import { IDENTITY_PATTERN, isClaimed, type Instance } from '../../shared/domain/instance';
 import { StateStore, type CreationMark, type PoolState } from '../../shared/ports/state-store.port';
 import { SingleFlight } from '../../shared/single-flight';
+import { BulkReader, type BulkResult } from './bulk-reader';
 import {
   TEMP_MARK,
   TOMBSTONE_PREFIX,
@@ -28,6 +28,7 @@ import {
   exists,
   fsyncDir,
   isNotFound,
+  mapLimit,
   parentsOfCreated,
   readIfExists,
   readdirIfExists,
@@ -82,8 +83,8 @@ const MAX_CACHED_CHALLENGES = 100_000;
 const CREATION_MARK = '.creating';
 const CREATION_BEAT_MS = 500;
 const CREATION_STALE_MS = 2_000;
-/** Instance directories `FsStateStore.facts` remembers at most. */
-const MAX_INSTANCE_FACTS = 200_000;
+/** Instance directories `FsStateStore.ourRecords` remembers at most. */
+const MAX_OUR_RECORDS = 200_000;
 /** Bounds open file descriptors when scanning claim files of a large challenge. */
 const SCAN_CONCURRENCY = 64;
 
@@ -247,23 +248,9 @@ function upstreamStateOf(text: string | undefined): unknown {
   return doc.state ?? undefined;
 }
 
-async function mapLimit<T, R>(
-  items: T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out: R[] = [];
-  for (let i = 0; i < items.length; i += limit) {
-    out.push(...(await Promise.all(items.slice(i, i + limit).map(fn))));
-  }
-  return out;
-}
-
-/** See `FsStateStore.facts`. */
-interface InstanceFacts {
-  claimant?: string;
-  ours: boolean;
-}
+/** The entries of a listing that name instances, sorted. */
+const identitiesIn = (names: string[]): string[] =>
+  names.filter((n) => IDENTITY_PATTERN.test(n)).sort();
 
 /** See `FsStateStore.poolState`. */
 interface PoolSnapshot {
@@ -326,21 +313,28 @@ export class FsStateStore implements StateStore, OnModuleInit {
   private readonly claimedCache = new Map<string, Set<string>>();
   /** Pool scans in flight, by challenge (see `poolState`). */
   private readonly poolScans = new SingleFlight<PoolState>();
-  /** Challenges whose source index was seen complete (see `isIndexed`). */
+  /** Directories of the challenges whose source index was seen complete (see `isIndexed`). */
   private readonly indexedCache = new Set<string>();
   /** Per challenge, pooled instances whose info.json was seen (see `poolState`). */
   private readonly recordedCache = new Map<string, Map<string, number>>();
   /** Per challenge, the last pool scan, kept up to date by this process's writes (see `poolState`). */
   private readonly poolSnapshots = new Map<string, PoolSnapshot>();
   /**
-   * What this process saw of instance directories: the claim file's content (written once, it
-   * never changes while the directory lives, and instance identities are never reused), and
-   * whether info.json is ours (no upstream Pulumi state: it never gets one back). Spares a claim
-   * the reads of what it just wrote.
+   * Instance directories whose info.json this process saw without upstream's Pulumi state: a
+   * record of ours never gets one back (only upstream wrote it), so a save does not read the
+   * record it replaces to keep it.
    */
-  private readonly facts = new Map<string, InstanceFacts>();
+  private readonly ourRecords = new Set<string>();
   /** Parsed challenge records and the file they were read from (see `loadChallenge`). */
   private readonly challengeRecords = new Map<string, { stamp: string; challenge: Challenge }>();
+  /**
+   * Per challenge, the source of each claimed instance whose claim file was read or written: a
+   * claim file never changes while its instance lives and identities are never reused, so
+   * listings read it once. Whether the instance still lives is read every time (its info.json).
+   */
+  private readonly claimants = new Map<string, Map<string, string>>();
+  /** Listings read their many small files through it (see BulkReader). */
+  private readonly bulk = new BulkReader();
   /** Challenge directories by challenge id (an md5 per lookup shows in profiles). */
   private readonly challengeDirs = new Map<string, string>();
 
@@ -404,9 +398,10 @@ export class FsStateStore implements StateStore, OnModuleInit {
     this.recordedCache.delete(id);
     this.poolSnapshots.delete(id);
     this.challengeRecords.delete(id);
+    this.claimants.delete(id);
     const gone = this.challengeDir(id) + sep;
-    for (const dir of this.facts.keys()) if (dir.startsWith(gone)) this.facts.delete(dir);
-    this.indexedCache.delete(id);
+    for (const dir of this.ourRecords) if (dir.startsWith(gone)) this.ourRecords.delete(dir);
+    this.indexedCache.delete(this.challengeDir(id));
   }
 
   /**
@@ -414,45 +409,136 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * are skipped with a warning instead of failing the whole listing as upstream does.
    */
   async listChallenges(): Promise<Challenge[]> {
-    const names = (await readdirIfExists(this.root)).filter((n) => !n.startsWith('.')).sort();
-    const found = await mapLimit(names, SCAN_CONCURRENCY, async (name) => {
-      const path = join(this.root, name, INFO_FILE);
-      const record = `${CHALL_SUBDIR}/${name}/${INFO_FILE}`;
-      try {
-        const text = await readFile(path, 'utf8');
-        const challenge = parseChallenge(text);
-        if (md5(challenge.id) !== name) {
-          this.logger.warn(`skipping ${path}: its id does not hash to its directory name`);
-          this.unreadable?.fail(record, 'its id does not hash to its directory name');
-          return undefined;
-        }
-        this.unreadable?.resolve(record);
-        return challenge;
-      } catch (err) {
-        this.logger.warn(`skipping challenge directory ${name}: ${messageOf(err)}`);
-        this.unreadable?.fail(record, `unreadable: ${messageOf(err)}`);
+    const names = await this.challengeNames();
+    const texts = await this.bulk.readTexts(names.map((n) => join(this.root, n, INFO_FILE)));
+    return names
+      .map((name, i) => this.listedChallenge(name, texts[i]))
+      .filter((c): c is Challenge => c !== undefined);
+  }
+
+  /**
+   * Through each challenge's source index: one directory lookup per challenge (missing for
+   * almost all of them), and records read only where the source has an entry, so a source's
+   * instances cost about the same over 10 or 1 000 challenges. A challenge whose index is not
+   * complete is scanned as `findClaimed` does.
+   */
+  async findClaimedOfSource(sourceId: string): Promise<Instance[]> {
+    const dirs = (await this.challengeNames()).map((name) => join(this.root, name));
+    const unknown = dirs.filter((dir) => !this.indexedCache.has(dir));
+    const marks = await this.bulk.readTexts(
+      unknown.map((dir) => join(dir, SOURCE_SUBDIR, INDEX_COMPLETE)),
+    );
+    unknown.forEach((dir, i) => {
+      if (typeof marks[i] === 'string') this.indexedCache.add(dir);
+    });
+    const indexed = dirs.filter((dir) => this.indexedCache.has(dir));
+    const listings = await this.bulk.readDirs(
+      indexed.map((dir) => join(dir, SOURCE_SUBDIR, md5(sourceId))),
+    );
+    const entries = new Map<string, string[]>();
+    indexed.forEach((dir, i) => {
+      const listing = listings[i];
+      if (listing instanceof Error) throw listing;
+      entries.set(dir, identitiesIn(listing ?? []));
+    });
+    // Indexed challenges without an entry of the source are done; the others are looked at.
+    const candidates = dirs.filter((dir) => entries.get(dir)?.length !== 0);
+    const texts = await this.bulk.readTexts(candidates.map((dir) => join(dir, INFO_FILE)));
+    const challenges = candidates.map((dir, i) => this.listedChallenge(basename(dir), texts[i]));
+    // Claim files of the entries, in bulk too: an entry whose claim names the source is the hit.
+    const checks = candidates.flatMap((dir, i) => {
+      const challenge = challenges[i];
+      if (challenge === undefined) return [];
+      return (entries.get(dir) ?? []).map((identity) => ({ challengeId: challenge.id, identity }));
+    });
+    await this.readClaimants(checks);
+    const found = await mapLimit(candidates, SCAN_CONCURRENCY, (dir, i) => {
+      // Only challenges listChallenges lists: a readable record whose id hashes to the name.
+      const challenge = challenges[i];
+      if (challenge === undefined) return Promise.resolve(undefined);
+      const identities = entries.get(dir);
+      return identities === undefined
+        ? this.findClaimed(challenge.id, sourceId)
+        : this.claimedAmong(challenge.id, sourceId, identities);
+    });
+    return found.filter((i): i is Instance => i !== undefined);
+  }
+
+  /** Reads, in bulk, the claim files of the instances whose claimant is not known yet. */
+  private async readClaimants(
+    instances: { challengeId: string; identity: string }[],
+  ): Promise<void> {
+    const unknown = instances.filter(
+      ({ challengeId, identity }) => this.claimants.get(challengeId)?.get(identity) === undefined,
+    );
+    const claims = await this.bulk.readTexts(
+      unknown.map(({ challengeId, identity }) =>
+        join(this.instanceDir(challengeId, identity), CLAIM_FILE),
+      ),
+    );
+    unknown.forEach(({ challengeId, identity }, i) => {
+      const claim = claims[i];
+      // Not an empty one (see claimantOf); unreadable ones are read again where they are needed.
+      if (typeof claim === 'string' && claim !== '')
+        this.rememberClaimant(challengeId, identity, claim);
+    });
+  }
+
+  /** Challenge directory names, in the order listings give them. */
+  private async challengeNames(): Promise<string[]> {
+    return (await readdirIfExists(this.root)).filter((n) => !n.startsWith('.')).sort();
+  }
+
+  /**
+   * The challenge recorded in directory `name` (`text`: its info.json as read), or undefined
+   * (with a warning) when the record is missing, unreadable, invalid, or holds an id that does
+   * not hash to `name`.
+   */
+  private listedChallenge(name: string, text: BulkResult<string>): Challenge | undefined {
+    const record = `${CHALL_SUBDIR}/${name}/${INFO_FILE}`;
+    try {
+      if (text instanceof Error) throw text;
+      if (text === undefined) throw new Error(`no ${INFO_FILE}`);
+      const challenge = parseChallenge(text);
+      if (md5(challenge.id) !== name) {
+        this.logger.warn(`skipping ${record}: its id does not hash to its directory name`);
+        this.unreadable?.fail(record, 'its id does not hash to its directory name');
         return undefined;
       }
-    });
-    return found.filter((c): c is Challenge => c !== undefined);
+      this.unreadable?.resolve(record);
+      return challenge;
+    } catch (err) {
+      this.logger.warn(`skipping challenge directory ${name}: ${messageOf(err)}`);
+      this.unreadable?.fail(record, `unreadable: ${messageOf(err)}`);
+      return undefined;
+    }
   }
 
   /** Throws a plain Error when `identity` is not 16 lowercase hex characters. */
   async loadInstance(challengeId: string, identity: string): Promise<Instance | undefined> {
     const dir = this.instanceDir(challengeId, identity);
-    const known = this.facts.get(dir)?.claimant;
-    // Side by side, and the claim file not at all once its content is known (see `facts`).
     const [text, claimant] = await Promise.all([
       readIfExists(join(dir, INFO_FILE)),
-      known ?? readIfExists(join(dir, CLAIM_FILE)),
+      this.claimantOf(challengeId, identity),
     ]);
-    if (text === undefined) return undefined;
+    return text === undefined ? undefined : this.instanceOf(challengeId, identity, text, claimant);
+  }
+
+  /** The record's text as an Instance; throws when it is invalid or holds other ids. */
+  private instanceOf(
+    challengeId: string,
+    identity: string,
+    text: string,
+    claimant: string | undefined,
+  ): Instance {
     const instance = parseInstance(text, claimant);
     if (instance.identity !== identity || instance.challengeId !== challengeId) {
-      throw new Error(`instance record ${relative(this.root, dir)} holds other ids`);
+      throw new Error(
+        `instance record ${relative(this.root, this.instanceDir(challengeId, identity))} holds other ids`,
+      );
     }
     // A false "maybe upstream's" (the text merely contains the name) only costs a read later.
-    this.learn(dir, { claimant, ours: !text.includes('"state"') });
+    if (!text.includes('"state"')) this.markOurs(this.instanceDir(challengeId, identity));
     return instance;
   }
 
@@ -463,16 +549,15 @@ export class FsStateStore implements StateStore, OnModuleInit {
   async saveInstance(instance: Instance): Promise<void> {
     const dir = this.instanceDir(instance.challengeId, instance.identity);
     await ensureDir(dir);
-    const facts = this.facts.get(dir);
     // An upstream record not adopted yet keeps its Pulumi state: it is the stack's only copy.
     // Writers of one record hold its lock, so nobody adopts it between this read and the write.
-    // A record seen without one never gets one back (only upstream wrote it): not read again.
-    const state = facts?.ours
+    // A record seen without one is not read again (see `ourRecords`).
+    const state = this.ourRecords.has(dir)
       ? undefined
       : upstreamStateOf(await readIfExists(join(dir, INFO_FILE)));
     // info.json first: a crash in between leaves a visible pooled instance, not an invisible one.
     await writeAtomic(join(dir, INFO_FILE), serializeInstance(instance, state), 0o666);
-    this.learn(dir, { ours: state === undefined });
+    if (state === undefined) this.markOurs(dir);
     if (!isClaimed(instance)) {
       if (!this.knownClaimed(instance.challengeId).has(instance.identity))
         this.poolSnapshots.get(instance.challengeId)?.pooled.add(instance.identity);
@@ -480,11 +565,11 @@ export class FsStateStore implements StateStore, OnModuleInit {
     }
     // Already claimed by this source (the claim step of a pooled instance wrote it): the
     // claim file never changes while the instance lives, so there is nothing to rewrite.
-    const claimant = facts?.claimant ?? (await readIfExists(join(dir, CLAIM_FILE)));
+    const claimant = await this.claimantOf(instance.challengeId, instance.identity);
     if (claimant === instance.sourceId) return;
     await this.indexClaim(instance.challengeId, instance.sourceId, instance.identity);
     await writeAtomic(join(dir, CLAIM_FILE), instance.sourceId, 0o600);
-    this.learn(dir, { claimant: instance.sourceId });
+    this.rememberClaimant(instance.challengeId, instance.identity, instance.sourceId);
     this.sawClaimed(instance.challengeId, instance.identity);
   }
 
@@ -501,7 +586,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
     if (text === undefined || upstreamStateOf(text) === undefined) return;
     const instance = parseInstance(text, undefined);
     await writeAtomic(join(dir, INFO_FILE), serializeInstance(instance), 0o666);
-    this.learn(dir, { ours: true });
+    this.markOurs(dir);
   }
 
   /** See {@link StateStore}. */
@@ -509,23 +594,51 @@ export class FsStateStore implements StateStore, OnModuleInit {
     const dir = this.instanceDir(challengeId, identity);
     const claimant = await readIfExists(join(dir, CLAIM_FILE));
     await removeDirDurably(dir);
-    this.facts.delete(dir);
+    this.ourRecords.delete(dir);
     this.claimedCache.get(challengeId)?.delete(identity);
     this.recordedCache.get(challengeId)?.delete(identity);
     // Deletions are rare on the claim path: the next pool state scans again.
     this.poolSnapshots.delete(challengeId);
+    this.claimants.get(challengeId)?.delete(identity);
     // After the instance: a crash in between leaves a stale entry, which lookups check.
     if (claimant !== undefined) await this.unindexClaim(challengeId, claimant, identity);
   }
 
   /** Instances whose info.json is missing (being created) or invalid are skipped. */
   async listInstances(challengeId: string): Promise<Instance[]> {
-    const found = await mapLimit(
-      await this.identitiesOf(challengeId),
-      SCAN_CONCURRENCY,
-      (identity) => this.loadInstanceTolerantly(challengeId, identity),
+    const identities = await this.identitiesOf(challengeId);
+    this.forgetClaimantsBut(challengeId, identities);
+    const dirs = identities.map((identity) => this.instanceDir(challengeId, identity));
+    const known = this.claimants.get(challengeId);
+    const unknown = identities.flatMap((identity, i) =>
+      known?.get(identity) === undefined ? [i] : [],
     );
-    return found.filter((i): i is Instance => i !== undefined);
+    const [texts, claims] = await Promise.all([
+      this.bulk.readTexts(dirs.map((dir) => join(dir, INFO_FILE))),
+      this.bulk.readTexts(unknown.map((i) => join(dirs[i] ?? '', CLAIM_FILE))),
+    ]);
+    // Per instance: its claimant, or why its claim file could not be read.
+    const claimantAt: BulkResult<string>[] = identities.map((identity) => known?.get(identity));
+    unknown.forEach((i, k) => {
+      const claim = claims[k];
+      const identity = identities[i];
+      claimantAt[i] = claim;
+      // Not an empty one (see claimantOf).
+      if (typeof claim === 'string' && claim !== '' && identity !== undefined)
+        this.rememberClaimant(challengeId, identity, claim);
+    });
+    return identities
+      .map((identity, i) =>
+        this.tolerantly(challengeId, identity, () => {
+          const text = texts[i];
+          const claimant = claimantAt[i];
+          if (text instanceof Error) throw text;
+          if (text === undefined) return undefined;
+          if (claimant instanceof Error) throw claimant;
+          return this.instanceOf(challengeId, identity, text, claimant);
+        }),
+      )
+      .filter((i): i is Instance => i !== undefined);
   }
 
   /**
@@ -535,12 +648,19 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   async findClaimed(challengeId: string, sourceId: string): Promise<Instance | undefined> {
     const identities = (await this.isIndexed(challengeId))
-      ? (await readdirIfExists(this.sourceIndexDir(challengeId, sourceId)))
-          .filter((n) => IDENTITY_PATTERN.test(n))
-          .sort()
+      ? identitiesIn(await readdirIfExists(this.sourceIndexDir(challengeId, sourceId)))
       : await this.identitiesOf(challengeId);
+    return this.claimedAmong(challengeId, sourceId, identities);
+  }
+
+  /** The first of `identities` (sorted) that `sourceId` claimed and whose record reads. */
+  private async claimedAmong(
+    challengeId: string,
+    sourceId: string,
+    identities: string[],
+  ): Promise<Instance | undefined> {
     const claimants = await mapLimit(identities, SCAN_CONCURRENCY, (identity) =>
-      readIfExists(join(this.instanceDir(challengeId, identity), CLAIM_FILE)),
+      this.claimantOf(challengeId, identity),
     );
     for (const [index, claimant] of claimants.entries()) {
       const identity = identities[index];
@@ -586,7 +706,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
     }
     const won = await this.linkClaim(dir, tmp, written, sourceId);
     if (won) {
-      this.learn(dir, { claimant: sourceId });
+      this.rememberClaimant(challengeId, identity, sourceId);
       this.sawClaimed(challengeId, identity);
     }
     // Lost: the entry would only be stale (the source lock keeps the source from racing itself).
@@ -713,17 +833,10 @@ export class FsStateStore implements StateStore, OnModuleInit {
     }
   }
 
-  /** Adds what was just seen of the instance directory `dir` (see `facts`). */
-  private learn(dir: string, seen: { claimant?: string | undefined; ours?: boolean }): void {
-    let facts = this.facts.get(dir);
-    if (facts === undefined) {
-      // Bounded: past it, forgetting only costs reads.
-      if (this.facts.size >= MAX_INSTANCE_FACTS) this.facts.clear();
-      facts = { ours: false };
-      this.facts.set(dir, facts);
-    }
-    if (seen.claimant !== undefined) facts.claimant = seen.claimant;
-    if (seen.ours !== undefined) facts.ours = seen.ours;
+  /** See `ourRecords`; bounded: past it, forgetting only costs reads. */
+  private markOurs(dir: string): void {
+    if (this.ourRecords.size >= MAX_OUR_RECORDS) this.ourRecords.clear();
+    this.ourRecords.add(dir);
   }
 
   /** `identity` is claimed (by this process or another): remembered, and out of the pool. */
@@ -806,13 +919,44 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * Whether the challenge's source index is complete. Remembered once seen: the mark only goes
    * with the challenge, and a challenge made again gets it again (saveChallenge).
    */
-  private async isIndexed(challengeId: string): Promise<boolean> {
-    if (this.indexedCache.has(challengeId)) return true;
-    const indexed = await exists(
-      join(this.challengeDir(challengeId), SOURCE_SUBDIR, INDEX_COMPLETE),
-    );
-    if (indexed) this.indexedCache.add(challengeId);
+  private isIndexed(challengeId: string): Promise<boolean> {
+    return this.isIndexedDir(this.challengeDir(challengeId));
+  }
+
+  /** {@link isIndexed} by challenge directory. */
+  private async isIndexedDir(dir: string): Promise<boolean> {
+    if (this.indexedCache.has(dir)) return true;
+    const indexed = await exists(join(dir, SOURCE_SUBDIR, INDEX_COMPLETE));
+    if (indexed) this.indexedCache.add(dir);
     return indexed;
+  }
+
+  /** The source that claimed the instance (its claim file), undefined while pooled. */
+  private async claimantOf(challengeId: string, identity: string): Promise<string | undefined> {
+    const known = this.claimants.get(challengeId)?.get(identity);
+    if (known !== undefined) return known;
+    const claimant = await readIfExists(join(this.instanceDir(challengeId, identity), CLAIM_FILE));
+    // Not an empty one: where links are missing, a claim file is written in place, and may be
+    // read before its bytes are.
+    if (claimant) this.rememberClaimant(challengeId, identity, claimant);
+    return claimant;
+  }
+
+  private rememberClaimant(challengeId: string, identity: string, sourceId: string): void {
+    let known = this.claimants.get(challengeId);
+    if (known === undefined) {
+      known = new Map();
+      this.claimants.set(challengeId, known);
+    }
+    known.set(identity, sourceId);
+  }
+
+  /** Forgets the claimants of instances gone (deleted by another replica), so memory follows the records. */
+  private forgetClaimantsBut(challengeId: string, identities: string[]): void {
+    const known = this.claimants.get(challengeId);
+    if (known === undefined) return;
+    const live = new Set(identities);
+    for (const identity of known.keys()) if (!live.has(identity)) known.delete(identity);
   }
 
   private knownClaimed(challengeId: string): Set<string> {
@@ -902,17 +1046,36 @@ export class FsStateStore implements StateStore, OnModuleInit {
 
   /** Identities (directory names) of a challenge's instances, scratch entries excluded. */
   private async identitiesOf(challengeId: string): Promise<string[]> {
-    const names = await readdirIfExists(join(this.challengeDir(challengeId), INSTANCE_SUBDIR));
-    return names.filter((n) => IDENTITY_PATTERN.test(n)).sort();
+    return identitiesIn(
+      await readdirIfExists(join(this.challengeDir(challengeId), INSTANCE_SUBDIR)),
+    );
   }
 
   private async loadInstanceTolerantly(
     challengeId: string,
     identity: string,
   ): Promise<Instance | undefined> {
+    const loaded = await this.loadInstance(challengeId, identity).then(
+      (instance) => () => instance,
+      (err: unknown) => () => {
+        throw err;
+      },
+    );
+    return this.tolerantly(challengeId, identity, loaded);
+  }
+
+  /**
+   * `read`'s instance, or undefined with a warning when it throws (the record is unreadable or
+   * invalid); the record is reported unreadable, or readable again.
+   */
+  private tolerantly(
+    challengeId: string,
+    identity: string,
+    read: () => Instance | undefined,
+  ): Instance | undefined {
     const record = instanceRecordName(challengeId, identity);
     try {
-      const instance = await this.loadInstance(challengeId, identity);
+      const instance = read();
       this.unreadable?.resolve(record);
       return instance;
     } catch (err) {

@@ -55,6 +55,11 @@ export abstract class StateStore {
   /** The instance claimed by `sourceId`, if any. */
   abstract findClaimed(challengeId: string, sourceId: string): Promise<Instance | undefined>;
   /**
+   * The instances claimed by `sourceId` across challenges: for each challenge `listChallenges`
+   * lists, in its order, the one `findClaimed` finds, if any.
+   */
+  abstract findClaimedOfSource(sourceId: string): Promise<Instance[]>;
+  /**
    * Gives pooled instance `identity` to `sourceId`; false if someone claimed it first or the
    * instance does not exist. Does not check that `sourceId` has no other instance (the
    * caller's job, under the source lock). The claim is seen by every reader at once, but is

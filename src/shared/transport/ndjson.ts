@@ -21,8 +21,19 @@ export async function writeNdjsonStream<T>(
   res.once('close', () => {
     gone = true;
   });
+  let corked = false;
   const line = async (value: unknown): Promise<void> => {
     if (!res.headersSent) res.setHeader('Content-Type', 'application/json');
+    // Lines written in one turn of the event loop leave in one write: a listing whose items are
+    // ready at once (read ahead) would otherwise cost a socket write and a chunk per item.
+    if (!corked) {
+      corked = true;
+      res.cork();
+      setImmediate(() => {
+        corked = false;
+        res.uncork();
+      });
+    }
     if (!res.write(`${JSON.stringify(value)}\n`)) {
       await new Promise<void>((resolve) => {
         res.once('drain', resolve);

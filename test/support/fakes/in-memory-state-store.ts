@@ -105,6 +105,15 @@ export class InMemoryStateStore implements StateStore {
     return Promise.resolve(undefined);
   }
 
+  async findClaimedOfSource(sourceId: string): Promise<Instance[]> {
+    const found: Instance[] = [];
+    for (const challenge of await this.listChallenges()) {
+      const instance = await this.findClaimed(challenge.id, sourceId);
+      if (instance !== undefined) found.push(instance);
+    }
+    return found;
+  }
+
   claim(challengeId: string, identity: string, sourceId: string): Promise<boolean> {
     return this.guard(identity, () => {
       if (!this.instances.get(challengeId)?.has(identity)) return false;
