@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one benchmark (or all): bash bench/run.sh [scenarios|api|memory|...|all]. Prints the figures.
-# bash bench/run.sh profile [claims]: the CPU profile of pooled claims (bench/profile.ts).
+# bash bench/run.sh profile [claims, default 500]: the CPU profile of pooled claims (bench/profile.ts).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

@@ -4,13 +4,17 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BulkReader } from './bulk-reader';
 
-describe('BulkReader', () => {
+// Long listings are read on the worker thread, short ones on the main thread: same answers.
+describe.each([
+  ['on the worker', 0],
+  ['on the main thread', Number.POSITIVE_INFINITY],
+])('BulkReader, reading %s', (_where, workerFrom) => {
   let dir: string;
   let reader: BulkReader;
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cm-bulk-'));
-    reader = new BulkReader();
+    reader = new BulkReader(workerFrom);
   });
   afterEach(async () => {
     await reader.close();

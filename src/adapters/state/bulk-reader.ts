@@ -1,10 +1,19 @@
 import { Worker } from 'node:worker_threads';
+import { exists, mapLimit, readdirIfExists, readIfExists } from './durable-files';
 
 /** What a bulk read gives per path: the file's text or directory's names, undefined when missing. */
 export type BulkResult<T> = T | undefined | Error;
 
 /** Paths per message: a long listing lets other requests' batches in between its own. */
 const CHUNK = 256;
+/**
+ * Listings shorter than this are read on the main thread (thread-pool reads, a few at a time):
+ * the worker's isolate costs about 18 MiB of resident memory for as long as the process lives
+ * (freeing it gives little back), which only long listings (large CTFs) pay back.
+ */
+const WORKER_FROM = 200;
+/** Reads in flight when a short listing is read on the main thread. */
+const DIRECT_CONCURRENCY = 16;
 
 // Plain JS: the worker runs from source text, so it needs no build step or loader under tests.
 const WORKER_SOURCE = `
@@ -44,6 +53,9 @@ export class BulkReader {
   private current: { worker: Worker; pending: Map<number, Pending> } | undefined;
   private nextId = 0;
 
+  /** `workerFrom`: listings of fewer paths are read on the main thread (tests pick either). */
+  constructor(private readonly workerFrom = WORKER_FROM) {}
+
   /** The text of each file, in the order of `paths`. */
   readTexts(paths: readonly string[]): Promise<BulkResult<string>[]> {
     return this.run('text', paths) as Promise<BulkResult<string>[]>;
@@ -65,6 +77,7 @@ export class BulkReader {
     kind: 'text' | 'dir',
     paths: readonly string[],
   ): Promise<BulkResult<string | string[]>[]> {
+    if (paths.length < this.workerFrom) return readDirectly(kind, paths);
     const chunks: Promise<WireItem[]>[] = [];
     for (let i = 0; i < paths.length; i += CHUNK) {
       chunks.push(this.send(kind, paths.slice(i, i + CHUNK)));
@@ -105,6 +118,27 @@ export class BulkReader {
     this.current = { worker, pending };
     return this.current;
   }
+}
+
+/** As the worker reads, on the main thread. */
+function readDirectly(
+  kind: 'text' | 'dir',
+  paths: readonly string[],
+): Promise<BulkResult<string | string[]>[]> {
+  return mapLimit(
+    paths,
+    DIRECT_CONCURRENCY,
+    async (path): Promise<BulkResult<string | string[]>> => {
+      try {
+        if (kind === 'text') return await readIfExists(path);
+        const names = await readdirIfExists(path);
+        // The worker tells a missing directory from an empty one; readdirIfExists does not.
+        return names.length > 0 || (await exists(path)) ? names : undefined;
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err));
+      }
+    },
+  );
 }
 
 function fromWire(item: WireItem): BulkResult<string | string[]> {
