@@ -14,7 +14,6 @@
 import { Logger } from '@nestjs/common';
 import { Server, ServerCredentials, credentials, loadPackageDefinition } from '@grpc/grpc-js';
 import { fromJSON } from '@grpc/proto-loader';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -22,12 +21,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdDistributedLock } from '../src/adapters/lock/etcd-distributed-lock.adapter';
 import { FsStateStore } from '../src/adapters/state/fs-state-store.adapter';
-import { lockKeys, md5Hex, type Instance } from '../src/shared/domain';
+import { lockKeys, md5Hex } from '../src/shared/domain';
 import { connectApiClients, type ApiClients } from '../test/support/grpc-client';
 import { startReplica, type Replica } from '../test/support/replica-process';
 import { startEtcd, startRegistry } from '../test/support/services';
 import { useToolchainPath } from '../test/support/toolchain';
 import { pushOutputsOnly } from './fixtures';
+import { instanceRecord, seedInstances } from './seed';
 import { percentile, readParseEncode, row, serviceNodeArgs, summary, timed } from './stats';
 
 const CHALLENGE = 'bench';
@@ -43,38 +43,7 @@ const PLAN: [number, number][] = [
 ];
 const RUSH = 500;
 
-const newIdentity = (): string => randomBytes(8).toString('hex');
 const json = { 'content-type': 'application/json' };
-
-function record(challengeId: string, sourceId?: string): Instance {
-  const now = new Date();
-  const identity = newIdentity();
-  return {
-    challengeId,
-    identity,
-    since: now,
-    lastRenew: now,
-    connectionInfo: `http://${identity}.ctf.invalid`,
-    flags: [`BENCH{${identity}}`],
-    additional: {},
-    ...(sourceId === undefined ? {} : { sourceId }),
-  };
-}
-
-/** Writes `count` records, 50 at a time (the store's writes are fsynced one by one). */
-async function seed(
-  store: FsStateStore,
-  count: number,
-  make: (i: number) => Instance,
-): Promise<string[]> {
-  const identities: string[] = [];
-  for (let i = 0; i < count; i += 50) {
-    const batch = Array.from({ length: Math.min(50, count - i) }, (_, j) => make(i + j));
-    await Promise.all(batch.map((x) => store.saveInstance(x)));
-    identities.push(...batch.map((x) => x.identity));
-  }
-  return identities;
-}
 
 async function sample(n: number, work: () => Promise<unknown>): Promise<number[]> {
   await work(); // warm-up
@@ -231,7 +200,7 @@ async function main(): Promise<void> {
       if (create.status !== 200) throw new Error(`CreateChallenge: ${await create.text()}`);
 
       // The disk work of a claim, on the adapter directly (records in this DIR).
-      const direct = await seed(store, 200, () => record(CHALLENGE));
+      const direct = await seedInstances(store, 200, () => instanceRecord(CHALLENGE));
       let d = 0;
       row(
         `[${mode}] floor: state store claim (adapter)`,
@@ -264,7 +233,7 @@ async function main(): Promise<void> {
           ['REST', claimRest],
           ['gRPC', claimGrpc],
         ] as const) {
-          await seed(store, claims + 1, () => record(CHALLENGE));
+          await seedInstances(store, claims + 1, () => instanceRecord(CHALLENGE));
           await claim(); // warm-up
           const samples = await claimRounds(concurrency, claims, claim);
           const sorted = [...samples].sort((a, b) => a - b);
@@ -278,7 +247,7 @@ async function main(): Promise<void> {
         `${((p50.get('gRPC-50-p99') ?? NaN) / (p50.get('REST-50-p99') ?? NaN)).toFixed(2)}`,
       );
 
-      await seed(store, RUSH, () => record(CHALLENGE));
+      await seedInstances(store, RUSH, () => instanceRecord(CHALLENGE));
       const rush = await claimRounds(RUSH, RUSH, claimRest);
       row(`[${mode}] ${RUSH} concurrent claims on a pool of ${RUSH}, REST`, summary(rush));
       if (mode === 'etcd locks') continue;
@@ -303,14 +272,14 @@ async function main(): Promise<void> {
         body: JSON.stringify({ id: BIG, scenario: ref, timeout: '600s' }),
       });
       if (seedBig.status !== 200) throw new Error(`CreateChallenge: ${await seedBig.text()}`);
-      await seed(store, BIG_INSTANCES, (i) => record(BIG, `t${i}`));
+      await seedInstances(store, BIG_INSTANCES, (i) => instanceRecord(BIG, `t${i}`));
       const seedSmall = await fetch(`${api}/api/v1/challenge`, {
         method: 'POST',
         headers: json,
         body: JSON.stringify({ id: SMALL, scenario: ref, timeout: '600s' }),
       });
       if (seedSmall.status !== 200) throw new Error(`CreateChallenge: ${await seedSmall.text()}`);
-      await seed(store, 5, (i) => record(SMALL, `u${i}`));
+      await seedInstances(store, 5, (i) => instanceRecord(SMALL, `u${i}`));
       row(
         `RetrieveInstance, REST (challenge of ${BIG_INSTANCES} instances)`,
         summary(
@@ -352,7 +321,7 @@ async function main(): Promise<void> {
       );
       for (let i = 0; i < QUERY_CHALLENGES; i++) {
         await store.saveChallenge({ id: `q-${i}`, scenario: ref, additional: {}, min: 0, max: 0 });
-        if (i % 10 === 0) await store.saveInstance(record(`q-${i}`, 'querier'));
+        if (i % 10 === 0) await store.saveInstance(instanceRecord(`q-${i}`, 'querier'));
       }
       // Floor: one lookup of the source's index entry per challenge, the hits' records read.
       const queryFloor = (): Promise<unknown> => {

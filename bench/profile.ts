@@ -6,16 +6,15 @@
 // Run: npm run profile [-- <claims, default 500>]. The .cpuprofile file is written to the
 // current directory's .local/ for Chrome DevTools or speedscope.
 import { Logger } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsStateStore } from '../src/adapters/state/fs-state-store.adapter';
-import type { Instance } from '../src/shared/domain';
 import { startReplica } from '../test/support/replica-process';
 import { freePort, startRegistry } from '../test/support/services';
 import { useToolchainPath } from '../test/support/toolchain';
 import { pushOutputsOnly } from './fixtures';
+import { instanceRecord, seedInstances } from './seed';
 import { row, summary, timed } from './stats';
 
 const CHALLENGE = 'profile';
@@ -31,20 +30,6 @@ interface CpuProfile {
   startTime: number;
   endTime: number;
   samples: number[];
-}
-
-function pooled(): Instance {
-  const now = new Date();
-  const identity = randomBytes(8).toString('hex');
-  return {
-    challengeId: CHALLENGE,
-    identity,
-    since: now,
-    lastRenew: now,
-    connectionInfo: `http://${identity}.ctf.invalid`,
-    flags: [`PROFILE{${identity}}`],
-    additional: {},
-  };
 }
 
 /** Where a frame's code lives: a package of node_modules, a file of the service, or node itself. */
@@ -159,8 +144,7 @@ async function main(): Promise<void> {
         body: JSON.stringify({ id: CHALLENGE, scenario: ref, timeout: '600s' }),
       });
       if (create.status !== 200) throw new Error(`CreateChallenge: ${await create.text()}`);
-      for (let i = 0; i < claims + 20; i += 50)
-        await Promise.all(Array.from({ length: 50 }, () => store.saveInstance(pooled())));
+      await seedInstances(store, claims + 20, () => instanceRecord(CHALLENGE));
       await session.send('Profiler.enable');
       await session.send('Profiler.setSamplingInterval', { interval: 100 });
       await session.send('Profiler.start');

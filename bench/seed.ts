@@ -1,6 +1,39 @@
-// Challenges written straight to DIR with the service's own state store: creating them through
-// the API would run one preview each.
+// Challenges and instances written straight to DIR with the service's own state store: creating
+// them through the API would run one preview (or up) each.
+import { randomBytes } from 'node:crypto';
 import { FsStateStore } from '../src/adapters/state/fs-state-store.adapter';
+import type { Instance } from '../src/shared/domain';
+
+/** An instance record of `challengeId` with a new identity: pooled, or claimed by `sourceId`. */
+export function instanceRecord(challengeId: string, sourceId?: string): Instance {
+  const now = new Date();
+  const identity = randomBytes(8).toString('hex');
+  return {
+    challengeId,
+    identity,
+    since: now,
+    lastRenew: now,
+    connectionInfo: `http://${identity}.ctf.invalid`,
+    flags: [`BENCH{${identity}}`],
+    additional: {},
+    ...(sourceId === undefined ? {} : { sourceId }),
+  };
+}
+
+/** Writes `count` records, 50 at a time (the store's writes are fsynced one by one). */
+export async function seedInstances(
+  store: FsStateStore,
+  count: number,
+  make: (i: number) => Instance,
+): Promise<string[]> {
+  const identities: string[] = [];
+  for (let i = 0; i < count; i += 50) {
+    const batch = Array.from({ length: Math.min(50, count - i) }, (_, j) => make(i + j));
+    await Promise.all(batch.map((x) => store.saveInstance(x)));
+    identities.push(...batch.map((x) => x.identity));
+  }
+  return identities;
+}
 
 /** Writes challenges `seed-<from>` … `seed-<count - 1>` on `scenario` under `dir`. */
 export async function seedChallenges(
