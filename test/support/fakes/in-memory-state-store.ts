@@ -89,6 +89,10 @@ export class InMemoryStateStore implements StateStore {
     );
   }
 
+  listInstancesOf(challengeIds: readonly string[]): Promise<Instance[][]> {
+    return Promise.all(challengeIds.map((id) => this.listInstances(id)));
+  }
+
   poolState(challengeId: string): Promise<PoolState> {
     const identities = [...(this.instances.get(challengeId)?.keys() ?? [])];
     const claims = this.claims.get(challengeId);
