@@ -24,6 +24,7 @@ parentPort.on('message', ({ id, kind, paths }) => {
   const out = paths.map((path) => {
     try {
       if (kind === 'dir') return existsSync(path) ? readdirSync(path) : null;
+      if (kind === 'names') return readdirSync(path);
       return readFileSync(path, 'utf8');
     } catch (err) {
       if (missing(err)) return null;
@@ -89,16 +90,14 @@ export class BulkReader {
     paths: readonly string[],
   ): Promise<BulkResult<string | string[]>[]> {
     if (paths.length < this.workerFrom) return readDirectly(kind, paths);
-    // The worker's listing of a missing directory costs no more than an empty one's.
-    const sent = kind === 'names' ? 'dir' : kind;
     const chunks: Promise<WireItem[]>[] = [];
     for (let i = 0; i < paths.length; i += CHUNK) {
-      chunks.push(this.send(sent, paths.slice(i, i + CHUNK)));
+      chunks.push(this.send(kind, paths.slice(i, i + CHUNK)));
     }
     return (await Promise.all(chunks)).flat().map(fromWire);
   }
 
-  private send(kind: 'text' | 'dir', paths: string[]): Promise<WireItem[]> {
+  private send(kind: Kind, paths: string[]): Promise<WireItem[]> {
     const { worker, pending } = this.started();
     const id = this.nextId++;
     return new Promise<WireItem[]>((resolve, reject) => {
