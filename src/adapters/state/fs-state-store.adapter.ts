@@ -344,6 +344,12 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * listings read it once. Whether the instance still lives is read every time (its info.json).
    */
   private readonly claimants = new Map<string, Map<string, string>>();
+  /**
+   * Challenge records as listings last parsed them, by directory name, with the text they were
+   * parsed from: a record read again with the same text is not parsed (nor hashed) again.
+   * Compared with what was just read, so never stale.
+   */
+  private readonly listedRecords = new Map<string, { text: string; challenge: Challenge }>();
   /** Listings read their many small files through it (see BulkReader). */
   private readonly bulk = new BulkReader();
   /** Challenge directories by challenge id (an md5 per lookup shows in profiles). */
@@ -422,6 +428,12 @@ export class FsStateStore implements StateStore, OnModuleInit {
   async listChallenges(): Promise<Challenge[]> {
     const names = await this.challengeNames();
     const texts = await this.bulk.readTexts(names.map((n) => join(this.root, n, INFO_FILE)));
+    // Challenges gone (another replica may have deleted them) are forgotten.
+    if (this.listedRecords.size > names.length) {
+      const live = new Set(names);
+      for (const name of this.listedRecords.keys())
+        if (!live.has(name)) this.listedRecords.delete(name);
+    }
     return names
       .map((name, i) => this.listedChallenge(name, texts[i]))
       .filter((c): c is Challenge => c !== undefined);
@@ -507,6 +519,12 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   private listedChallenge(name: string, text: BulkResult<string>): Challenge | undefined {
     const record = `${CHALL_SUBDIR}/${name}/${INFO_FILE}`;
+    const kept = this.listedRecords.get(name);
+    if (kept !== undefined && kept.text === text) {
+      this.unreadable?.resolve(record);
+      return copyChallenge(kept.challenge);
+    }
+    this.listedRecords.delete(name);
     try {
       if (text instanceof Error) throw text;
       if (text === undefined) throw new Error(`no ${INFO_FILE}`);
@@ -517,6 +535,8 @@ export class FsStateStore implements StateStore, OnModuleInit {
         return undefined;
       }
       this.unreadable?.resolve(record);
+      if (this.listedRecords.size >= MAX_CACHED_CHALLENGES) this.listedRecords.clear();
+      this.listedRecords.set(name, { text, challenge: copyChallenge(challenge) });
       return challenge;
     } catch (err) {
       this.logger.warn(`skipping challenge directory ${name}: ${messageOf(err)}`);
