@@ -248,6 +248,12 @@ function upstreamStateOf(text: string | undefined): unknown {
   return doc.state ?? undefined;
 }
 
+/**
+ * `join` for a normalised absolute directory and a plain name (no separator, no dot entry):
+ * listings build a few paths per challenge, and `join`'s normalising showed in their profile.
+ */
+const under = (dir: string, name: string): string => `${dir}${sep}${name}`;
+
 /** The entries of a listing that name instances, sorted. */
 const identitiesIn = (names: string[]): string[] =>
   names.filter((n) => IDENTITY_PATTERN.test(n)).sort();
@@ -427,7 +433,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   async listChallenges(): Promise<Challenge[]> {
     const names = await this.challengeNames();
-    const texts = await this.bulk.readTexts(names.map((n) => join(this.root, n, INFO_FILE)));
+    const texts = await this.bulk.readTexts(names.map((n) => under(under(this.root, n), INFO_FILE)));
     // Challenges gone (another replica may have deleted them) are forgotten.
     if (this.listedRecords.size > names.length) {
       const live = new Set(names);
@@ -648,7 +654,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   async listInstancesOf(challengeIds: readonly string[]): Promise<Instance[][]> {
     const listings = await this.bulk.listDirs(
-      challengeIds.map((id) => join(this.challengeDir(id), INSTANCE_SUBDIR)),
+      challengeIds.map((id) => under(this.challengeDir(id), INSTANCE_SUBDIR)),
     );
     return this.instancesOf(
       challengeIds.map((challengeId, i) => {
@@ -679,8 +685,8 @@ export class FsStateStore implements StateStore, OnModuleInit {
     });
     const unknown = entries.filter((entry) => entry.claimant === undefined);
     const [texts, claims] = await Promise.all([
-      this.bulk.readTexts(entries.map((entry) => join(entry.dir, INFO_FILE))),
-      this.bulk.readTexts(unknown.map((entry) => join(entry.dir, CLAIM_FILE))),
+      this.bulk.readTexts(entries.map((entry) => under(entry.dir, INFO_FILE))),
+      this.bulk.readTexts(unknown.map((entry) => under(entry.dir, CLAIM_FILE))),
     ]);
     unknown.forEach((entry, k) => {
       const claim = claims[k];
