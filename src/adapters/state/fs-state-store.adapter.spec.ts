@@ -215,6 +215,27 @@ describe('FsStateStore', () => {
       expect(warn).toHaveBeenCalledTimes(5);
     });
 
+    it("should see another replica's rewrites at once, and hand out copies, when it listed before", async () => {
+      const other = new FsStateStore({ dir });
+      await other.onModuleInit();
+      await store.saveChallenge(aChallenge({ additional: { k: 'a' } }));
+      const listed = await other.listChallenges();
+      expect(listed).toStrictEqual([aChallenge({ additional: { k: 'a' } })]);
+      listed[0]!.additional.k = 'mutated';
+
+      expect(await other.listChallenges()).toStrictEqual([aChallenge({ additional: { k: 'a' } })]);
+      // Same size, within the same instant: only the text tells.
+      await store.saveChallenge(aChallenge({ additional: { k: 'b' } }));
+      expect(await other.listChallenges()).toStrictEqual([aChallenge({ additional: { k: 'b' } })]);
+
+      await writeFile(join(challDir('chall-1'), 'info.json'), '{"id":"chall-1","sc');
+      expect(await other.listChallenges()).toEqual([]);
+      await store.saveChallenge(aChallenge({ additional: { k: 'b' } }));
+      expect(await other.listChallenges()).toStrictEqual([aChallenge({ additional: { k: 'b' } })]);
+      await store.deleteChallenge('chall-1');
+      expect(await other.listChallenges()).toEqual([]);
+    });
+
     it('should ignore a leftover temp file when a crash interrupted a write', async () => {
       await store.saveChallenge(aChallenge());
       await writeFile(join(challDir('chall-1'), '.info.json.tmp-99-abcdef'), '{"id":"chall-1","sc');
