@@ -433,7 +433,9 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   async listChallenges(): Promise<Challenge[]> {
     const names = await this.challengeNames();
-    const texts = await this.bulk.readTexts(names.map((n) => under(under(this.root, n), INFO_FILE)));
+    const texts = await this.bulk.readTexts(
+      names.map((n) => under(under(this.root, n), INFO_FILE)),
+    );
     // Challenges gone (another replica may have deleted them) are forgotten.
     if (this.listedRecords.size > names.length) {
       const live = new Set(names);
