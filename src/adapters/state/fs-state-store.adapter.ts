@@ -9,6 +9,7 @@ import { IDENTITY_PATTERN, isClaimed, type Instance } from '../../shared/domain/
 import { StateStore, type CreationMark, type PoolState } from '../../shared/ports/state-store.port';
 import { SingleFlight } from '../../shared/single-flight';
 import { BulkReader, type BulkResult } from './bulk-reader';
+import { SortedIds } from './sorted-ids';
 import {
   TEMP_MARK,
   TOMBSTONE_PREFIX,
@@ -246,7 +247,7 @@ const identitiesIn = (names: string[]): string[] =>
 interface PoolSnapshot {
   /** When the scan started (Date.now()). */
   at: number;
-  pooled: Set<string>;
+  pooled: SortedIds;
   claimed: number;
 }
 
@@ -768,7 +769,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
       snapshot.pooled.size > 0 &&
       Date.now() - snapshot.at < POOL_RECHECK_MS
     ) {
-      return { pooled: [...snapshot.pooled].sort(), claimed: snapshot.claimed };
+      return { pooled: snapshot.pooled.toArray(), claimed: snapshot.claimed };
     }
     // Concurrent callers share one scan: a burst of claims on a new pool otherwise ran one full
     // scan each before any of them could remember what it saw.
@@ -780,7 +781,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
       const fresh = scanned.pooled.filter((identity) => !known.has(identity));
       this.poolSnapshots.set(challengeId, {
         at,
-        pooled: new Set(fresh),
+        pooled: new SortedIds(fresh),
         claimed: scanned.claimed + scanned.pooled.length - fresh.length,
       });
       return { pooled: fresh, claimed: scanned.claimed + scanned.pooled.length - fresh.length };
