@@ -1,9 +1,13 @@
-// API benchmark against the built service (started as `npm start` starts it) over loopback, REST and gRPC:
-// RetrieveChallenge latency, QueryChallenge over 300, 1 000 and 10 000 challenges (each beside
-// the floor of reading and encoding the same records in this process), and a no-op
-// UpdateChallenge (upstream's integration bound: 500 ms). The challenges are written to DIR
-// with the service's own state store (creating them through the API would run one preview each).
-// Run: npm run bench -- api
+// API benchmark against the built service (started as `npm start` starts it) over loopback, REST
+// and gRPC: RetrieveChallenge latency, QueryChallenge over 300, 1 000 and 10 000 challenges (each
+// beside the floor of reading and encoding the same records in this process), and a no-op
+// UpdateChallenge (upstream's integration bound: 500 ms) naming the additional alone, then the
+// scenario too, beside its floors: RetrieveChallenge (same transport, same record read) and one
+// HEAD of the manifest (an update naming the scenario asks the registry whether the tag moved).
+// The challenges are written to DIR with the service's own state store (creating them through the
+// API would run one preview each).
+// Run: npm run bench -- api. BENCH_API_ONLY=update npm run bench -- api skips the idle RSS and
+// QueryChallenge (about a minute): the UpdateChallenge lines and their floors only.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +17,7 @@ import {
   DEFAULT_OCI_LIMITS,
   DEFAULT_OCI_REQUEST_TIMEOUT_MS,
 } from '../src/adapters/oci/http-oci-registry.options';
+import { MANIFEST_ACCEPT } from '../src/adapters/oci/oci-media-types';
 import { connectApiClients } from '../test/support/grpc-client';
 import { freePort, startRegistry } from '../test/support/services';
 import { useToolchainPath } from '../test/support/toolchain';
@@ -46,6 +51,16 @@ function queryChallengeFloor(dir: string): void {
     if (existsSync(instances)) readdirSync(instances);
   }
   readParseEncode(names.map((name) => join(root, name, 'info.json')));
+}
+
+/** BENCH_API_ONLY=update: only what the no-op UpdateChallenge lines need. */
+const updateOnly = process.env.BENCH_API_ONLY === 'update';
+
+/** The registry URL of `ref`'s manifest (`host/repository:tag`, plain HTTP). */
+function manifestUrl(ref: string): string {
+  const slash = ref.indexOf('/');
+  const colon = ref.lastIndexOf(':');
+  return `http://${ref.slice(0, slash)}/v2/${ref.slice(slash + 1, colon)}/manifests/${ref.slice(colon + 1)}`;
 }
 
 async function main(): Promise<void> {
@@ -87,9 +102,13 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 50));
     }
     // Idle RSS: the service booted with CHALLENGES challenges on disk, no request served yet.
-    await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
-    const idleRss = rssMiB(service.pid!);
-    const bareRss = await bareNodeRssMiB(IDLE_SETTLE_MS);
+    let rss: string | undefined;
+    if (!updateOnly) {
+      await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
+      const idleRss = rssMiB(service.pid!);
+      const bareRss = await bareNodeRssMiB(IDLE_SETTLE_MS);
+      rss = `${idleRss.toFixed(1)} MiB (${bareRss.toFixed(1)} MiB)`;
+    }
     const json = { 'content-type': 'application/json' };
     const [create] = await timed(() =>
       fetch(`${api}/api/v1/challenge`, {
@@ -112,10 +131,7 @@ async function main(): Promise<void> {
     console.log(
       `API benchmark (${CHALLENGES + 1} challenges on disk at first, ${new Date().toISOString()})`,
     );
-    row(
-      'idle RSS of the service (floor: bare node)',
-      `${idleRss.toFixed(1)} MiB (${bareRss.toFixed(1)} MiB)`,
-    );
+    if (rss !== undefined) row('idle RSS of the service (floor: bare node)', rss);
     row('CreateChallenge (pull + pulumi preview)', `${create.toFixed(0)} ms`);
     row(
       'RetrieveChallenge, REST',
@@ -125,7 +141,7 @@ async function main(): Promise<void> {
     );
     row('RetrieveChallenge, gRPC', summary(await sample(500, () => retrieveGrpc({ id: 'bench' }))));
     let seeded = CHALLENGES;
-    for (const size of QUERY_SIZES) {
+    for (const size of updateOnly ? [] : QUERY_SIZES) {
       await seedChallenges(dir, size, ref, seeded);
       seeded = Math.max(seeded, size);
       const floor = await sample(10, () => Promise.resolve(queryChallengeFloor(dir)));
@@ -139,27 +155,41 @@ async function main(): Promise<void> {
         summary(await sample(10, () => queryGrpc({}))),
       );
     }
-    const noop = JSON.stringify({ additional: {}, updateMask: 'additional' });
+    // The floors of a no-op update: a RetrieveChallenge (the same transport and record read,
+    // above), and for one naming the scenario, the registry's answer on whether the tag moved.
+    const manifest = manifestUrl(ref);
     row(
-      'UpdateChallenge no-op, REST',
+      'floor: HEAD of the scenario manifest',
       summary(
         await sample(50, () =>
-          fetch(`${api}/api/v1/challenge/bench`, {
-            method: 'PATCH',
-            headers: json,
-            body: noop,
-          }).then((r) => r.text()),
+          fetch(manifest, { method: 'HEAD', headers: { accept: MANIFEST_ACCEPT } }).then((r) =>
+            r.text(),
+          ),
         ),
       ),
     );
-    row(
-      'UpdateChallenge no-op, gRPC',
-      summary(
-        await sample(50, () =>
-          updateGrpc({ id: 'bench', additional: {}, updateMask: { paths: ['additional'] } }),
+    for (const paths of [['additional'], ['scenario', 'additional']]) {
+      const what = paths.join(', ');
+      const noop = { scenario: ref, additional: {} };
+      row(
+        `UpdateChallenge no-op (${what}), REST`,
+        summary(
+          await sample(50, () =>
+            fetch(`${api}/api/v1/challenge/bench`, {
+              method: 'PATCH',
+              headers: json,
+              body: JSON.stringify({ ...noop, updateMask: paths.join(',') }),
+            }).then((r) => r.text()),
+          ),
         ),
-      ),
-    );
+      );
+      row(
+        `UpdateChallenge no-op (${what}), gRPC`,
+        summary(
+          await sample(50, () => updateGrpc({ id: 'bench', ...noop, updateMask: { paths } })),
+        ),
+      );
+    }
     grpc.close();
   } finally {
     service.kill('SIGTERM');

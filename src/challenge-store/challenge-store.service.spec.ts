@@ -474,6 +474,107 @@ describe('ChallengeStoreService', () => {
       expect(await sut.state.listInstances('chall-1')).toEqual(instances);
     });
 
+    describe('when the update leaves the record as it is', () => {
+      /** What `work` asked of the registry, wrote as challenge records and published. */
+      async function effectsOf(work: () => Promise<unknown>) {
+        const saves = vi.spyOn(sut.state, 'saveChallenge');
+        const calls = sut.oci.calls.length;
+        const events = sut.events.published().length;
+        await work();
+        await sut.tasks.drain();
+        return {
+          registry: sut.oci.calls.slice(calls).map((c) => c.op),
+          saves: saves.mock.calls.length,
+          events: sut.events.published().slice(events),
+        };
+      }
+
+      it('should neither ask the registry nor write the record nor publish challenge.updated when the additional is the stored one', async () => {
+        const challenge = await sut.givenChallenge({ additional: { a: '1' } });
+
+        let view: unknown;
+        const effects = await effectsOf(async () => {
+          view = await sut.challenges.update(
+            anUpdate(challenge, { mask: new Set(['additional']), additional: { a: '1' } }),
+          );
+        });
+
+        expect(effects).toEqual({ registry: [], saves: 0, events: [] });
+        expect(view).toEqual({ ...challenge, instances: [] });
+        expect(await sut.state.loadChallenge('chall-1')).toEqual(challenge);
+      });
+
+      it('should ask the registry whether the tag moved but write nothing when the scenario is the stored one at the same digest', async () => {
+        const challenge = await sut.givenChallenge();
+
+        const effects = await effectsOf(() =>
+          sut.challenges.update(
+            anUpdate(challenge, { mask: new Set(['scenario', 'additional', 'timeout', 'min']) }),
+          ),
+        );
+
+        expect(effects).toEqual({ registry: ['fetchScenario'], saves: 0, events: [] });
+        expect(await sut.state.loadChallenge('chall-1')).toEqual(challenge);
+      });
+
+      it('should still renew the claimed instances and publish challenge.updated when some are claimed', async () => {
+        const challenge = await withInstances({ timeoutMs: 10 * MINUTE });
+        const [before] = await sut.claimed();
+        sut.clock.set(at(5 * MINUTE));
+
+        const effects = await effectsOf(() =>
+          sut.challenges.update(anUpdate(challenge, { mask: new Set(['timeout']) })),
+        );
+
+        expect(effects).toEqual({
+          registry: [],
+          saves: 0,
+          events: [{ type: 'challenge.updated', challengeId: 'chall-1' }],
+        });
+        expect(await sut.claimed()).toEqual([{ ...before, until: at(15 * MINUTE) }]);
+      });
+
+      it('should publish challenge.updated when the pool moves', async () => {
+        const challenge = await sut.givenChallenge({ min: 0 });
+
+        const effects = await effectsOf(() =>
+          sut.challenges.update(anUpdate(challenge, { mask: new Set(['min']), min: 1 })),
+        );
+
+        expect(effects.events).toEqual([{ type: 'challenge.updated', challengeId: 'chall-1' }]);
+        expect(await sut.pooled()).toHaveLength(1);
+      });
+
+      it('should write the record with the new digest and publish challenge.updated when the stored tag moved', async () => {
+        const challenge = await sut.givenChallenge();
+        const digest = sut.oci.push(DEFAULT_SCENARIO, aDigest('moved'));
+
+        const effects = await effectsOf(() =>
+          sut.challenges.update(anUpdate(challenge, { mask: new Set(['scenario']) })),
+        );
+
+        expect(effects.saves).toBe(1);
+        expect(effects.events).toEqual([{ type: 'challenge.updated', challengeId: 'chall-1' }]);
+        expect((await sut.state.loadChallenge('chall-1'))?.digest).toBe(digest);
+      });
+
+      it('should pull the scenario before the lock and write the record when the additional changes', async () => {
+        const challenge = await sut.givenChallenge({ additional: { a: '1' } });
+
+        const effects = await effectsOf(() =>
+          sut.challenges.update(
+            anUpdate(challenge, { mask: new Set(['additional']), additional: { a: '2' } }),
+          ),
+        );
+
+        expect(effects).toEqual({
+          registry: ['fetchScenario'],
+          saves: 1,
+          events: [{ type: 'challenge.updated', challengeId: 'chall-1' }],
+        });
+      });
+    });
+
     it('should update every instance in place with the same identity when the scenario digest changes', async () => {
       const challenge = await withInstances({ min: 1, additional: { a: 'chall' } });
       const before = await sut.state.listInstances('chall-1');

@@ -36,7 +36,7 @@ import type {
   CreateChallengeInput,
   UpdateChallengeInput,
 } from './challenge-store.types';
-import { applyUpdateMask } from './update-mask';
+import { applyUpdateMask, sameAdditional, sameRecord } from './update-mask';
 
 /**
  * Challenges whose instances QueryChallenge reads together (see query): enough for the store to
@@ -81,6 +81,9 @@ interface Redeployment {
   scenario: FetchedScenario | undefined;
   signal: AbortSignal | undefined;
 }
+
+/** Pooled instances an update creates and destroys (upstream pkg/pool/delta.go). */
+type PoolDelta = ReturnType<typeof poolDelta>;
 
 /** Waits for every task; resolves to their failures, in the order they happened. */
 async function failuresOf(tasks: readonly Promise<unknown>[]): Promise<unknown[]> {
@@ -148,7 +151,9 @@ export class ChallengeStoreService {
    * Pulls, before the challenge lock, the scenario an update may deploy: the new reference when
    * the mask names one, else the current one when the additional may change. A slow registry
    * then holds nobody up; under the lock the pulled digest is compared with the record as it is
-   * then. Without a new reference a failure waits: the update may need no scenario at all.
+   * then. Without a new reference a failure waits: the update may need no scenario at all, and
+   * an additional equal to the listed one needs none (if another update changed it meanwhile, the
+   * instances fetch the scenario under their locks).
    */
   private async pullBeforeUpdate(
     input: UpdateChallengeInput,
@@ -161,6 +166,7 @@ export class ChallengeStoreService {
     const listed = await this.state.loadChallenge(input.id);
     if (!listed) return undefined;
     if (reference === undefined) {
+      if (sameAdditional(listed.additional, input.additional)) return undefined;
       return this.deployer.prefetch(listed, signal).catch(() => undefined);
     }
     const recorded = reference === listed.scenario ? listed.digest : undefined;
@@ -200,28 +206,29 @@ export class ChallengeStoreService {
     if (mask.has('timeout')) checkTimeout(input.timeoutMs, this.clock.now());
     if (mask.has('scenario')) this.oci.checkReference(input.scenario ?? '');
     const pulled = await this.pullBeforeUpdate(input, mask, signal);
-    const saved = { record: false };
+    const changed = { any: false };
     try {
       return await this.lock.withWriteLock(
         lockKeys.challenge(input.id),
-        () => this.updateLocked(input, pulled, saved, signal),
+        () => this.updateLocked(input, pulled, changed, signal),
         signal,
       );
     } finally {
-      // The record changed even when some instances failed to follow.
-      if (saved.record) await this.events.publish('challenge.updated', { challengeId: input.id });
+      // The record or the instances changed even when some instances failed to follow.
+      if (changed.any) await this.events.publish('challenge.updated', { challengeId: input.id });
     }
   }
 
   /**
    * upstream: api/v1/challenge/update.go. The record first, then its instances: the claimed ones
    * follow, then the pool. Every instance is tried; the first failure is answered after all.
-   * The caller holds the challenge's write lock.
+   * The caller holds the challenge's write lock. A record the update leaves as it was is not
+   * written again: nothing is flushed, and `changed` stays false unless instances move.
    */
   private async updateLocked(
     input: UpdateChallengeInput,
     pulled: FetchedScenario | undefined,
-    saved: { record: boolean },
+    changed: { any: boolean },
     signal?: AbortSignal,
   ): Promise<ChallengeView> {
     const old = await this.state.loadChallenge(input.id);
@@ -239,12 +246,17 @@ export class ChallengeStoreService {
       await this.iac.validate(scenario, next.additional);
       next.digest = scenario.digest;
     }
-    await this.state.saveChallenge(next);
-    saved.record = true;
+    if (scenarioChanged || !sameRecord(old, next)) {
+      await this.state.saveChallenge(next);
+      changed.any = true;
+    }
 
     const instances = await this.state.listInstances(next.id);
     const claimed = instances.filter(isClaimed);
     const pooled = instances.filter(isPooled);
+    // Claimed instances are renewed whatever the mask; the pool moves when its bounds do.
+    const delta = poolDelta(next.min, next.max, claimed.length, pooled.length);
+    if (claimed.length > 0 || delta.create > 0 || delta.delete > 0) changed.any = true;
     const redeploy: Redeployment | undefined =
       scenarioChanged || additionalChanged
         ? { strategy: input.updateStrategy, scenario: pulled, signal }
@@ -252,7 +264,7 @@ export class ChallengeStoreService {
     const now = this.clock.now();
     const failures = [
       ...(await this.followClaimed(next, claimed, now, redeploy)),
-      ...(await this.resizePool(next, claimed.length, pooled, now, redeploy)),
+      ...(await this.resizePool(next, delta, pooled, now, redeploy)),
     ];
     if (failures.length > 0) {
       for (const f of failures) this.logger.error(`update of challenge ${input.id}: ${String(f)}`);
@@ -310,18 +322,17 @@ export class ChallengeStoreService {
   }
 
   /**
-   * The pool follows the new bounds (upstream pkg/pool/delta.go): the surplus destroyed (lowest
+   * The pool follows the new bounds (`delta`): the surplus destroyed (lowest
    * identities first), the rest redeployed when the scenario or additional changed, and what is
    * missing spun up in the background unless the challenge expired. Resolves to the failures.
    */
   private async resizePool(
     next: Challenge,
-    claimed: number,
+    delta: PoolDelta,
     pooled: readonly Instance[],
     now: Date,
     redeploy: Redeployment | undefined,
   ): Promise<unknown[]> {
-    const delta = poolDelta(next.min, next.max, claimed, pooled.length);
     const sortedPooled = [...pooled].sort((a, b) => a.identity.localeCompare(b.identity));
     const toDelete = sortedPooled.slice(0, delta.delete);
     const toKeep = sortedPooled.slice(delta.delete);

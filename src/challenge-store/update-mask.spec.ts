@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { aChallenge } from '../../test/support/builders';
 import type { Challenge } from '../shared/domain';
 import type { UpdatablePath, UpdateChallengeInput } from './challenge-store.types';
-import { applyUpdateMask } from './update-mask';
+import { applyUpdateMask, sameRecord } from './update-mask';
 
 const UNTIL = new Date('2026-06-01T00:00:00.000Z');
 
@@ -96,5 +96,37 @@ describe('applyUpdateMask', () => {
     next.additional.c = '3';
     expect(before).toEqual(old());
     expect(input.additional).toEqual({ b: '2' });
+  });
+});
+
+describe('sameRecord', () => {
+  it('should hold when every masked field is applied with the values stored', () => {
+    const stored = { ...old(), digest: 'sha256:' + 'a'.repeat(64) };
+    const input = anInput(['timeout', 'until', 'additional', 'min', 'max', 'scenario'], {
+      scenario: stored.scenario,
+      timeoutMs: stored.timeoutMs,
+      until: new Date(UNTIL.getTime()),
+      additional: { a: '1' },
+      min: stored.min,
+      max: stored.max,
+    });
+    expect(sameRecord(stored, applyUpdateMask(stored, input, false).next)).toBe(true);
+  });
+
+  it('should not hold when any field differs, a new digest or a cleared field included', () => {
+    const stored = { ...old(), digest: 'sha256:' + 'a'.repeat(64) };
+    const withoutTimeout: Challenge = { ...stored };
+    delete withoutTimeout.timeoutMs;
+    const changes: Challenge[] = [
+      { ...stored, scenario: 'localhost:5000/scenarios/chall-1:v2' },
+      { ...stored, digest: 'sha256:' + 'b'.repeat(64) },
+      withoutTimeout,
+      { ...stored, timeoutMs: 1 },
+      { ...stored, until: new Date(UNTIL.getTime() + 1) },
+      { ...stored, additional: {} },
+      { ...stored, min: 2 },
+      { ...stored, max: 5 },
+    ];
+    for (const next of changes) expect(sameRecord(stored, next)).toBe(false);
   });
 });

@@ -9,9 +9,18 @@ export interface MaskedUpdate {
 
 const NO_PATHS: ReadonlySet<UpdatablePath> = new Set();
 
-const sameMap = (a: Record<string, string>, b: Record<string, string>): boolean =>
+/** Whether two additional maps hold the same pairs (upstream: nil and `{}` are equal). */
+export const sameAdditional = (a: Record<string, string>, b: Record<string, string>): boolean =>
   Object.keys(a).length === Object.keys(b).length &&
   Object.entries(a).every(([k, v]) => b[k] === v);
+
+/**
+ * Whether an update led to the record it started from. Compared as JSON (dates as instants), so
+ * that a field added to Challenge counts without being listed here; the same pairs in another
+ * order count as a change, which costs only a write.
+ */
+export const sameRecord = (old: Challenge, next: Challenge): boolean =>
+  JSON.stringify(old) === JSON.stringify(next);
 
 /**
  * upstream: api/v1/challenge/update.go. Only the fields the mask names are applied (no mask:
@@ -36,7 +45,8 @@ export function applyUpdateMask(
     if (input.until === undefined) delete next.until;
     else next.until = input.until;
   }
-  const additionalChanged = mask.has('additional') && !sameMap(old.additional, input.additional);
+  const additionalChanged =
+    mask.has('additional') && !sameAdditional(old.additional, input.additional);
   if (additionalChanged) next.additional = { ...input.additional };
   if (mask.has('min')) next.min = input.min;
   if (mask.has('max')) next.max = input.max;

@@ -1,10 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import {
+  access as accessCallback,
+  close as closeCallback,
+  fsync as fsyncCallback,
+  open as openCallback,
   readdir as readdirCallback,
   readFile as readFileCallback,
-  stat as statCallback,
+  write as writeCallback,
 } from 'node:fs';
-import { mkdir, open, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -35,7 +39,8 @@ export const isNotFound = (err: unknown): boolean => {
 
 export function exists(path: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    statCallback(path, (err) => {
+    // access, not stat: no Stats object is built for a yes or no.
+    accessCallback(path, (err) => {
       if (err === null) resolve(true);
       else if (isNotFound(err)) resolve(false);
       else reject(err);
@@ -87,29 +92,91 @@ export async function mapLimit<T, R>(
 
 export const scratchSuffix = (): string => `${process.pid}-${randomBytes(6).toString('hex')}`;
 
-/** Temp file in the same directory, fsync, rename over the target, fsync the directory. */
-export async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}${TEMP_MARK}${scratchSuffix()}`);
+/**
+ * Temp file in the same directory, fsync, rename over the target, fsync the directory. With
+ * `mkdir`, a missing directory is created (as `ensureDir`) when the temp file finds none: most
+ * writes replace a file in a directory that exists, and are spared the mkdir and its stat.
+ */
+export async function writeAtomic(
+  path: string,
+  data: string,
+  mode: number,
+  opts: { mkdir?: boolean } = {},
+): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}${TEMP_MARK}${scratchSuffix()}`);
   try {
-    await writeAndSync(tmp, data, mode);
+    try {
+      await writeAndSync(tmp, data, mode);
+    } catch (err) {
+      if (opts.mkdir !== true || !isNotFound(err)) throw err;
+      await ensureDir(dir);
+      await writeAndSync(tmp, data, mode);
+    }
     await rename(tmp, path);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
-  await fsyncDir(dirname(path));
+  await fsyncDir(dir);
+}
+
+/*
+ * Writes and flushes go through the callback API too: a claim makes about a dozen of them, and a
+ * FileHandle of fs/promises costs an object, its GC tracking and a promise per step.
+ */
+
+function openFd(path: string, flags: string, mode?: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    openCallback(path, flags, mode, (err, fd) => (err === null ? resolve(fd) : reject(err)));
+  });
+}
+
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fsyncCallback(fd, (err) => (err === null ? resolve() : reject(err)));
+  });
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    closeCallback(fd, (err) => (err === null ? resolve() : reject(err)));
+  });
+}
+
+/** Writes all of `data` at the file's start (a write may take fewer bytes than asked). */
+async function writeAll(fd: number, data: Buffer): Promise<void> {
+  for (let done = 0; done < data.length;) {
+    done += await new Promise<number>((resolve, reject) => {
+      writeCallback(fd, data, done, data.length - done, done, (err, written) =>
+        err === null ? resolve(written) : reject(err),
+      );
+    });
+  }
 }
 
 /** Creates `path` exclusively (O_EXCL), writes `data` and fsyncs it. */
 export async function writeAndSync(path: string, data: string, mode: number): Promise<void> {
-  let handle: FileHandle | undefined;
+  const fd = await openFd(path, 'wx', mode);
   try {
-    handle = await open(path, 'wx', mode);
-    await handle.writeFile(data, 'utf8');
-    await handle.sync();
+    await writeAll(fd, Buffer.from(data, 'utf8'));
+    await fsyncFd(fd);
   } finally {
-    await handle?.close();
+    await closeFd(fd);
   }
+}
+
+/** Creates the empty file `path` exclusively (O_EXCL), not flushed; false when it exists. */
+export async function createEmpty(path: string, mode: number): Promise<boolean> {
+  let fd: number;
+  try {
+    fd = await openFd(path, 'wx', mode);
+  } catch (err) {
+    if (errnoCode(err) === 'EEXIST') return false;
+    throw err;
+  }
+  await closeFd(fd);
+  return true;
 }
 
 /** mkdir -p, then fsync the parents of what was created so the new entries survive a crash. */
@@ -150,15 +217,15 @@ export function parentsOfCreated(path: string, first: string | undefined): strin
 
 /** fsync a directory so a rename or new entry in it is durable. */
 export async function fsyncDir(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
+  let fd: number | undefined;
   try {
-    handle = await open(dir, 'r');
-    await handle.sync();
+    fd = await openFd(dir, 'r');
+    await fsyncFd(fd);
   } catch (err) {
     // Some filesystems (and platforms) cannot fsync a directory; the rename is still atomic.
     const code = errnoCode(err);
     if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw err;
   } finally {
-    await handle?.close();
+    if (fd !== undefined) await closeFd(fd);
   }
 }

@@ -102,8 +102,7 @@ export class FsFlagRecords extends FlagRecords {
     };
     // Most saves (renewals aside) change nothing here: spare them a flushed write.
     if (previous !== undefined && serialize(previous) === serialize(next)) return;
-    await ensureDir(join(this.root, md5Hex(instance.challengeId)));
-    await writeAtomic(path, serialize(next), 0o600);
+    await writeAtomic(path, serialize(next), 0o600, { mkdir: true });
   }
 
   async markDeleted(challengeId: string, identity: string, at: Date): Promise<void> {

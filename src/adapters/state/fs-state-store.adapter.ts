@@ -1,16 +1,5 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import {
-  link,
-  mkdir,
-  open,
-  rm,
-  rmdir,
-  stat,
-  unlink,
-  utimes,
-  writeFile,
-  type FileHandle,
-} from 'node:fs/promises';
+import { link, mkdir, rm, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { z } from 'zod';
@@ -20,9 +9,11 @@ import { IDENTITY_PATTERN, isClaimed, type Instance } from '../../shared/domain/
 import { StateStore, type CreationMark, type PoolState } from '../../shared/ports/state-store.port';
 import { SingleFlight } from '../../shared/single-flight';
 import { BulkReader, type BulkResult } from './bulk-reader';
+import { SortedIds } from './sorted-ids';
 import {
   TEMP_MARK,
   TOMBSTONE_PREFIX,
+  createEmpty,
   ensureDir,
   errnoCode,
   exists,
@@ -273,7 +264,7 @@ interface ListedInstance {
 interface PoolSnapshot {
   /** When the scan started (Date.now()). */
   at: number;
-  pooled: Set<string>;
+  pooled: SortedIds;
   claimed: number;
 }
 
@@ -587,7 +578,6 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   async saveInstance(instance: Instance): Promise<void> {
     const dir = this.instanceDir(instance.challengeId, instance.identity);
-    await ensureDir(dir);
     // An upstream record not adopted yet keeps its Pulumi state: it is the stack's only copy.
     // Writers of one record hold its lock, so nobody adopts it between this read and the write.
     // A record seen without one is not read again (see `ourRecords`).
@@ -595,7 +585,9 @@ export class FsStateStore implements StateStore, OnModuleInit {
       ? undefined
       : upstreamStateOf(await readIfExists(join(dir, INFO_FILE)));
     // info.json first: a crash in between leaves a visible pooled instance, not an invisible one.
-    await writeAtomic(join(dir, INFO_FILE), serializeInstance(instance, state), 0o666);
+    await writeAtomic(join(dir, INFO_FILE), serializeInstance(instance, state), 0o666, {
+      mkdir: true,
+    });
     if (state === undefined) this.markOurs(dir);
     if (!isClaimed(instance)) {
       if (!this.knownClaimed(instance.challengeId).has(instance.identity))
@@ -754,7 +746,12 @@ export class FsStateStore implements StateStore, OnModuleInit {
     // being created, not a pooled one). A claim file gives a cheap early answer for the common
     // race (someone claimed it already): no fsynced temp file; the link below stays the one
     // that decides.
-    const [recorded, taken] = await Promise.all([exists(join(dir, INFO_FILE)), exists(claimPath)]);
+    // info.json, once seen, stays until the instance goes (and then the link finds no directory).
+    const seen = this.recordedCache.get(challengeId)?.has(identity) === true;
+    const [recorded, taken] = await Promise.all([
+      seen || exists(join(dir, INFO_FILE)),
+      exists(claimPath),
+    ]);
     if (!recorded) {
       this.poolSnapshots.get(challengeId)?.pooled.delete(identity);
       return false;
@@ -842,7 +839,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
       snapshot.pooled.size > 0 &&
       Date.now() - snapshot.at < POOL_RECHECK_MS
     ) {
-      return { pooled: [...snapshot.pooled].sort(), claimed: snapshot.claimed };
+      return { pooled: snapshot.pooled.toArray(), claimed: snapshot.claimed };
     }
     // Concurrent callers share one scan: a burst of claims on a new pool otherwise ran one full
     // scan each before any of them could remember what it saw.
@@ -854,7 +851,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
       const fresh = scanned.pooled.filter((identity) => !known.has(identity));
       this.poolSnapshots.set(challengeId, {
         at,
-        pooled: new Set(fresh),
+        pooled: new SortedIds(fresh),
         claimed: scanned.claimed + scanned.pooled.length - fresh.length,
       });
       return { pooled: fresh, claimed: scanned.claimed + scanned.pooled.length - fresh.length };
@@ -1045,15 +1042,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
   private async indexClaim(challengeId: string, sourceId: string, identity: string): Promise<void> {
     const dir = this.sourceIndexDir(challengeId, sourceId);
     const first = await mkdir(dir, { recursive: true, mode: 0o700 });
-    let handle: FileHandle | undefined;
-    try {
-      handle = await open(join(dir, identity), 'wx', 0o600);
-    } catch (err) {
-      if (errnoCode(err) === 'EEXIST') return;
-      throw err;
-    } finally {
-      await handle?.close();
-    }
+    if (!(await createEmpty(join(dir, identity), 0o600))) return;
     await Promise.all([dir, ...parentsOfCreated(dir, first)].map(fsyncDir));
   }
 
