@@ -1,7 +1,13 @@
 import { Logger } from '@nestjs/common';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { letPendingWorkRun } from '../../test/contract/helpers';
-import { T0 } from '../../test/support/builders';
+import {
+  T0,
+  aChallenge,
+  anIdentity,
+  anInstance,
+  aPooledInstance,
+} from '../../test/support/builders';
 import { fakeConnectionInfo } from '../../test/support/fakes/fake-iac-engine';
 import { aDigest } from '../../test/support/fakes/in-memory-oci-registry';
 import {
@@ -265,6 +271,41 @@ describe('ChallengeStoreService', () => {
 
     it('should return nothing when there is no challenge', async () => {
       expect(await collect(sut.challenges.query())).toEqual([]);
+    });
+
+    it('should read the instances of many challenges in a few batches, in the listing order', async () => {
+      // Written to the store directly: 1 100 creations through the service cost a validation each.
+      const ids = Array.from({ length: 1100 }, (_, i) => `chall-${String(i).padStart(4, '0')}`);
+      await Promise.all(ids.map((id) => sut.state.saveChallenge(aChallenge({ id }))));
+      await sut.state.saveInstance(anInstance({ challengeId: 'chall-0000', sourceId: 'a' }));
+      await sut.state.saveInstance(
+        aPooledInstance({ challengeId: 'chall-0600', identity: anIdentity(2) }),
+      );
+      await sut.state.saveInstance(
+        anInstance({ challengeId: 'chall-1099', identity: anIdentity(3), sourceId: 'b' }),
+      );
+      const one = vi.spyOn(sut.state, 'listInstances');
+      const many = vi.spyOn(sut.state, 'listInstancesOf');
+      const listed = (await sut.state.listChallenges()).map((c) => c.id);
+
+      const views = await collect(sut.challenges.query());
+
+      expect(views.map((v) => v.id)).toEqual(listed);
+      expect(views.filter((v) => v.instances.length > 0)).toEqual([
+        expect.objectContaining({
+          id: 'chall-0000',
+          instances: [anInstance({ challengeId: 'chall-0000', sourceId: 'a' })],
+        }),
+        expect.objectContaining({
+          id: 'chall-1099',
+          instances: [
+            anInstance({ challengeId: 'chall-1099', identity: anIdentity(3), sourceId: 'b' }),
+          ],
+        }),
+      ]);
+      expect(one).not.toHaveBeenCalled();
+      // Batches of about one size: none of them a short leftover.
+      expect(many.mock.calls.map(([batch]) => batch.length)).toEqual([367, 367, 366]);
     });
   });
 

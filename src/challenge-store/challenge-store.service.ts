@@ -38,8 +38,13 @@ import type {
 } from './challenge-store.types';
 import { applyUpdateMask, sameAdditional, sameRecord } from './update-mask';
 
-/** Challenges QueryChallenge reads ahead of the one it sends. */
-const QUERY_READ_AHEAD = 16;
+/**
+ * Challenges whose instances QueryChallenge reads together (see query): enough for the store to
+ * list them in one go, few enough that the first line of a large CTF does not wait for all.
+ */
+const QUERY_BATCH = 512;
+/** Batches QueryChallenge reads ahead of the one it sends. */
+const QUERY_BATCHES_AHEAD = 2;
 
 /**
  * upstream: api/v1/common/checks.go. Negative bounds are refused; the inversion is checked only
@@ -175,14 +180,20 @@ export class ChallengeStoreService {
   }
 
   /**
-   * Every challenge with its claimed instances, in the store's order; views of the next few
-   * challenges are read while the current one is sent, so the listing does not pay each
-   * challenge's file reads in turn.
+   * Every challenge with its claimed instances, in the store's order. The instances are read for
+   * a batch of challenges at once (one listing each costs more than the reads), and the next
+   * batch is read while the current one is sent.
    */
   async *query(): AsyncIterable<ChallengeView> {
-    yield* mapAhead(await this.state.listChallenges(), QUERY_READ_AHEAD, (challenge) =>
-      this.view(challenge),
+    const challenges = await this.state.listChallenges();
+    // Batches of about one size: a short last one would cost more per challenge.
+    const size = Math.ceil(
+      challenges.length / Math.max(1, Math.ceil(challenges.length / QUERY_BATCH)),
     );
+    const batches: Challenge[][] = [];
+    for (let i = 0; i < challenges.length; i += size) batches.push(challenges.slice(i, i + size));
+    for await (const views of mapAhead(batches, QUERY_BATCHES_AHEAD, (batch) => this.views(batch)))
+      yield* views;
   }
 
   async update(input: UpdateChallengeInput, signal?: AbortSignal): Promise<ChallengeView> {
@@ -390,7 +401,15 @@ export class ChallengeStoreService {
   }
 
   private async view(challenge: Challenge): Promise<ChallengeView> {
-    const instances = await this.state.listInstances(challenge.id);
-    return { ...challenge, instances: instances.filter(isClaimed) };
+    return viewOf(challenge, await this.state.listInstances(challenge.id));
   }
+
+  private async views(challenges: Challenge[]): Promise<ChallengeView[]> {
+    const instances = await this.state.listInstancesOf(challenges.map((c) => c.id));
+    return challenges.map((challenge, i) => viewOf(challenge, instances[i] ?? []));
+  }
+}
+
+function viewOf(challenge: Challenge, instances: Instance[]): ChallengeView {
+  return { ...challenge, instances: instances.filter(isClaimed) };
 }

@@ -306,6 +306,26 @@ export function stateStoreContract(name: string, makeStore: () => Promise<StoreU
       });
     });
 
+    describe('listInstancesOf', () => {
+      it("should give each challenge's instances as listInstances does, in the order asked", async () => {
+        const claimed = anInstance();
+        const pooled = aPooledInstance({ identity: anIdentity(2) });
+        const other = anInstance({ challengeId: 'other', identity: anIdentity(3), sourceId: 'b' });
+        for (const instance of [claimed, pooled, other]) await store.saveInstance(instance);
+        await store.saveChallenge(aChallenge({ id: 'empty' }));
+
+        const lists = await store.listInstancesOf(['other', 'missing', 'chall-1', 'empty']);
+
+        expect(lists.map((list) => [...list].sort(byIdentity))).toStrictEqual([
+          [other],
+          [],
+          [claimed, pooled],
+          [],
+        ]);
+        expect(await store.listInstancesOf([])).toEqual([]);
+      });
+    });
+
     describe('findClaimed', () => {
       it('should return the instance of the source when the source has claimed one', async () => {
         await store.saveInstance(aPooledInstance({ identity: anIdentity(1) }));

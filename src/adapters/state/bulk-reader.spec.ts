@@ -51,6 +51,23 @@ describe.each([
     expect(underFile).toBeUndefined();
   });
 
+  it('should list a missing directory as empty, and give an error with its code when one cannot be read', async () => {
+    await mkdir(join(dir, 'sub'));
+    await writeFile(join(dir, 'sub', 'x'), '');
+    await mkdir(join(dir, 'empty'));
+    expect(
+      await reader.listDirs([
+        join(dir, 'sub'),
+        join(dir, 'none'),
+        join(dir, 'empty'),
+        join(dir, 'sub', 'x', 'y'),
+      ]),
+    ).toEqual([['x'], [], [], []]);
+    const [unreadable] = await reader.listDirs([join(dir, 'n'.repeat(300))]);
+    expect(unreadable).toBeInstanceOf(Error);
+    expect(unreadable).toMatchObject({ code: 'ENAMETOOLONG' });
+  });
+
   it('should keep the order when a listing takes several messages', async () => {
     const names = Array.from({ length: 600 }, (_, i) => `f${i}`);
     await Promise.all(names.map((n) => writeFile(join(dir, n), n)));

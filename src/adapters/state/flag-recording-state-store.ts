@@ -82,6 +82,10 @@ export class FlagRecordingStateStore extends StateStore implements OnModuleInit 
     return this.inner.listInstances(challengeId);
   }
 
+  listInstancesOf(challengeIds: readonly string[]): Promise<Instance[][]> {
+    return this.inner.listInstancesOf(challengeIds);
+  }
+
   poolState(challengeId: string): Promise<PoolState> {
     return this.inner.poolState(challengeId);
   }

@@ -215,6 +215,27 @@ describe('FsStateStore', () => {
       expect(warn).toHaveBeenCalledTimes(5);
     });
 
+    it("should see another replica's rewrites at once, and hand out copies, when it listed before", async () => {
+      const other = new FsStateStore({ dir });
+      await other.onModuleInit();
+      await store.saveChallenge(aChallenge({ additional: { k: 'a' } }));
+      const listed = await other.listChallenges();
+      expect(listed).toStrictEqual([aChallenge({ additional: { k: 'a' } })]);
+      listed[0]!.additional.k = 'mutated';
+
+      expect(await other.listChallenges()).toStrictEqual([aChallenge({ additional: { k: 'a' } })]);
+      // Same size, within the same instant: only the text tells.
+      await store.saveChallenge(aChallenge({ additional: { k: 'b' } }));
+      expect(await other.listChallenges()).toStrictEqual([aChallenge({ additional: { k: 'b' } })]);
+
+      await writeFile(join(challDir('chall-1'), 'info.json'), '{"id":"chall-1","sc');
+      expect(await other.listChallenges()).toEqual([]);
+      await store.saveChallenge(aChallenge({ additional: { k: 'b' } }));
+      expect(await other.listChallenges()).toStrictEqual([aChallenge({ additional: { k: 'b' } })]);
+      await store.deleteChallenge('chall-1');
+      expect(await other.listChallenges()).toEqual([]);
+    });
+
     it('should ignore a leftover temp file when a crash interrupted a write', async () => {
       await store.saveChallenge(aChallenge());
       await writeFile(join(challDir('chall-1'), '.info.json.tmp-99-abcdef'), '{"id":"chall-1","sc');
@@ -393,6 +414,53 @@ describe('FsStateStore', () => {
 
       expect(await store.listInstances('chall-1')).toStrictEqual([anInstance()]);
       expect(await store.findClaimed('chall-1', 'source-1')).toStrictEqual(anInstance());
+    });
+  });
+
+  describe('listInstancesOf', () => {
+    it('should skip what listInstances skips, challenge by challenge, when the listing is long', async () => {
+      await store.saveInstance(anInstance());
+      await store.saveInstance(aPooledInstance({ challengeId: 'b', identity: anIdentity(2) }));
+      const instances = join(challDir('chall-1'), 'instance');
+      await mkdir(join(instances, `.deleted-${anIdentity(7)}-1-2`));
+      await mkdir(join(instances, anIdentity(8)));
+      await mkdir(join(instances, anIdentity(9)));
+      await writeFile(join(instances, anIdentity(9), 'info.json'), 'garbage');
+      // Long enough to be read off the main thread.
+      const missing = Array.from({ length: 300 }, (_, i) => `missing-${i}`);
+
+      const lists = await store.listInstancesOf(['chall-1', ...missing, 'b']);
+
+      expect(lists).toHaveLength(302);
+      expect(lists[0]).toStrictEqual([anInstance()]);
+      expect(lists[301]).toStrictEqual([
+        aPooledInstance({ challengeId: 'b', identity: anIdentity(2) }),
+      ]);
+      expect(lists.slice(1, 301).flat()).toEqual([]);
+    });
+
+    it("should see another replica's claims, new instances and deletions at once", async () => {
+      const other = new FsStateStore({ dir });
+      await other.onModuleInit();
+      await store.saveChallenge(aChallenge());
+      await store.saveInstance(aPooledInstance({ identity: anIdentity(1) }));
+      expect(await other.listInstancesOf(['chall-1'])).toStrictEqual([
+        [aPooledInstance({ identity: anIdentity(1) })],
+      ]);
+
+      expect(await store.claim('chall-1', anIdentity(1), 'alice')).toBe(true);
+      await store.saveInstance(anInstance({ identity: anIdentity(2), sourceId: 'bob' }));
+      expect(await other.listInstancesOf(['chall-1'])).toStrictEqual([
+        [
+          anInstance({ identity: anIdentity(1), sourceId: 'alice' }),
+          anInstance({ identity: anIdentity(2), sourceId: 'bob' }),
+        ],
+      ]);
+
+      await store.deleteInstance('chall-1', anIdentity(1));
+      expect(await other.listInstancesOf(['chall-1'])).toStrictEqual([
+        [anInstance({ identity: anIdentity(2), sourceId: 'bob' })],
+      ]);
     });
   });
 

@@ -239,9 +239,26 @@ function upstreamStateOf(text: string | undefined): unknown {
   return doc.state ?? undefined;
 }
 
+/**
+ * `join` for a normalised absolute directory and a plain name (no separator, no dot entry):
+ * listings build a few paths per challenge, and `join`'s normalising showed in their profile.
+ */
+const under = (dir: string, name: string): string => `${dir}${sep}${name}`;
+
 /** The entries of a listing that name instances, sorted. */
 const identitiesIn = (names: string[]): string[] =>
   names.filter((n) => IDENTITY_PATTERN.test(n)).sort();
+
+/** An instance directory a listing found (see `FsStateStore.instancesOf`). */
+interface ListedInstance {
+  /** Which of the listed challenges it belongs to. */
+  at: number;
+  challengeId: string;
+  identity: string;
+  dir: string;
+  /** The source that claimed it, or why its claim file could not be read. */
+  claimant: BulkResult<string>;
+}
 
 /** See `FsStateStore.poolState`. */
 interface PoolSnapshot {
@@ -324,6 +341,12 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * listings read it once. Whether the instance still lives is read every time (its info.json).
    */
   private readonly claimants = new Map<string, Map<string, string>>();
+  /**
+   * Challenge records as listings last parsed them, by directory name, with the text they were
+   * parsed from: a record read again with the same text is not parsed (nor hashed) again.
+   * Compared with what was just read, so never stale.
+   */
+  private readonly listedRecords = new Map<string, { text: string; challenge: Challenge }>();
   /** Listings read their many small files through it (see BulkReader). */
   private readonly bulk = new BulkReader();
   /** Challenge directories by challenge id (an md5 per lookup shows in profiles). */
@@ -401,7 +424,15 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   async listChallenges(): Promise<Challenge[]> {
     const names = await this.challengeNames();
-    const texts = await this.bulk.readTexts(names.map((n) => join(this.root, n, INFO_FILE)));
+    const texts = await this.bulk.readTexts(
+      names.map((n) => under(under(this.root, n), INFO_FILE)),
+    );
+    // Challenges gone (another replica may have deleted them) are forgotten.
+    if (this.listedRecords.size > names.length) {
+      const live = new Set(names);
+      for (const name of this.listedRecords.keys())
+        if (!live.has(name)) this.listedRecords.delete(name);
+    }
     return names
       .map((name, i) => this.listedChallenge(name, texts[i]))
       .filter((c): c is Challenge => c !== undefined);
@@ -487,6 +518,12 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   private listedChallenge(name: string, text: BulkResult<string>): Challenge | undefined {
     const record = `${CHALL_SUBDIR}/${name}/${INFO_FILE}`;
+    const kept = this.listedRecords.get(name);
+    if (kept !== undefined && kept.text === text) {
+      this.unreadable?.resolve(record);
+      return copyChallenge(kept.challenge);
+    }
+    this.listedRecords.delete(name);
     try {
       if (text instanceof Error) throw text;
       if (text === undefined) throw new Error(`no ${INFO_FILE}`);
@@ -497,6 +534,8 @@ export class FsStateStore implements StateStore, OnModuleInit {
         return undefined;
       }
       this.unreadable?.resolve(record);
+      if (this.listedRecords.size >= MAX_CACHED_CHALLENGES) this.listedRecords.clear();
+      this.listedRecords.set(name, { text, challenge: copyChallenge(challenge) });
       return challenge;
     } catch (err) {
       this.logger.warn(`skipping challenge directory ${name}: ${messageOf(err)}`);
@@ -599,38 +638,69 @@ export class FsStateStore implements StateStore, OnModuleInit {
   /** Instances whose info.json is missing (being created) or invalid are skipped. */
   async listInstances(challengeId: string): Promise<Instance[]> {
     const identities = await this.identitiesOf(challengeId);
-    this.forgetClaimantsBut(challengeId, identities);
-    const dirs = identities.map((identity) => this.instanceDir(challengeId, identity));
-    const known = this.claimants.get(challengeId);
-    const unknown = identities.flatMap((identity, i) =>
-      known?.get(identity) === undefined ? [i] : [],
+    return (await this.instancesOf([{ challengeId, identities }]))[0] ?? [];
+  }
+
+  /**
+   * Every instance directory listed through the bulk reader at once, then every record (and
+   * claim file not known yet) among them read at once: QueryChallenge otherwise paid a
+   * thread-pool directory read per challenge, which cost more than reading the records did.
+   */
+  async listInstancesOf(challengeIds: readonly string[]): Promise<Instance[][]> {
+    const listings = await this.bulk.listDirs(
+      challengeIds.map((id) => under(this.challengeDir(id), INSTANCE_SUBDIR)),
     );
-    const [texts, claims] = await Promise.all([
-      this.bulk.readTexts(dirs.map((dir) => join(dir, INFO_FILE))),
-      this.bulk.readTexts(unknown.map((i) => join(dirs[i] ?? '', CLAIM_FILE))),
-    ]);
-    // Per instance: its claimant, or why its claim file could not be read.
-    const claimantAt: BulkResult<string>[] = identities.map((identity) => known?.get(identity));
-    unknown.forEach((i, k) => {
-      const claim = claims[k];
-      const identity = identities[i];
-      claimantAt[i] = claim;
-      // Not an empty one (see claimantOf).
-      if (typeof claim === 'string' && claim !== '' && identity !== undefined)
-        this.rememberClaimant(challengeId, identity, claim);
+    return this.instancesOf(
+      challengeIds.map((challengeId, i) => {
+        const listing = listings[i] ?? [];
+        if (listing instanceof Error) throw listing;
+        return { challengeId, identities: identitiesIn(listing) };
+      }),
+    );
+  }
+
+  /**
+   * The instances of each challenge among `identities` (its instance directories), in that
+   * order; records missing (being created) or invalid are skipped.
+   */
+  private async instancesOf(
+    listed: readonly { challengeId: string; identities: string[] }[],
+  ): Promise<Instance[][]> {
+    const entries = listed.flatMap(({ challengeId, identities }, at) => {
+      this.forgetClaimantsBut(challengeId, identities);
+      const known = this.claimants.get(challengeId);
+      return identities.map((identity): ListedInstance => ({
+        at,
+        challengeId,
+        identity,
+        dir: this.instanceDir(challengeId, identity),
+        claimant: known?.get(identity),
+      }));
     });
-    return identities
-      .map((identity, i) =>
-        this.tolerantly(challengeId, identity, () => {
-          const text = texts[i];
-          const claimant = claimantAt[i];
-          if (text instanceof Error) throw text;
-          if (text === undefined) return undefined;
-          if (claimant instanceof Error) throw claimant;
-          return this.instanceOf(challengeId, identity, text, claimant);
-        }),
-      )
-      .filter((i): i is Instance => i !== undefined);
+    const unknown = entries.filter((entry) => entry.claimant === undefined);
+    const [texts, claims] = await Promise.all([
+      this.bulk.readTexts(entries.map((entry) => under(entry.dir, INFO_FILE))),
+      this.bulk.readTexts(unknown.map((entry) => under(entry.dir, CLAIM_FILE))),
+    ]);
+    unknown.forEach((entry, k) => {
+      const claim = claims[k];
+      entry.claimant = claim;
+      // Not an empty one (see claimantOf).
+      if (typeof claim === 'string' && claim !== '')
+        this.rememberClaimant(entry.challengeId, entry.identity, claim);
+    });
+    const instances = listed.map((): Instance[] => []);
+    entries.forEach(({ at, challengeId, identity, claimant }, i) => {
+      const instance = this.tolerantly(challengeId, identity, () => {
+        const text = texts[i];
+        if (text instanceof Error) throw text;
+        if (text === undefined) return undefined;
+        if (claimant instanceof Error) throw claimant;
+        return this.instanceOf(challengeId, identity, text, claimant);
+      });
+      if (instance !== undefined) instances[at]?.push(instance);
+    });
+    return instances;
   }
 
   /**

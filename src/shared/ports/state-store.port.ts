@@ -46,6 +46,12 @@ export abstract class StateStore {
   /** Claimed and pooled instances of a challenge, in no promised order; [] if none. */
   abstract listInstances(challengeId: string): Promise<Instance[]>;
   /**
+   * What `listInstances` gives for each of `challengeIds`, in their order, read together: a
+   * listing of many challenges (QueryChallenge) would otherwise pay a directory read per
+   * challenge in turn.
+   */
+  abstract listInstancesOf(challengeIds: readonly string[]): Promise<Instance[][]>;
+  /**
    * The identities of the pooled instances of a challenge and the number of claimed ones,
    * without reading the records (the claim path runs it on every pooled claim, so it must not
    * cost a parse per instance). Unlike `listInstances`, a pooled instance whose record is

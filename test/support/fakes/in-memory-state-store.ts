@@ -81,12 +81,11 @@ export class InMemoryStateStore implements StateStore {
   }
 
   listInstances(challengeId: string): Promise<Instance[]> {
-    const identities = [...(this.instances.get(challengeId)?.keys() ?? [])];
-    return Promise.resolve(
-      identities
-        .map((identity) => this.read(challengeId, identity))
-        .filter((i): i is Instance => i !== undefined),
-    );
+    return Promise.resolve(this.instancesOf(challengeId));
+  }
+
+  listInstancesOf(challengeIds: readonly string[]): Promise<Instance[][]> {
+    return Promise.resolve(challengeIds.map((id) => this.instancesOf(id)));
   }
 
   poolState(challengeId: string): Promise<PoolState> {
@@ -141,6 +140,13 @@ export class InMemoryStateStore implements StateStore {
   /** Marks a saved record as written by upstream, with `state` as its Pulumi deployment. */
   seedUpstream(challengeId: string, identity: string, state: unknown): void {
     this.upstream.set(`${challengeId}/${identity}`, structuredClone(state));
+  }
+
+  private instancesOf(challengeId: string): Instance[] {
+    const identities = [...(this.instances.get(challengeId)?.keys() ?? [])];
+    return identities
+      .map((identity) => this.read(challengeId, identity))
+      .filter((i): i is Instance => i !== undefined);
   }
 
   private read(challengeId: string, identity: string): Instance | undefined {
