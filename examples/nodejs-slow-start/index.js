@@ -24,17 +24,35 @@ const slowServer = {
   async create(inputs) {
     const { spawn } = require('node:child_process');
     const net = require('node:net');
+    /** A port free right now, drawn at random between 10000 and the start of the ephemeral range. */
+    async function freePortBelowEphemeral() {
+      const { readFileSync } = require('node:fs');
+      let low = 32768;
+      try {
+        low = Number(
+          readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0],
+        );
+      } catch {
+        // Not Linux: the range most systems use.
+      }
+      const top = Number.isInteger(low) && low > 11000 ? low : 32768;
+      for (let attempt = 0; attempt < 100; attempt++) {
+        const port = 10000 + Math.floor(Math.random() * (top - 10000));
+        const free = await new Promise((resolve) => {
+          const probe = net.createServer();
+          probe.once('error', () => resolve(false));
+          probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+        });
+        if (free) return port;
+      }
+      throw new Error('no free port below the ephemeral range');
+    }
     // A free port, known before the service listens (the connection info names it). The service
     // takes it once its delay is over; should another process have taken it meanwhile, it keeps
-    // trying, and the instance simply never becomes ready.
-    const port = await new Promise((resolve, reject) => {
-      const probe = net.createServer();
-      probe.once('error', reject);
-      probe.listen(0, '127.0.0.1', () => {
-        const { port } = probe.address();
-        probe.close(() => resolve(port));
-      });
-    });
+    // trying, and the instance simply never becomes ready. The port is drawn below the kernel's
+    // ephemeral range: a port the kernel hands out (to `listen(0)`, to outgoing connections) could
+    // be given to another program during the delay, which would then answer in this one's place.
+    const port = await freePortBelowEphemeral();
     const server = `
       const net = require('node:net');
       // A client gone before the flag is written (a reset) must not bring the service down.
