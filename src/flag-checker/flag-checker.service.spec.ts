@@ -5,18 +5,23 @@ import { InMemoryEventJournal } from '../../test/support/fakes/in-memory-event-j
 import { AppConfig } from '../config';
 import type { Claimed, Instance } from '../shared/domain/instance';
 import { FlagCheckRateLimitedError } from '../shared/errors';
-import { FlagRecords } from '../shared/ports';
+import { FlagRecords, type StagedWrite } from '../shared/ports';
 import { FlagCheckerService } from './flag-checker.service';
 
 /** Flags by source, in clear (the real records keep hashes; the service never sees either). */
 class FakeFlagRecords extends FlagRecords {
   readonly bySource = new Map<string, { challengeId: string; flags: string[] }>();
-  record(instance: Claimed<Instance>): Promise<void> {
-    this.bySource.set(instance.sourceId, {
-      challengeId: instance.challengeId,
-      flags: instance.flags,
+  stage(instance: Claimed<Instance>): Promise<StagedWrite> {
+    return Promise.resolve({
+      commit: () => {
+        this.bySource.set(instance.sourceId, {
+          challengeId: instance.challengeId,
+          flags: instance.flags,
+        });
+        return Promise.resolve();
+      },
+      discard: () => Promise.resolve(),
     });
-    return Promise.resolve();
   }
   markDeleted(): Promise<void> {
     return Promise.resolve();

@@ -140,19 +140,26 @@ export class InstanceManagerService {
             if (untilOverflows(challenge, now)) throw timeoutPastLastTimestamp(true);
             if (await this.findClaimed(challengeId, sourceId))
               throw new InstanceAlreadyExistsError(challengeId, sourceId);
-            return { challenge, claimed: await this.pooler.claim(challenge, sourceId) };
+            const claimed = await this.failed(
+              challengeId,
+              sourceId,
+              this.pooler.claim(challenge, sourceId, input.additional),
+            );
+            return { challenge, claimed };
           },
           signal,
         );
         if (claimed) {
-          probe.claimed(claimed.identity);
+          const { instance, finished } = claimed;
+          probe.claimed(instance.identity);
           this.logger.log(
-            `claiming instance ${claimed.identity} of challenge ${challengeId} from pool for source ${sourceId}`,
+            `claiming instance ${instance.identity} of challenge ${challengeId} from pool for source ${sourceId}`,
           );
+          if (finished) return instance;
           return this.failed(
             challengeId,
             sourceId,
-            this.pooler.finishClaim(challenge, claimed, input.additional, signal, scenario),
+            this.pooler.finishClaim(challenge, instance, input.additional, signal, scenario),
           );
         }
         this.logger.log(`creating new instance of challenge ${challengeId} for source ${sourceId}`);

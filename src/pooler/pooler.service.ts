@@ -25,6 +25,26 @@ import {
 import { PoolLimits } from './pool-limits';
 import { poolDelta, shouldRefillAfterClaim, shouldRefillAfterDelete } from './pool-delta';
 
+/** A pooled instance given to a source; `finished` when the claim already saved it as theirs. */
+export interface PoolClaim {
+  instance: Claimed;
+  finished: boolean;
+}
+
+/** The pooled `instance` as `sourceId`'s from `now`: expiry from now, the source's additional. */
+function asClaimedBy(
+  challenge: Challenge,
+  instance: Instance,
+  sourceId: string,
+  additional: Record<string, string>,
+  now: Date,
+): Claimed {
+  const claimed: Claimed = { ...instance, sourceId, lastRenew: now, additional: { ...additional } };
+  const until = computeUntil(challenge, now);
+  if (until) claimed.until = until;
+  return claimed;
+}
+
 /**
  * Pre-deployed (pooled) instances: spin-ups, claims and resizes.
  * Pooled instances have no source, never appear in the API and never expire while pooled.
@@ -157,8 +177,16 @@ export class PoolerService {
    * record but the candidate's: the claim must not cost more with more instances. A candidate
    * whose scenario declares readiness probes is checked first (a couple of seconds at most):
    * one that no longer answers is skipped, and replaced in the background.
+   *
+   * Without `additional` (the common case at a CTF's start) the instance is handed out as it
+   * is: the claim saves it as the source's in the same flushes (`finished`). With one, it is
+   * redeployed with it by `finishClaim`.
    */
-  async claim(challenge: Challenge, sourceId: string): Promise<Claimed | undefined> {
+  async claim(
+    challenge: Challenge,
+    sourceId: string,
+    additional: Record<string, string>,
+  ): Promise<PoolClaim | undefined> {
     const { pooled, claimed } = await this.state.poolState(challenge.id);
     // Concurrent claimers start at different candidates instead of all racing for the first one
     // (upstream took the first in identity order; any pooled instance is as good).
@@ -170,6 +198,7 @@ export class PoolerService {
       ...rotated.filter((identity) => !this.claiming.has(identity)),
       ...rotated.filter((identity) => this.claiming.has(identity)),
     ].filter((identity) => !this.removing.has(identity));
+    const asIs = Object.keys(additional).length === 0;
     for (const identity of candidates) {
       this.claiming.add(identity);
       try {
@@ -179,7 +208,13 @@ export class PoolerService {
           this.replaceUnready(candidate);
           continue;
         }
-        if (await this.state.claim(challenge.id, identity, sourceId)) {
+        const won = asIs
+          ? await this.claimAsIs(challenge, candidate, sourceId)
+          : (await this.state.claim(challenge.id, identity, sourceId)) && {
+              ...candidate,
+              sourceId,
+            };
+        if (won) {
           const total = pooled.length + claimed;
           if (shouldRefillAfterClaim(challenge.min, challenge.max, pooled.length, total)) {
             this.spinUp(challenge.id, 1);
@@ -187,7 +222,7 @@ export class PoolerService {
           // This claim took the pool below its min (once per fall, not at every claim).
           if (pooled.length >= challenge.min && pooled.length - 1 < challenge.min)
             await this.events.publish('pool.low', { challengeId: challenge.id });
-          return { ...candidate, sourceId };
+          return { instance: won, finished: asIs };
         }
       } finally {
         this.claiming.delete(identity);
@@ -196,6 +231,28 @@ export class PoolerService {
     if (challenge.min > 0)
       await this.events.publish('pool.exhausted', { challengeId: challenge.id });
     return undefined;
+  }
+
+  /**
+   * Claims `candidate` and saves it as the source's in one store call (its record flushed beside
+   * the claim), under the instance's lock as every record write: a replica removing it as
+   * unready then either sees it claimed or has removed it (and the claim fails). The candidate
+   * read before the lock is still the record: the caller's challenge read lock keeps
+   * redeployments out, and a deletion makes the claim fail.
+   */
+  private claimAsIs(
+    challenge: Challenge,
+    candidate: Instance,
+    sourceId: string,
+  ): Promise<Claimed | undefined> {
+    return this.lock.withWriteLock(
+      lockKeys.instance(challenge.id, candidate.identity),
+      async () => {
+        const record = asClaimedBy(challenge, candidate, sourceId, {}, this.clock.now());
+        const won = await this.state.claim(challenge.id, candidate.identity, sourceId, { record });
+        return won ? record : undefined;
+      },
+    );
   }
 
   /**
@@ -286,15 +343,13 @@ export class PoolerService {
         if (moved) return moved;
         throw new InstanceNotFoundError(challenge.id, claimed.sourceId);
       }
-      const now = this.clock.now();
-      let instance: Instance = {
-        ...current,
-        sourceId: claimed.sourceId,
-        lastRenew: now,
-        additional: { ...additional },
-      };
-      const until = computeUntil(challenge, now);
-      if (until) instance.until = until;
+      let instance: Instance = asClaimedBy(
+        challenge,
+        current,
+        claimed.sourceId,
+        additional,
+        this.clock.now(),
+      );
       if (Object.keys(additional).length > 0) {
         try {
           instance = await this.deployer.update(

@@ -501,6 +501,84 @@ export function stateStoreContract(name: string, makeStore: () => Promise<StoreU
       });
     });
 
+    describe('claim with its save', () => {
+      const LATER = new Date('2026-05-06T07:08:09.010Z');
+      const asAlice = (identity = anIdentity(1)): Instance =>
+        anInstance({ identity, sourceId: 'alice', lastRenew: LATER, until: LATER });
+      /** Alice's claim of instance 1 with its save, and how often its work alongside ran. */
+      const aliceClaimCounting = (): { claim: () => Promise<boolean>; alongside: () => number } => {
+        let calls = 0;
+        return {
+          claim: () =>
+            store.claim('chall-1', anIdentity(1), 'alice', {
+              record: { ...asAlice(), sourceId: 'alice' },
+              alongside: () => {
+                calls += 1;
+                return Promise.resolve();
+              },
+            }),
+          alongside: () => calls,
+        };
+      };
+
+      it('should save the record as claimed and run the work alongside when the claim wins', async () => {
+        await store.saveInstance(aPooledInstance());
+        const { claim, alongside } = aliceClaimCounting();
+        expect(await claim()).toBe(true);
+        expect(alongside()).toBe(1);
+        expect(await store.loadInstance('chall-1', anIdentity(1))).toEqual(asAlice());
+        expect(await store.findClaimed('chall-1', 'alice')).toEqual(asAlice());
+        expect(await store.poolState('chall-1')).toEqual({ pooled: [], claimed: 1 });
+      });
+
+      it('should change no record and run nothing alongside when the claim loses', async () => {
+        await store.saveInstance(aPooledInstance());
+        expect(await store.claim('chall-1', anIdentity(1), 'bob')).toBe(true);
+        const before = await store.loadInstance('chall-1', anIdentity(1));
+        const { claim, alongside } = aliceClaimCounting();
+        expect(await claim()).toBe(false);
+        expect(alongside()).toBe(0);
+        expect(await store.loadInstance('chall-1', anIdentity(1))).toEqual(before);
+        expect(await store.findClaimed('chall-1', 'alice')).toBeUndefined();
+      });
+
+      it('should return false and write nothing when the instance does not exist', async () => {
+        const won = await store.claim('chall-1', anIdentity(9), 'alice', {
+          record: { ...asAlice(anIdentity(9)), sourceId: 'alice' },
+        });
+        expect(won).toBe(false);
+        expect(await store.loadInstance('chall-1', anIdentity(9))).toBeUndefined();
+        expect(await store.listInstances('chall-1')).toEqual([]);
+      });
+
+      it("should save exactly the winner's record when 20 claims with saves race for one instance", async () => {
+        await store.saveInstance(aPooledInstance());
+        const sources = Array.from({ length: 20 }, (_, i) => `source-${i}`);
+        const results = await Promise.all(
+          sources.map((sourceId) =>
+            store.claim('chall-1', anIdentity(1), sourceId, {
+              record: { ...anInstance({ sourceId, connectionInfo: sourceId }), sourceId },
+            }),
+          ),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        const winner = sources[results.indexOf(true)];
+        const saved = await store.loadInstance('chall-1', anIdentity(1));
+        expect(saved?.sourceId).toBe(winner);
+        expect(saved?.connectionInfo).toBe(winner);
+      });
+
+      it('should reject once won when the work alongside fails, the claim and record kept', async () => {
+        await store.saveInstance(aPooledInstance());
+        const claiming = store.claim('chall-1', anIdentity(1), 'alice', {
+          record: { ...asAlice(), sourceId: 'alice' },
+          alongside: () => Promise.reject(new Error('disk full')),
+        });
+        await expect(claiming).rejects.toThrow('disk full');
+        expect(await store.loadInstance('chall-1', anIdentity(1))).toEqual(asAlice());
+      });
+    });
+
     describe('creation marks', () => {
       it('should show a creation of one source as underway until it ends, and no other', async () => {
         await store.saveChallenge(aChallenge());

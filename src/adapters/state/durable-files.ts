@@ -103,6 +103,29 @@ export async function writeAtomic(
   mode: number,
   opts: { mkdir?: boolean } = {},
 ): Promise<void> {
+  const staged = await stageAtomic(path, data, mode, opts);
+  await staged.commit();
+}
+
+/** A file written and flushed beside its target, not yet in place. */
+export interface StagedFile {
+  /** Renames it over the target and flushes the directory (writeAtomic's second half). */
+  commit(): Promise<void>;
+  /** Removes it; the target stays as it was. */
+  discard(): Promise<void>;
+}
+
+/**
+ * writeAtomic's first half: the temp file written and flushed, the target untouched. Lets a
+ * caller flush it while other work is in flight (a claim), and put it in place or drop it once
+ * that work decided.
+ */
+export async function stageAtomic(
+  path: string,
+  data: string,
+  mode: number,
+  opts: { mkdir?: boolean } = {},
+): Promise<StagedFile> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}${TEMP_MARK}${scratchSuffix()}`);
   try {
@@ -113,12 +136,23 @@ export async function writeAtomic(
       await ensureDir(dir);
       await writeAndSync(tmp, data, mode);
     }
-    await rename(tmp, path);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
-  await fsyncDir(dir);
+  const discard = (): Promise<void> => unlink(tmp).catch(() => undefined);
+  return {
+    commit: async () => {
+      try {
+        await rename(tmp, path);
+      } catch (err) {
+        await discard();
+        throw err;
+      }
+      await fsyncDir(dir);
+    },
+    discard,
+  };
 }
 
 /*

@@ -3,7 +3,12 @@ import type { Challenge } from '../../shared/domain/challenge';
 import { isClaimed, type Instance } from '../../shared/domain/instance';
 import type { Clock } from '../../shared/ports/clock.port';
 import type { FlagRecords } from '../../shared/ports/flag-records.port';
-import { StateStore, type CreationMark, type PoolState } from '../../shared/ports/state-store.port';
+import {
+  StateStore,
+  type ClaimSave,
+  type CreationMark,
+  type PoolState,
+} from '../../shared/ports/state-store.port';
 
 /**
  * The state store, keeping the flag records in step with the instance records: every save of a
@@ -98,8 +103,41 @@ export class FlagRecordingStateStore extends StateStore implements OnModuleInit 
     return this.inner.findClaimedOfSource(sourceId);
   }
 
-  claim(challengeId: string, identity: string, sourceId: string): Promise<boolean> {
-    return this.inner.claim(challengeId, identity, sourceId);
+  /**
+   * A claim that saves its record writes the flag record as the record: flushed beside the
+   * claim, put in place only once the claim is won (a lost claim must not overwrite the
+   * winner's), and durable before the claim resolves.
+   */
+  async claim(
+    challengeId: string,
+    identity: string,
+    sourceId: string,
+    save?: ClaimSave,
+  ): Promise<boolean> {
+    if (save === undefined) return this.inner.claim(challengeId, identity, sourceId);
+    const staging = this.flags.stage(save.record, this.clock.now());
+    // Settled here; its failure is the claim's once won (as a save's), and nothing if lost.
+    const staged = staging.then(
+      (write) => ({ write }),
+      (error: unknown) => ({ error }),
+    );
+    let won = false;
+    try {
+      won = await this.inner.claim(challengeId, identity, sourceId, {
+        record: save.record,
+        alongside: async () => {
+          const flag = await staged;
+          if ('error' in flag) throw flag.error;
+          await Promise.all([flag.write.commit(), save.alongside?.()]);
+        },
+      });
+    } finally {
+      if (!won) {
+        const flag = await staged;
+        if ('write' in flag) await flag.write.discard();
+      }
+    }
+    return won;
   }
 
   upstreamState(challengeId: string, identity: string): Promise<unknown> {

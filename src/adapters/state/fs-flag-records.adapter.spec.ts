@@ -256,6 +256,26 @@ describe('FlagRecordingStateStore', () => {
     );
   });
 
+  it("should record the flags of a claim that saves its record, and only the winner's of a race", async () => {
+    await store.saveInstance(aPooledInstance({ flags: ['CTF{pooled}'] }));
+    // Two stores over one directory: two replicas racing for one pooled instance.
+    const other = new FlagRecordingStateStore(new FsStateStore({ dir }), records, clock);
+    const claimAs = (by: FlagRecordingStateStore, sourceId: string): Promise<boolean> =>
+      by.claim('chall-1', anIdentity(1), sourceId, {
+        record: claimed({ sourceId, flags: [`CTF{${sourceId}}`] }),
+      });
+    const [alice, bob] = await Promise.all([claimAs(store, 'alice'), claimAs(other, 'bob')]);
+    expect([alice, bob].filter(Boolean)).toHaveLength(1);
+    const winner = alice ? 'alice' : 'bob';
+    const loser = alice ? 'bob' : 'alice';
+    expect(await records.sourcesOf('chall-1', `CTF{${winner}}`, T0)).toEqual([winner]);
+    expect(await records.sourcesOf('chall-1', `CTF{${loser}}`, T0)).toEqual([]);
+    expect(await records.sourcesOf('chall-1', 'CTF{pooled}', T0)).toEqual([]);
+    // Nothing staged is left behind by either side.
+    const names = [...(await filesOf(dir)).keys()];
+    expect(names.filter((name) => name.includes('.tmp-'))).toEqual([]);
+  });
+
   it('should drop the flag records with the challenge', async () => {
     await store.saveInstance(anInstance());
     await store.deleteInstance('chall-1', anIdentity(1));

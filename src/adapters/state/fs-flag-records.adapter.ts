@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { IDENTITY_PATTERN, type Claimed, type Instance } from '../../shared/domain/instance';
 import { md5Hex } from '../../shared/domain/record-names';
-import { FlagRecords } from '../../shared/ports/flag-records.port';
+import { FlagRecords, type StagedWrite } from '../../shared/ports/flag-records.port';
 import {
   TEMP_MARK,
   ensureDir,
@@ -17,6 +17,7 @@ import {
   removeDirDurably,
   scratchSuffix,
   writeAndSync,
+  stageAtomic,
   writeAtomic,
 } from './durable-files';
 
@@ -57,6 +58,12 @@ type FlagRecord = z.output<typeof flagRecord>;
 
 const serialize = (r: FlagRecord): string => `${JSON.stringify(r)}\n`;
 
+/** A stage with nothing to write (the record is already as it would be). */
+const UNCHANGED: StagedWrite = {
+  commit: () => Promise.resolve(),
+  discard: () => Promise.resolve(),
+};
+
 /**
  * Flag records as files, beside the instance records:
  *
@@ -79,7 +86,7 @@ export class FsFlagRecords extends FlagRecords {
     this.root = join(opts.dir, FLAG_SUBDIR);
   }
 
-  async record(instance: Claimed<Instance>, at: Date): Promise<void> {
+  async stage(instance: Claimed<Instance>, at: Date): Promise<StagedWrite> {
     const path = this.recordPath(instance.challengeId, instance.identity);
     const previous = await this.read(path);
     const hashes = await Promise.all(
@@ -101,8 +108,8 @@ export class FsFlagRecords extends FlagRecords {
       ],
     };
     // Most saves (renewals aside) change nothing here: spare them a flushed write.
-    if (previous !== undefined && serialize(previous) === serialize(next)) return;
-    await writeAtomic(path, serialize(next), 0o600, { mkdir: true });
+    if (previous !== undefined && serialize(previous) === serialize(next)) return UNCHANGED;
+    return stageAtomic(path, serialize(next), 0o600, { mkdir: true });
   }
 
   async markDeleted(challengeId: string, identity: string, at: Date): Promise<void> {

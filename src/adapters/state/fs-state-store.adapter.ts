@@ -6,7 +6,12 @@ import { z } from 'zod';
 import type { Challenge } from '../../shared/domain/challenge';
 import { instanceRecordName, md5Hex as md5 } from '../../shared/domain/record-names';
 import { IDENTITY_PATTERN, isClaimed, type Instance } from '../../shared/domain/instance';
-import { StateStore, type CreationMark, type PoolState } from '../../shared/ports/state-store.port';
+import {
+  StateStore,
+  type ClaimSave,
+  type CreationMark,
+  type PoolState,
+} from '../../shared/ports/state-store.port';
 import { SingleFlight } from '../../shared/single-flight';
 import { BulkReader, type BulkResult } from './bulk-reader';
 import { SortedIds } from './sorted-ids';
@@ -24,7 +29,9 @@ import {
   readIfExists,
   readdirIfExists,
   removeDirDurably,
+  type StagedFile,
   scratchSuffix,
+  stageAtomic,
   writeAndSync,
   writeAtomic,
 } from './durable-files';
@@ -578,17 +585,10 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   async saveInstance(instance: Instance): Promise<void> {
     const dir = this.instanceDir(instance.challengeId, instance.identity);
-    // An upstream record not adopted yet keeps its Pulumi state: it is the stack's only copy.
-    // Writers of one record hold its lock, so nobody adopts it between this read and the write.
-    // A record seen without one is not read again (see `ourRecords`).
-    const state = this.ourRecords.has(dir)
-      ? undefined
-      : upstreamStateOf(await readIfExists(join(dir, INFO_FILE)));
+    const { text, ours } = await this.recordText(dir, instance);
     // info.json first: a crash in between leaves a visible pooled instance, not an invisible one.
-    await writeAtomic(join(dir, INFO_FILE), serializeInstance(instance, state), 0o666, {
-      mkdir: true,
-    });
-    if (state === undefined) this.markOurs(dir);
+    await writeAtomic(join(dir, INFO_FILE), text, 0o666, { mkdir: true });
+    if (ours) this.markOurs(dir);
     if (!isClaimed(instance)) {
       if (!this.knownClaimed(instance.challengeId).has(instance.identity))
         this.poolSnapshots.get(instance.challengeId)?.pooled.add(instance.identity);
@@ -602,6 +602,22 @@ export class FsStateStore implements StateStore, OnModuleInit {
     await writeAtomic(join(dir, CLAIM_FILE), instance.sourceId, 0o600);
     this.rememberClaimant(instance.challengeId, instance.identity, instance.sourceId);
     this.sawClaimed(instance.challengeId, instance.identity);
+  }
+
+  /**
+   * The text of `instance`'s info.json; `ours` when it carries no upstream Pulumi state. An
+   * upstream record not adopted yet keeps its state: it is the stack's only copy. Writers of one
+   * record hold its lock, so nobody adopts it between this read and the write. A record seen
+   * without one is not read again (see `ourRecords`).
+   */
+  private async recordText(
+    dir: string,
+    instance: Instance,
+  ): Promise<{ text: string; ours: boolean }> {
+    const state = this.ourRecords.has(dir)
+      ? undefined
+      : upstreamStateOf(await readIfExists(join(dir, INFO_FILE)));
+    return { text: serializeInstance(instance, state), ours: state === undefined };
   }
 
   /** See {@link StateStore}. */
@@ -739,7 +755,12 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * process or another sharing the directory, exactly one wins, and a reader never sees a
    * half-written claim. False when the instance does not exist or is already claimed.
    */
-  async claim(challengeId: string, identity: string, sourceId: string): Promise<boolean> {
+  async claim(
+    challengeId: string,
+    identity: string,
+    sourceId: string,
+    save?: ClaimSave,
+  ): Promise<boolean> {
     const dir = this.instanceDir(challengeId, identity);
     const claimPath = join(dir, CLAIM_FILE);
     // Both looked at side by side. A record is required (a directory without one is an instance
@@ -761,28 +782,59 @@ export class FsStateStore implements StateStore, OnModuleInit {
       return false;
     }
     // The index entry before the link: whoever wins it is found through the index at once.
-    // The claim's temp file is written meanwhile (both are flushes the link must wait for).
+    // The claim's temp file, and the claimed record's, are written meanwhile (flushes the link
+    // must wait for, side by side).
     const tmp = join(dir, `.${CLAIM_FILE}${TEMP_MARK}${scratchSuffix()}`);
-    const [indexed, written] = await Promise.allSettled([
+    const [indexed, written, staged] = await Promise.allSettled([
       this.indexClaim(challengeId, sourceId, identity),
       writeAndSync(tmp, sourceId, 0o600),
+      save === undefined ? undefined : this.stageRecord(dir, save.record),
     ]);
-    if (indexed.status === 'rejected') {
-      await unlink(tmp).catch(() => undefined);
-      throw indexed.reason;
+    const record = staged.status === 'fulfilled' ? staged.value : undefined;
+    const failed = [indexed, staged].find((step) => step.status === 'rejected');
+    if (failed !== undefined) {
+      await Promise.all([unlink(tmp).catch(() => undefined), record?.file.discard()]);
+      // The instance directory vanished under us (deleted): nothing to claim.
+      if (!isNotFound(failed.reason) || failed === indexed) throw failed.reason;
+      await this.lost(challengeId, sourceId, identity);
+      return false;
     }
     const won = await this.linkClaim(dir, tmp, written, sourceId);
-    if (won) {
-      this.rememberClaimant(challengeId, identity, sourceId);
-      this.sawClaimed(challengeId, identity);
+    if (!won) {
+      await Promise.all([record?.file.discard(), this.lost(challengeId, sourceId, identity)]);
+      return false;
     }
-    // Lost: the entry would only be stale (the source lock keeps the source from racing itself).
-    else {
-      // Taken by another replica, or deleted: either way no longer a candidate.
-      this.poolSnapshots.get(challengeId)?.pooled.delete(identity);
-      await this.unindexClaim(challengeId, sourceId, identity);
+    this.rememberClaimant(challengeId, identity, sourceId);
+    this.sawClaimed(challengeId, identity);
+    if (record !== undefined) {
+      // The record's directory flush is the claim link's too (see linkClaim).
+      const [committed, beside] = await Promise.allSettled([
+        record.file.commit(),
+        save?.alongside?.(),
+      ]);
+      if (committed.status === 'rejected') throw committed.reason;
+      if (record.ours) this.markOurs(dir);
+      if (beside.status === 'rejected') throw beside.reason;
     }
-    return won;
+    return true;
+  }
+
+  /** A claim's record written and flushed beside its info.json, not in place yet. */
+  private async stageRecord(
+    dir: string,
+    instance: Instance,
+  ): Promise<{ file: StagedFile; ours: boolean }> {
+    const { text, ours } = await this.recordText(dir, instance);
+    return { file: await stageAtomic(join(dir, INFO_FILE), text, 0o666), ours };
+  }
+
+  /**
+   * A claim lost (taken by another replica, or deleted): no longer a candidate, and its index
+   * entry would only be stale (the source lock keeps the source from racing itself).
+   */
+  private async lost(challengeId: string, sourceId: string, identity: string): Promise<void> {
+    this.poolSnapshots.get(challengeId)?.pooled.delete(identity);
+    await this.unindexClaim(challengeId, sourceId, identity);
   }
 
   /**

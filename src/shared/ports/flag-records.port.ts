@@ -1,5 +1,11 @@
 import type { Claimed, Instance } from '../domain/instance';
 
+/** A write flushed aside, put in place by `commit` (durable when it resolves) or dropped. */
+export interface StagedWrite {
+  commit(): Promise<void>;
+  discard(): Promise<void>;
+}
+
 /**
  * What remains of the flags every claimed instance had: a keyed hash of each (never the flag),
  * with the challenge, the source and the instance's lifetime, kept for a retention period after
@@ -12,7 +18,15 @@ import type { Claimed, Instance } from '../domain/instance';
  * - `sourcesOf` compares in constant time per stored hash, whatever matches.
  */
 export abstract class FlagRecords {
-  abstract record(instance: Claimed<Instance>, at: Date): Promise<void>;
+  /** `stage` then its commit. */
+  async record(instance: Claimed<Instance>, at: Date): Promise<void> {
+    await (await this.stage(instance, at)).commit();
+  }
+  /**
+   * The record `record` would write, written and flushed but not in place: committed once the
+   * save it goes with is decided (a claim), discarded otherwise.
+   */
+  abstract stage(instance: Claimed<Instance>, at: Date): Promise<StagedWrite>;
   abstract markDeleted(challengeId: string, identity: string, at: Date): Promise<void>;
   /** Removes every record of the challenge (DeleteChallenge). */
   abstract removeChallenge(challengeId: string): Promise<void>;

@@ -1,5 +1,5 @@
 import type { Challenge } from '../domain/challenge';
-import type { Instance } from '../domain/instance';
+import type { Claimed, Instance } from '../domain/instance';
 
 /** See {@link StateStore.poolState}. */
 export interface PoolState {
@@ -12,6 +12,17 @@ export interface PoolState {
 export interface CreationMark {
   /** Removes the mark; never throws (a mark left behind goes stale on its own). */
   end(): Promise<void>;
+}
+
+/** What a claim saves with it (see {@link StateStore.claim}). */
+export interface ClaimSave {
+  /** The instance as its claimant's: `sourceId` is the claim's. */
+  record: Claimed<Instance>;
+  /**
+   * Made durable once the claim is won, beside the record's last flush (the flag record); the
+   * claim resolves once both are, and rejects when this does.
+   */
+  alongside?: () => Promise<void>;
 }
 
 /**
@@ -72,8 +83,17 @@ export abstract class StateStore {
    * durable (survives a crash of the host) only once the claimed record is saved: a claim is
    * always followed by that save before anyone is told, and one lost in a crash before it
    * leaves the instance pooled, as if the claim had not been made.
+   *
+   * With `save`, that save is part of the claim: the record is written and flushed beside the
+   * claim, put in place only once the claim is won (a lost claim changes no record), and
+   * durable when this resolves true, in fewer flushes than a claim then a save.
    */
-  abstract claim(challengeId: string, identity: string, sourceId: string): Promise<boolean>;
+  abstract claim(
+    challengeId: string,
+    identity: string,
+    sourceId: string,
+    save?: ClaimSave,
+  ): Promise<boolean>;
 
   /**
    * The Pulumi deployment an upstream chall-manager (Go) stored in the instance record (its

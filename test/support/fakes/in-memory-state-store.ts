@@ -2,6 +2,7 @@ import type { Challenge } from '../../../src/shared/domain/challenge';
 import { IDENTITY_PATTERN, type Instance } from '../../../src/shared/domain/instance';
 import {
   StateStore,
+  type ClaimSave,
   type CreationMark,
   type PoolState,
 } from '../../../src/shared/ports/state-store.port';
@@ -113,14 +114,22 @@ export class InMemoryStateStore implements StateStore {
     return found;
   }
 
-  claim(challengeId: string, identity: string, sourceId: string): Promise<boolean> {
-    return this.guard(identity, () => {
+  async claim(
+    challengeId: string,
+    identity: string,
+    sourceId: string,
+    save?: ClaimSave,
+  ): Promise<boolean> {
+    const won = await this.guard(identity, () => {
       if (!this.instances.get(challengeId)?.has(identity)) return false;
       const claims = this.bucket(this.claims, challengeId);
       if (claims.has(identity)) return false;
       claims.set(identity, sourceId);
       return true;
     });
+    if (!won || save === undefined) return won;
+    await Promise.all([this.saveInstance(save.record), save.alongside?.()]);
+    return true;
   }
 
   upstreamState(challengeId: string, identity: string): Promise<unknown> {
