@@ -9,6 +9,7 @@ import {
   within,
   type ServicesUnderTest,
 } from '../../test/support/services-under-test';
+import { lockKeys } from '../shared/domain';
 import { IacOperationError } from '../shared/errors';
 import { PoolLimits } from './pool-limits';
 
@@ -227,6 +228,36 @@ describe('PoolerService', () => {
       expect(sut.iac.upCount).toBe(3); // 2 pooled, 1 refill: no fresh deployment
       expect(await sut.claimed()).toEqual([claimed]);
       expect(await sut.instances.retrieve('chall-1', 'source-1')).toEqual(claimed);
+    });
+
+    it("should save a plain claim as the source's within the claim itself, under one lock of the instance", async () => {
+      await sut.givenChallenge({ min: 1, timeoutMs: 10 * MINUTE });
+      const [pooled] = await sut.pooled();
+      sut.clock.set(at(MINUTE));
+      const claims = vi.spyOn(sut.state, 'claim');
+      const saves = vi.spyOn(sut.state, 'saveInstance');
+      const locks = vi.spyOn(sut.lock, 'withWriteLock');
+
+      const claimed = await sut.instances.create({
+        challengeId: 'chall-1',
+        sourceId: 'source-1',
+        additional: {},
+      });
+
+      const record = {
+        ...pooled,
+        sourceId: 'source-1',
+        lastRenew: at(MINUTE),
+        until: at(11 * MINUTE),
+      };
+      expect(claimed).toEqual(record);
+      expect(claims).toHaveBeenCalledTimes(1);
+      expect(claims).toHaveBeenCalledWith('chall-1', pooled?.identity, 'source-1', { record });
+      // No second write of the claimed record: the claim made it.
+      expect(saves.mock.calls.filter(([saved]) => saved.identity === pooled?.identity)).toEqual([]);
+      const instanceKey = lockKeys.instance('chall-1', pooled?.identity ?? '');
+      expect(locks.mock.calls.filter(([key]) => key === instanceKey)).toHaveLength(1);
+      expect(await sut.state.loadInstance('chall-1', pooled?.identity ?? '')).toEqual(record);
     });
 
     // upstream's ComputeUntil, on a pooled instance claimed at now = T0 + 1 min.

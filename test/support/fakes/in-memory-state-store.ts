@@ -64,13 +64,15 @@ export class InMemoryStateStore implements StateStore {
   }
 
   saveInstance(instance: Instance): Promise<void> {
-    return this.guard(instance.identity, () => {
-      const { sourceId, ...record } = withoutUndefined(structuredClone(instance));
-      this.bucket(this.instances, instance.challengeId).set(instance.identity, record);
-      if (sourceId !== undefined) {
-        this.bucket(this.claims, instance.challengeId).set(instance.identity, sourceId);
-      }
-    });
+    return this.guard(instance.identity, () => this.write(instance));
+  }
+
+  private write(instance: Instance): void {
+    const { sourceId, ...record } = withoutUndefined(structuredClone(instance));
+    this.bucket(this.instances, instance.challengeId).set(instance.identity, record);
+    if (sourceId !== undefined) {
+      this.bucket(this.claims, instance.challengeId).set(instance.identity, sourceId);
+    }
   }
 
   deleteInstance(challengeId: string, identity: string): Promise<void> {
@@ -125,11 +127,11 @@ export class InMemoryStateStore implements StateStore {
       const claims = this.bucket(this.claims, challengeId);
       if (claims.has(identity)) return false;
       claims.set(identity, sourceId);
+      if (save !== undefined) this.write(save.record);
       return true;
     });
-    if (!won || save === undefined) return won;
-    await Promise.all([this.saveInstance(save.record), save.alongside?.()]);
-    return true;
+    if (won) await save?.alongside?.();
+    return won;
   }
 
   upstreamState(challengeId: string, identity: string): Promise<unknown> {
