@@ -111,8 +111,9 @@ const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
  * connection goes back to the pool when the server keeps it open. Everything else is the default
  * dispatcher's, looked up per request as fetch does: the pool every other registry request
  * uses, its keep-alive timeout and unreferenced idle sockets, TLS settings and environment proxy.
- * A server that sends a body after a HEAD anyway gets its connection dropped by undici's parser,
- * since the bytes parse as no answer.
+ * A server that sends a body after a HEAD's headers anyway (HTTP forbids it) has its connection
+ * dropped when the body comes with them: undici's parser reads those bytes as no answer. Only a
+ * body sent apart, after the next request went out on that connection, would fail that request.
  */
 const keepAliveHead: Pick<Dispatcher, 'dispatch'> = {
   dispatch(options, handler) {
