@@ -3,7 +3,8 @@
 // beside the floor of reading and encoding the same records in this process), and a no-op
 // UpdateChallenge (upstream's integration bound: 500 ms) naming the additional alone, then the
 // scenario too, beside its floors: RetrieveChallenge (same transport, same record read) and one
-// HEAD of the manifest (an update naming the scenario asks the registry whether the tag moved).
+// HEAD of the manifest (an update naming the scenario asks the registry whether the tag moved),
+// by Node's fetch (a new connection each) and by the OCI adapter (a kept connection).
 // The challenges are written to DIR with the service's own state store (creating them through the
 // API would run one preview each).
 // Run: npm run bench -- api. BENCH_API_ONLY=update npm run bench -- api skips the idle RSS and
@@ -68,12 +69,13 @@ async function main(): Promise<void> {
   const registry = await startRegistry();
   const scratch = mkdtempSync(join(tmpdir(), 'cm-bench-api-'));
   const ref = `${registry.endpoint}/bench/nodejs-flag-server:v1`;
-  await new HttpOciRegistry({
+  const oci = new HttpOciRegistry({
     cacheDir: join(scratch, 'push'),
     insecure: true,
     limits: DEFAULT_OCI_LIMITS,
     requestTimeoutMs: DEFAULT_OCI_REQUEST_TIMEOUT_MS,
-  }).pushScenario(join(process.cwd(), 'examples', 'nodejs-flag-server'), ref);
+  });
+  await oci.pushScenario(join(process.cwd(), 'examples', 'nodejs-flag-server'), ref);
   const dir = join(scratch, 'data');
   await seedChallenges(dir, CHALLENGES, ref);
   const port = await freePort();
@@ -167,6 +169,11 @@ async function main(): Promise<void> {
           ),
         ),
       ),
+    );
+    // The same HEAD as the service sends it: through the OCI adapter, which keeps its connection.
+    row(
+      'floor: HEAD of the scenario manifest by the OCI adapter (resolve)',
+      summary(await sample(50, () => oci.resolve(ref))),
     );
     for (const paths of [['additional'], ['scenario', 'additional']]) {
       const what = paths.join(', ');

@@ -98,6 +98,32 @@ const NETWORK_CODES = new Set([
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
 ]);
+/** What Node's fetch dispatches through (undici's `Dispatcher`, as @types/node declares it). */
+type Dispatcher = NonNullable<RequestInit['dispatcher']>;
+/** Where every copy of undici in the process, Node's own included, keeps the default dispatcher. */
+const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
+
+/**
+ * The dispatcher of HEAD requests. undici, behind Node's fetch, sends a HEAD with
+ * `connection: close` and drops its connection after the answer (in case a server sends a body
+ * after a HEAD's headers), so each manifest HEAD paid a new TCP (and TLS) handshake.
+ * `reset: false` in the dispatch options lifts that: the HEAD asks for keep-alive, and its
+ * connection goes back to the pool when the server keeps it open. Everything else is the default
+ * dispatcher's, looked up per request as fetch does: the pool every other registry request
+ * uses, its keep-alive timeout and unreferenced idle sockets, TLS settings and environment proxy.
+ * A server that sends a body after a HEAD's headers anyway (HTTP forbids it) has its connection
+ * dropped when the body comes with them: undici's parser reads those bytes as no answer. Only a
+ * body sent apart, after the next request went out on that connection, would fail that request.
+ */
+const keepAliveHead: Pick<Dispatcher, 'dispatch'> = {
+  dispatch(options, handler) {
+    const dispatcher = (globalThis as { [GLOBAL_DISPATCHER]?: Dispatcher })[GLOBAL_DISPATCHER];
+    // fetch installs it before it dispatches anything.
+    if (!dispatcher) throw new Error('no default fetch dispatcher installed');
+    return dispatcher.dispatch({ ...options, reset: false }, handler);
+  },
+};
+
 /** Tokens without `expires_in` live 60 s (distribution token spec). */
 const DEFAULT_TOKEN_TTL_S = 60;
 const ERROR_BODY_MAX = 64 * 1024;
@@ -228,6 +254,7 @@ export class RegistryClient {
         body: request.body,
         signal: combined,
         redirect: 'follow',
+        ...(request.method === 'HEAD' && { dispatcher: keepAliveHead as Dispatcher }),
       });
       return { response, signal: combined, heartbeat, done };
     } catch (err) {

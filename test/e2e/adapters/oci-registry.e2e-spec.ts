@@ -8,7 +8,9 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { dirname, join, relative } from 'node:path';
 import { Logger } from '@nestjs/common';
@@ -132,6 +134,39 @@ async function orasPull(reference: string, creds: string[] = []): Promise<Record
   const out = fresh('oras-out');
   await oras(['pull', '--plain-http', ...creds, reference, '-o', out]);
   return readTree(out);
+}
+
+/** A TCP relay to `endpoint` (host:port) that counts the connections made through it. */
+async function countingRelay(
+  endpoint: string,
+): Promise<{ endpoint: string; connections(): number; stop(): Promise<void> }> {
+  const colon = endpoint.lastIndexOf(':');
+  const hostname = endpoint.slice(0, colon);
+  const port = Number(endpoint.slice(colon + 1));
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const track = (socket: Socket): Socket => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    return socket;
+  };
+  const server = createServer((client) => {
+    connections++;
+    const upstream = track(connect(port, hostname));
+    track(client);
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => connections,
+    stop: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 async function rejection(promise: Promise<unknown>): Promise<DomainError> {
@@ -301,6 +336,28 @@ describe('HttpOciRegistry against an anonymous registry', () => {
     await registry.pushScenario(dir, reference);
 
     expect(await orasPull(reference)).toEqual(SCENARIO);
+  });
+
+  it('should resolve a tag over one connection when it asks again and again', async () => {
+    const reference = `${repo(host)}:v1`;
+    await orasPush(reference, writeTree(SCENARIO));
+    const relay = await countingRelay(host);
+    try {
+      const { registry } = adapter();
+      const through = `${relay.endpoint}${reference.slice(host.length)}`;
+
+      const digests = new Set<string>();
+      for (let i = 0; i < 5; i++) {
+        digests.add(await registry.resolve(through));
+        // As the API's calls come apart: undici takes a connection back one turn after its answer.
+        await nextTurn();
+      }
+
+      expect([...digests]).toEqual([await manifestDigest(reference)]);
+      expect(relay.connections()).toBe(1);
+    } finally {
+      await relay.stop();
+    }
   });
 
   it('should see the new manifest when a tag is pushed again and the same adapter resolves it', async () => {
