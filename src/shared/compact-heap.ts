@@ -18,11 +18,13 @@ type GcFunction = (options: { type: 'major'; execution: 'sync'; flavor: 'last-re
  */
 export function compactHeapAfterStartUp(): void {
   setFlagsFromString('--expose-gc');
-  let gc: GcFunction;
+  let gc: unknown;
   try {
-    gc = runInNewContext('gc') as GcFunction;
+    gc = runInNewContext('typeof gc === "function" ? gc : undefined');
   } finally {
     setFlagsFromString('--no-expose-gc');
   }
-  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  // A Node that refuses the flag still runs the service, only without this collection.
+  if (typeof gc === 'function')
+    (gc as GcFunction)({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
