@@ -17,14 +17,17 @@ type GcFunction = (options: { type: 'major'; execution: 'sync'; flavor: 'last-re
  * cleared again: no global `gc` is exposed to the service's code.
  */
 export function compactHeapAfterStartUp(): void {
-  setFlagsFromString('--expose-gc');
-  let gc: unknown;
-  try {
-    gc = runInNewContext('typeof gc === "function" ? gc : undefined');
-  } finally {
-    setFlagsFromString('--no-expose-gc');
+  let gc: unknown = (globalThis as { gc?: unknown }).gc; // node --expose-gc
+  if (typeof gc !== 'function') {
+    setFlagsFromString('--expose-gc');
+    try {
+      gc = runInNewContext('typeof gc === "function" ? gc : undefined');
+    } finally {
+      setFlagsFromString('--no-expose-gc');
+    }
   }
   // A Node that refuses the flag still runs the service, only without this collection.
-  if (typeof gc === 'function')
+  if (typeof gc === 'function') {
     (gc as GcFunction)({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  }
 }
