@@ -13,6 +13,7 @@ import { ExpressAdapter } from '@nestjs/platform-express/adapters/express-adapte
 import { makeOwnerOnly } from './adapters/state/owner-only';
 import { AppModule } from './app.module';
 import { ConfigError, loadConfigFromProcessEnv, type AppConfig } from './config';
+import { compactHeapAfterStartUp } from './shared/compact-heap';
 import { createLogger } from './shared/logging';
 import { API_APP_OPTIONS, gracefulShutdown, startApiServer } from './shared/transport';
 
@@ -31,6 +32,8 @@ async function bootstrap(config: AppConfig): Promise<void> {
   );
   // gRPC and REST on one port (single-port.ts), gRPC sharing the app's filter.
   await startApiServer(app, config.port);
+  // Start-up's garbage (module loading, protos, the application's graph) freed once, not kept.
+  compactHeapAfterStartUp();
   logger.log(`chall-manager listening on port ${config.port} (gRPC and REST)`, 'Bootstrap');
   // SIGTERM/SIGINT drain the replica, then close it and exit 0 (graceful-shutdown.ts). Not
   // Nest's enableShutdownHooks: it closes the app at once, cutting the calls in flight, and
