@@ -34,6 +34,18 @@ describe('FsStateStore', () => {
   let dir: string;
   let cleanup: () => Promise<void>;
   const challDir = (id: string): string => join(dir, 'chall', md5(id));
+  /** Edits the record in place, its inode, size and times kept: only its change time moves. */
+  const rewriteInPlace = async (id: string, from: string, to: string): Promise<void> => {
+    const path = join(challDir(id), 'info.json');
+    const before = await stat(path);
+    await writeFile(path, (await readFile(path, 'utf8')).replace(from, to));
+    await utimes(path, before.atime, before.mtime);
+  };
+  /** Ages the record so that its file's stamp may be kept (see loadChallenge). */
+  const settle = async (id: string): Promise<void> => {
+    const past = new Date(Date.now() - 60_000);
+    await utimes(join(challDir(id), 'info.json'), past, past);
+  };
   const instDir = (id: string, identity: string): string =>
     join(challDir(id), 'instance', identity);
 
@@ -151,12 +163,6 @@ describe('FsStateStore', () => {
       await expect(store.loadChallenge('broken')).rejects.toThrow();
     });
 
-    /** Ages the record so that its parse may be kept (see loadChallenge). */
-    const settle = async (id: string): Promise<void> => {
-      const past = new Date(Date.now() - 60_000);
-      await utimes(join(challDir(id), 'info.json'), past, past);
-    };
-
     it("should see another replica's same-sized rewrite of a kept record", async () => {
       const other = new FsStateStore({ dir });
       await other.onModuleInit();
@@ -175,10 +181,7 @@ describe('FsStateStore', () => {
       await store.saveChallenge(aChallenge({ max: 3 }));
       await settle('chall-1');
       expect((await store.loadChallenge('chall-1'))?.max).toBe(3);
-      const path = join(challDir('chall-1'), 'info.json');
-      const before = await stat(path);
-      await writeFile(path, (await readFile(path, 'utf8')).replace('"max":3', '"max":5'));
-      await utimes(path, before.atime, before.mtime);
+      await rewriteInPlace('chall-1', '"max":3', '"max":5');
       expect((await store.loadChallenge('chall-1'))?.max).toBe(5);
     });
 
@@ -234,6 +237,28 @@ describe('FsStateStore', () => {
       expect(await other.listChallenges()).toStrictEqual([aChallenge({ additional: { k: 'b' } })]);
       await store.deleteChallenge('chall-1');
       expect(await other.listChallenges()).toEqual([]);
+    });
+
+    it("should see another replica's rewrites in loads and listings taking turns on one kept record", async () => {
+      const other = new FsStateStore({ dir });
+      await other.onModuleInit();
+      await store.saveChallenge(aChallenge({ max: 3 }));
+      await settle('chall-1');
+      // A settled load keeps the file's stamp; a listing reading a new text must drop it.
+      expect((await other.loadChallenge('chall-1'))?.max).toBe(3);
+      await rewriteInPlace('chall-1', '"max":3', '"max":5');
+      expect((await other.listChallenges()).map((c) => c.max)).toEqual([5]);
+      expect((await other.loadChallenge('chall-1'))?.max).toBe(5);
+      // A listing first, then a load of a record rewritten meanwhile with the same size.
+      await store.saveChallenge(aChallenge({ max: 7 }));
+      expect((await other.listChallenges()).map((c) => c.max)).toEqual([7]);
+      await store.saveChallenge(aChallenge({ max: 8 }));
+      await settle('chall-1');
+      expect((await other.loadChallenge('chall-1'))?.max).toBe(8);
+      expect((await other.listChallenges()).map((c) => c.max)).toEqual([8]);
+      const loaded = await other.loadChallenge('chall-1');
+      loaded!.additional.changed = 'yes';
+      expect(await other.listChallenges()).toStrictEqual([aChallenge({ max: 8 })]);
     });
 
     it('should ignore a leftover temp file when a crash interrupted a write', async () => {

@@ -292,6 +292,13 @@ async function fileStamp(path: string): Promise<{ key: string; modifiedMs: numbe
   }
 }
 
+/** A challenge record as parsed from `text`; see `FsStateStore.challengeRecords`. */
+interface ParsedChallenge {
+  text: string;
+  challenge: Challenge;
+  stamp?: string;
+}
+
 /** Records are copies (see StateStore): nobody may change a kept one. */
 function copyChallenge(c: Challenge): Challenge {
   const copy: Challenge = { ...c, additional: { ...c.additional } };
@@ -340,8 +347,6 @@ export class FsStateStore implements StateStore, OnModuleInit {
    * record it replaces to keep it.
    */
   private readonly ourRecords = new Set<string>();
-  /** Parsed challenge records and the file they were read from (see `loadChallenge`). */
-  private readonly challengeRecords = new Map<string, { stamp: string; challenge: Challenge }>();
   /**
    * Per challenge, the source of each claimed instance whose claim file was read or written: a
    * claim file never changes while its instance lives and identities are never reused, so
@@ -349,11 +354,12 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   private readonly claimants = new Map<string, Map<string, string>>();
   /**
-   * Challenge records as listings last parsed them, by directory name, with the text they were
-   * parsed from: a record read again with the same text is not parsed (nor hashed) again.
-   * Compared with what was just read, so never stale.
+   * Parsed challenge records by directory name, with the text they were parsed from: a record
+   * read again with the same text is not parsed (nor hashed) again. `stamp`, when set, is the
+   * file that text was read from, settled (see `loadChallenge`): a load whose file still has it
+   * reads nothing more. One entry per challenge, shared by loads and listings.
    */
-  private readonly listedRecords = new Map<string, { text: string; challenge: Challenge }>();
+  private readonly challengeRecords = new Map<string, ParsedChallenge>();
   /** Listings read their many small files through it (see BulkReader). */
   private readonly bulk = new BulkReader();
   /** Challenge directories by challenge id (an md5 per lookup shows in profiles). */
@@ -374,33 +380,43 @@ export class FsStateStore implements StateStore, OnModuleInit {
 
   /**
    * Every claim loads its challenge twice: the parsed record is kept and reused while its file is
-   * the same one (inode, size, modification and change times; each write replaces the file). A
-   * file modified in the last {@link SETTLED_MS} is not kept: timestamps are coarse (a few ms)
-   * and a freed inode is soon reused, so a same-sized rewrite within that time could look
-   * unchanged.
+   * the same one (inode, size, modification and change times; each write replaces the file). The
+   * stamp of a file modified in the last {@link SETTLED_MS} is not kept (its text is, and is
+   * compared at the next read): timestamps are coarse (a few ms) and a freed inode is soon
+   * reused, so a same-sized rewrite within that time could look unchanged.
    */
   async loadChallenge(id: string): Promise<Challenge | undefined> {
+    const name = md5(id);
     const path = join(this.challengeDir(id), INFO_FILE);
     const stamp = await fileStamp(path);
-    const cached = this.challengeRecords.get(id);
+    const cached = this.challengeRecords.get(name);
     if (stamp === undefined) {
-      this.challengeRecords.delete(id);
+      this.challengeRecords.delete(name);
       return undefined;
     }
-    if (cached !== undefined && cached.stamp === stamp.key) return copyChallenge(cached.challenge);
+    if (cached?.stamp !== undefined && cached.stamp === stamp.key) {
+      return copyChallenge(cached.challenge);
+    }
     const text = await readIfExists(path);
     if (text === undefined) return undefined;
-    const challenge = parseChallenge(text);
+    const challenge =
+      cached !== undefined && cached.text === text ? cached.challenge : parseChallenge(text);
     if (challenge.id !== id) {
-      throw new Error(`challenge record ${md5(id)} holds id ${JSON.stringify(challenge.id)}`);
+      throw new Error(`challenge record ${name} holds id ${JSON.stringify(challenge.id)}`);
     }
     // The stamp is of the file seen before the read: if another one replaced it meanwhile, the
     // next load sees a different stamp and reads again.
-    if (Date.now() - stamp.modifiedMs > SETTLED_MS) {
-      if (this.challengeRecords.size >= MAX_CACHED_CHALLENGES) this.challengeRecords.clear();
-      this.challengeRecords.set(id, { stamp: stamp.key, challenge: copyChallenge(challenge) });
-    } else this.challengeRecords.delete(id);
-    return challenge;
+    const settled = Date.now() - stamp.modifiedMs > SETTLED_MS;
+    this.keepChallenge(name, text, challenge, settled ? stamp.key : undefined);
+    return copyChallenge(challenge);
+  }
+
+  /** Keeps a parsed record (bounded: past it, forgetting only costs parses). */
+  private keepChallenge(name: string, text: string, challenge: Challenge, stamp?: string): void {
+    if (this.challengeRecords.size >= MAX_CACHED_CHALLENGES) this.challengeRecords.clear();
+    const kept: ParsedChallenge = { text, challenge: copyChallenge(challenge) };
+    if (stamp !== undefined) kept.stamp = stamp;
+    this.challengeRecords.set(name, kept);
   }
 
   /** See {@link StateStore}. */
@@ -418,7 +434,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
     this.claimedCache.delete(id);
     this.recordedCache.delete(id);
     this.poolSnapshots.delete(id);
-    this.challengeRecords.delete(id);
+    this.challengeRecords.delete(md5(id));
     this.claimants.delete(id);
     const gone = this.challengeDir(id) + sep;
     for (const dir of this.ourRecords) if (dir.startsWith(gone)) this.ourRecords.delete(dir);
@@ -435,10 +451,10 @@ export class FsStateStore implements StateStore, OnModuleInit {
       names.map((n) => under(under(this.root, n), INFO_FILE)),
     );
     // Challenges gone (another replica may have deleted them) are forgotten.
-    if (this.listedRecords.size > names.length) {
+    if (this.challengeRecords.size > names.length) {
       const live = new Set(names);
-      for (const name of this.listedRecords.keys())
-        if (!live.has(name)) this.listedRecords.delete(name);
+      for (const name of this.challengeRecords.keys())
+        if (!live.has(name)) this.challengeRecords.delete(name);
     }
     return names
       .map((name, i) => this.listedChallenge(name, texts[i]))
@@ -525,12 +541,12 @@ export class FsStateStore implements StateStore, OnModuleInit {
    */
   private listedChallenge(name: string, text: BulkResult<string>): Challenge | undefined {
     const record = `${CHALL_SUBDIR}/${name}/${INFO_FILE}`;
-    const kept = this.listedRecords.get(name);
+    const kept = this.challengeRecords.get(name);
     if (kept !== undefined && kept.text === text) {
       this.unreadable?.resolve(record);
       return copyChallenge(kept.challenge);
     }
-    this.listedRecords.delete(name);
+    this.challengeRecords.delete(name);
     try {
       if (text instanceof Error) throw text;
       if (text === undefined) throw new Error(`no ${INFO_FILE}`);
@@ -541,8 +557,7 @@ export class FsStateStore implements StateStore, OnModuleInit {
         return undefined;
       }
       this.unreadable?.resolve(record);
-      if (this.listedRecords.size >= MAX_CACHED_CHALLENGES) this.listedRecords.clear();
-      this.listedRecords.set(name, { text, challenge: copyChallenge(challenge) });
+      this.keepChallenge(name, text, challenge);
       return challenge;
     } catch (err) {
       this.logger.warn(`skipping challenge directory ${name}: ${messageOf(err)}`);
