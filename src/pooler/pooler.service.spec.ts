@@ -260,6 +260,41 @@ describe('PoolerService', () => {
       expect(await sut.state.loadInstance('chall-1', pooled?.identity ?? '')).toEqual(record);
     });
 
+    it('should hand out the record as it is under the instance lock when it changed after the candidate was read', async () => {
+      await sut.givenChallenge({ min: 1 });
+      const [pooled] = await sut.pooled();
+      const identity = pooled?.identity ?? '';
+      // The janitor resuming a redeployment holds the instance lock alone, and rewrites it.
+      let release!: () => void;
+      let held!: () => void;
+      const holding = new Promise<void>((resolve) => (held = resolve));
+      const redeploying = sut.lock.withWriteLock(lockKeys.instance('chall-1', identity), () => {
+        held();
+        return new Promise<void>((resolve) => (release = resolve));
+      });
+      await holding;
+      const loads = vi.spyOn(sut.state, 'loadInstance');
+      const creating = sut.instances.create({
+        challengeId: 'chall-1',
+        sourceId: 'source-1',
+        additional: {},
+      });
+      await within(
+        5_000,
+        vi.waitUntil(() => loads.mock.calls.length > 0),
+        'the candidate read',
+      );
+      await sut.state.saveInstance({ ...pooled!, connectionInfo: 'nc redeployed 1' });
+      release();
+      await redeploying;
+
+      const claimed = await creating;
+      expect(claimed.connectionInfo).toBe('nc redeployed 1');
+      expect((await sut.instances.retrieve('chall-1', 'source-1')).connectionInfo).toBe(
+        'nc redeployed 1',
+      );
+    });
+
     // upstream's ComputeUntil, on a pooled instance claimed at now = T0 + 1 min.
     it.each([
       // until, timeout -> instance until

@@ -236,23 +236,23 @@ export class PoolerService {
   /**
    * Claims `candidate` and saves it as the source's in one store call (its record flushed beside
    * the claim), under the instance's lock as every record write: a replica removing it as
-   * unready then either sees it claimed or has removed it (and the claim fails). The candidate
-   * read before the lock is still the record: the caller's challenge read lock keeps
-   * redeployments out, and a deletion makes the claim fail.
+   * unready then either sees it claimed or has removed it (and the claim fails). The record is
+   * read again under the lock: the janitor resumes an interrupted redeployment under this lock
+   * alone, and the claim must hand out (and save) what it wrote, not the copy read before.
    */
   private claimAsIs(
     challenge: Challenge,
     candidate: Instance,
     sourceId: string,
   ): Promise<Claimed | undefined> {
-    return this.lock.withWriteLock(
-      lockKeys.instance(challenge.id, candidate.identity),
-      async () => {
-        const record = asClaimedBy(challenge, candidate, sourceId, {}, this.clock.now());
-        const won = await this.state.claim(challenge.id, candidate.identity, sourceId, { record });
-        return won ? record : undefined;
-      },
-    );
+    const { identity } = candidate;
+    return this.lock.withWriteLock(lockKeys.instance(challenge.id, identity), async () => {
+      const current = await this.loadCandidate(challenge.id, identity);
+      if (current === undefined || isClaimed(current)) return undefined;
+      const record = asClaimedBy(challenge, current, sourceId, {}, this.clock.now());
+      const won = await this.state.claim(challenge.id, identity, sourceId, { record });
+      return won ? record : undefined;
+    });
   }
 
   /**
