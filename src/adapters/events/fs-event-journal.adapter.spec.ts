@@ -106,6 +106,16 @@ describe('FsEventJournal', () => {
     expect((await j.publish('challenge.created', { challengeId: 'd' }))?.id).toBe(3);
   });
 
+  it('should find the head from the event files when the head file is empty', async () => {
+    const j = await journal(2);
+    for (let i = 0; i < 4; i++) await j.publish('challenge.updated', { challengeId: `c${i}` });
+    // A head renamed into place but not flushed, after a power loss: read as 0, the next append
+    // would take id 1 again (pruned long ago) and readers past it would never see it.
+    writeFileSync(join(dir, 'head'), '');
+    expect(await j.head()).toBe(4);
+    expect((await j.publish('challenge.created', { challengeId: 'd' }))?.id).toBe(5);
+  });
+
   describe('group commit', () => {
     const name = (id: number) => `${String(id).padStart(20, '0')}.json`;
     const once = (value: string) => ({

@@ -1,7 +1,16 @@
 import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  unlink,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   EVENT_TYPES,
@@ -13,7 +22,7 @@ import {
   type LifecycleEvent,
 } from '../../shared/domain';
 import type { Clock } from '../../shared/ports/clock.port';
-import { fsyncDir, isNotFound, writeAndSync, writeAtomic } from '../state/durable-files';
+import { fsyncDir, isNotFound, writeAtomic } from '../state/durable-files';
 import type { DistributedLock } from '../../shared/ports/distributed-lock.port';
 import {
   EventJournal,
@@ -46,6 +55,12 @@ interface OnceMark {
   key: string;
   value: string;
   keepUntil: Date;
+}
+
+/** The file of one id taken by a batch, open for its event. */
+interface Slot {
+  id: number;
+  handle: FileHandle;
 }
 
 /** A `publish` call waiting for its batch. */
@@ -82,11 +97,12 @@ const scratch = (): string => `.tmp-${randomBytes(6).toString('hex')}`;
  *
  * Appends hold the `events` write lock, so ids are monotonic across replicas; a process appends
  * the publications queued meanwhile together (one lock, one directory fsync, one head write per
- * batch), with ids in the order of the `publish` calls. An event file is written whole (temp
- * file, fsync, exclusive link) before the head moves, and readers never read past the head: a
- * reader never sees half an event. After a crash between the two, the next append finds the id
- * taken and moves on. The journal keeps the last `size` events: each append removes the ones
- * `size` ids back.
+ * batch), with ids in the order of the `publish` calls. A batch creates its event files
+ * exclusively at the next free ids, fills them, and flushes them and the directory in one round
+ * before the head moves; readers never read past the head, so a reader never sees half an event.
+ * After a crash before the head moved, the next append finds those ids taken and moves on (an
+ * empty or partial file left there reads as no event). The journal keeps the last `size` events:
+ * each append removes the ones `size` ids back.
  */
 @Injectable()
 export class FsEventJournal implements EventPublisher, EventJournal, OnModuleInit, OnModuleDestroy {
@@ -210,38 +226,25 @@ export class FsEventJournal implements EventPublisher, EventJournal, OnModuleIni
       results.push(event);
     }
     if (events.length === 0) return results;
-    const staged = events.map((event) => ({ event, tmp: join(this.logDir, scratch()) }));
-    let id = head + 1;
+    const slots = await this.takeSlots(head, events.length);
+    events.forEach((event, i) => (event.id = slots[i]!.id));
     try {
-      // Every temp file written and flushed side by side: one fsync's wait for the batch.
+      // The contents, then one flush round: every file and the directory side by side (the
+      // entries are in the directory already, so its flush makes them durable).
       await Promise.all(
-        staged.map(({ event, tmp }) => writeAndSync(tmp, JSON.stringify(toStored(event)), 0o600)),
+        slots.map(({ handle }, i) => handle.writeFile(JSON.stringify(toStored(events[i]!)))),
       );
-      for (const { event, tmp } of staged) {
-        for (;;) {
-          if (event.id !== id) {
-            // An id was skipped before: this file holds an id that moved on, write it again.
-            event.id = id;
-            await unlink(tmp);
-            await writeAndSync(tmp, JSON.stringify(toStored(event)), 0o600);
-          }
-          try {
-            // Exclusive, in id order: an id a crashed append left behind (before it moved the
-            // head) is skipped.
-            await link(tmp, join(this.logDir, fileName(id)));
-            break;
-          } catch (err) {
-            if (!isTaken(err)) throw err;
-            id += 1;
-          }
-        }
-        id += 1;
-      }
+      await Promise.all([...slots.map(({ handle }) => handle.sync()), fsyncDir(this.logDir)]);
+    } catch (err) {
+      // Past the head, so never read: ours to remove.
+      await Promise.all(
+        slots.map(({ id }) => unlink(join(this.logDir, fileName(id))).catch(() => undefined)),
+      );
+      throw err;
     } finally {
-      await Promise.all(staged.map(({ tmp }) => unlink(tmp).catch(() => undefined)));
+      await Promise.all(slots.map(({ handle }) => handle.close().catch(() => undefined)));
     }
-    await fsyncDir(this.logDir);
-    const last = id - 1;
+    const last = slots.at(-1)!.id;
     await this.writeHead(last);
     for (const [mark, { value, keepUntil }] of marks) {
       await writeReplacing(mark, JSON.stringify({ value, keepUntil }));
@@ -255,10 +258,46 @@ export class FsEventJournal implements EventPublisher, EventJournal, OnModuleIni
     return results;
   }
 
+  /**
+   * Creates, exclusively and empty, the files of the next `count` ids after `head`, in id order
+   * (an id whose file exists is one a crashed append took: skipped). Opened side by side, one
+   * round per set of ids tried; the files are filled by the caller.
+   */
+  private async takeSlots(head: number, count: number): Promise<Slot[]> {
+    const slots: Slot[] = [];
+    let next = head + 1;
+    try {
+      while (slots.length < count) {
+        const ids = Array.from({ length: count - slots.length }, (_, i) => next + i);
+        next += ids.length;
+        const opened = await Promise.allSettled(
+          ids.map((id) => open(join(this.logDir, fileName(id)), 'wx', 0o600)),
+        );
+        opened.forEach((result, i) => {
+          if (result.status === 'fulfilled') slots.push({ id: ids[i]!, handle: result.value });
+        });
+        const failed = opened.find((r) => r.status === 'rejected' && !isTaken(r.reason));
+        if (failed?.status === 'rejected') throw failed.reason;
+      }
+    } catch (err) {
+      await Promise.all(
+        slots.map(async ({ id, handle }) => {
+          await handle.close().catch(() => undefined);
+          await unlink(join(this.logDir, fileName(id))).catch(() => undefined);
+        }),
+      );
+      throw err;
+    }
+    return slots;
+  }
+
   async head(): Promise<number> {
     try {
-      const id = Number((await readFile(this.headPath, 'utf8')).trim());
-      if (Number.isSafeInteger(id) && id >= 0) return id;
+      // An empty head (written but not flushed before a power loss) is no head: read as 0, the
+      // next append would reuse pruned ids.
+      const text = (await readFile(this.headPath, 'utf8')).trim();
+      const id = Number(text);
+      if (text !== '' && Number.isSafeInteger(id) && id >= 0) return id;
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -322,6 +361,8 @@ export class FsEventJournal implements EventPublisher, EventJournal, OnModuleIni
       if (isNotFound(err)) return undefined;
       throw err;
     }
+    // The empty file of an id an append took and did not fill (it crashed): no event.
+    if (text === '') return undefined;
     try {
       return fromStored(JSON.parse(text) as StoredEvent);
     } catch (err) {
