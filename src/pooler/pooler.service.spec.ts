@@ -260,20 +260,22 @@ describe('PoolerService', () => {
       expect(await sut.state.loadInstance('chall-1', pooled?.identity ?? '')).toEqual(record);
     });
 
-    it('should hand out the record as it is under the instance lock when it changed after the candidate was read', async () => {
+    it('should read a candidate without probes under the instance lock only, and hand out the record as it is there', async () => {
       await sut.givenChallenge({ min: 1 });
       const [pooled] = await sut.pooled();
       const identity = pooled?.identity ?? '';
+      const key = lockKeys.instance('chall-1', identity);
       // The janitor resuming a redeployment holds the instance lock alone, and rewrites it.
       let release!: () => void;
       let held!: () => void;
       const holding = new Promise<void>((resolve) => (held = resolve));
-      const redeploying = sut.lock.withWriteLock(lockKeys.instance('chall-1', identity), () => {
+      const redeploying = sut.lock.withWriteLock(key, () => {
         held();
         return new Promise<void>((resolve) => (release = resolve));
       });
       await holding;
       const loads = vi.spyOn(sut.state, 'loadInstance');
+      const locks = vi.spyOn(sut.lock, 'withWriteLock');
       const creating = sut.instances.create({
         challengeId: 'chall-1',
         sourceId: 'source-1',
@@ -281,17 +283,62 @@ describe('PoolerService', () => {
       });
       await within(
         5_000,
-        vi.waitUntil(() => loads.mock.calls.length > 0),
-        'the candidate read',
+        vi.waitUntil(() => locks.mock.calls.some(([k]) => k === key)),
+        'the claim waiting for the instance lock',
       );
+      expect(loads).not.toHaveBeenCalled();
       await sut.state.saveInstance({ ...pooled!, connectionInfo: 'nc redeployed 1' });
       release();
       await redeploying;
 
       const claimed = await creating;
       expect(claimed.connectionInfo).toBe('nc redeployed 1');
+      expect(loads).toHaveBeenCalledTimes(1);
       expect((await sut.instances.retrieve('chall-1', 'source-1')).connectionInfo).toBe(
         'nc redeployed 1',
+      );
+    });
+
+    it('should probe a candidate outside the instance lock, then hand out its record as it is under the lock', async () => {
+      await sut.givenChallenge({ min: 1 });
+      const [pooled] = await sut.pooled();
+      const probes = ['tcp://127.0.0.1:1'];
+      await sut.state.saveInstance({ ...pooled!, readiness: probes });
+      let answer!: () => void;
+      const answered = new Promise<void>((resolve) => (answer = resolve));
+      let probing!: () => void;
+      const probed = new Promise<void>((resolve) => (probing = resolve));
+      const waits = vi.spyOn(sut.readiness, 'waitReady').mockImplementation(async () => {
+        probing();
+        await answered;
+        return undefined;
+      });
+      const creating = sut.instances.create({
+        challengeId: 'chall-1',
+        sourceId: 'source-1',
+        additional: {},
+      });
+      await within(5_000, probed, 'the probe');
+      // The lock is free while the probe runs: a redeployment can take it and rewrite the record.
+      await within(
+        5_000,
+        sut.lock.withWriteLock(lockKeys.instance('chall-1', pooled!.identity), () =>
+          sut.state.saveInstance({
+            ...pooled!,
+            readiness: probes,
+            connectionInfo: 'nc redeployed 2',
+          }),
+        ),
+        'the instance lock during the probe',
+      );
+      answer();
+
+      const claimed = await creating;
+      expect(claimed.connectionInfo).toBe('nc redeployed 2');
+      expect(waits).toHaveBeenCalledTimes(1);
+      expect(waits.mock.calls[0]?.[0]).toEqual(probes);
+      expect((await sut.instances.retrieve('chall-1', 'source-1')).connectionInfo).toBe(
+        'nc redeployed 2',
       );
     });
 

@@ -31,6 +31,11 @@ export interface PoolClaim {
   finished: boolean;
 }
 
+/** Whether the instance's scenario declared readiness probes. */
+function hasProbes(instance: Instance): instance is Instance & { readiness: string[] } {
+  return instance.readiness !== undefined && instance.readiness.length > 0;
+}
+
 /** The pooled `instance` as `sourceId`'s from `now`: expiry from now, the source's additional. */
 function asClaimedBy(
   challenge: Challenge,
@@ -202,18 +207,9 @@ export class PoolerService {
     for (const identity of candidates) {
       this.claiming.add(identity);
       try {
-        const candidate = await this.loadCandidate(challenge.id, identity);
-        if (candidate === undefined || isClaimed(candidate)) continue;
-        if (!(await this.stillAnswers(candidate))) {
-          this.replaceUnready(candidate);
-          continue;
-        }
         const won = asIs
-          ? await this.claimAsIs(challenge, candidate, sourceId)
-          : (await this.state.claim(challenge.id, identity, sourceId)) && {
-              ...candidate,
-              sourceId,
-            };
+          ? await this.claimAsIs(challenge, identity, sourceId)
+          : await this.claimToUpdate(challenge.id, identity, sourceId);
         if (won) {
           const total = pooled.length + claimed;
           if (shouldRefillAfterClaim(challenge.min, challenge.max, pooled.length, total)) {
@@ -234,25 +230,54 @@ export class PoolerService {
   }
 
   /**
-   * Claims `candidate` and saves it as the source's in one store call (its record flushed beside
+   * Claims `identity` and saves it as the source's in one store call (its record flushed beside
    * the claim), under the instance's lock as every record write: a replica removing it as
    * unready then either sees it claimed or has removed it (and the claim fails). The record is
-   * read again under the lock: the janitor resumes an interrupted redeployment under this lock
-   * alone, and the claim must hand out (and save) what it wrote, not the copy read before.
+   * read under the lock, once: the janitor resumes an interrupted redeployment under this lock
+   * alone, and the claim must hand out (and save) what it wrote. A record with readiness probes
+   * is probed outside the lock (a probe may take seconds), then read and claimed under it again.
    */
-  private claimAsIs(
+  private async claimAsIs(
     challenge: Challenge,
-    candidate: Instance,
+    identity: string,
     sourceId: string,
   ): Promise<Claimed | undefined> {
-    const { identity } = candidate;
-    return this.lock.withWriteLock(lockKeys.instance(challenge.id, identity), async () => {
-      const current = await this.loadCandidate(challenge.id, identity);
-      if (current === undefined || isClaimed(current)) return undefined;
-      const record = asClaimedBy(challenge, current, sourceId, {}, this.clock.now());
-      const won = await this.state.claim(challenge.id, identity, sourceId, { record });
-      return won ? record : undefined;
-    });
+    const underLock = (probed: boolean): Promise<Claimed | Instance | undefined> =>
+      this.lock.withWriteLock(lockKeys.instance(challenge.id, identity), async () => {
+        const current = await this.loadCandidate(challenge.id, identity);
+        if (current === undefined || isClaimed(current)) return undefined;
+        if (!probed && hasProbes(current)) return current;
+        const record = asClaimedBy(challenge, current, sourceId, {}, this.clock.now());
+        const won = await this.state.claim(challenge.id, identity, sourceId, { record });
+        return won ? record : undefined;
+      });
+    const first = await underLock(false);
+    if (first === undefined || isClaimed(first)) return first;
+    if (!(await this.stillAnswers(first))) {
+      this.replaceUnready(first);
+      return undefined;
+    }
+    const second = await underLock(true);
+    return second !== undefined && isClaimed(second) ? second : undefined;
+  }
+
+  /**
+   * Claims `identity` as it is in the store; `finishClaim` redeploys it with the source's
+   * additional and saves it (under the instance's lock) afterwards.
+   */
+  private async claimToUpdate(
+    challengeId: string,
+    identity: string,
+    sourceId: string,
+  ): Promise<Claimed | undefined> {
+    const candidate = await this.loadCandidate(challengeId, identity);
+    if (candidate === undefined || isClaimed(candidate)) return undefined;
+    if (!(await this.stillAnswers(candidate))) {
+      this.replaceUnready(candidate);
+      return undefined;
+    }
+    if (!(await this.state.claim(challengeId, identity, sourceId))) return undefined;
+    return { ...candidate, sourceId };
   }
 
   /**
@@ -260,7 +285,7 @@ export class PoolerService {
    * pool; its service may have died since). Instances without probes always do.
    */
   private async stillAnswers(instance: Instance): Promise<boolean> {
-    if (instance.readiness === undefined || instance.readiness.length === 0) return true;
+    if (!hasProbes(instance)) return true;
     const notReady = await this.readiness.waitReady(
       instance.readiness,
       this.readiness.bounds.claimTimeoutMs,
