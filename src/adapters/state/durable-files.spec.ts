@@ -1,8 +1,17 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEmpty, exists, writeAndSync, writeAtomic } from './durable-files';
+import { createEmpty, exists, readIfExists, writeAndSync, writeAtomic } from './durable-files';
 
 describe('durable files', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'cm-durable-'));
@@ -18,6 +27,27 @@ describe('durable files', () => {
     expect(statSync(path).mode & 0o777).toBe(0o600);
     await expect(writeAndSync(path, 'again', 0o600)).rejects.toMatchObject({ code: 'EEXIST' });
     expect(readFileSync(path, 'utf8')).toBe(text);
+  });
+
+  it.each([
+    ['empty', ''],
+    ['small', '{"a":1}'],
+    ['exactly one first read', 'x'.repeat(16 * 1024)],
+    [
+      'several reads, a character across their boundary',
+      `${'x'.repeat(16 * 1024 - 1)}${'é'.repeat(40_000)}`,
+    ],
+  ])('should read a %s file whole', async (_, text) => {
+    const path = `${fresh()}.txt`;
+    writeFileSync(path, text);
+    expect(await readIfExists(path)).toBe(text);
+  });
+
+  it('should read a missing file as undefined, and refuse a directory', async () => {
+    expect(await readIfExists(join(fresh(), 'missing.json'))).toBeUndefined();
+    const dir = fresh();
+    mkdirSync(dir);
+    await expect(readIfExists(dir)).rejects.toMatchObject({ code: 'EISDIR' });
   });
 
   it('should replace a file atomically and leave no temp file behind', async () => {

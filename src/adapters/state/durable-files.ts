@@ -5,7 +5,7 @@ import {
   fsync as fsyncCallback,
   open as openCallback,
   readdir as readdirCallback,
-  readFile as readFileCallback,
+  read as readCallback,
   write as writeCallback,
 } from 'node:fs';
 import { mkdir, rename, rm, unlink } from 'node:fs/promises';
@@ -48,15 +48,36 @@ export function exists(path: string): Promise<boolean> {
   });
 }
 
-/** The file's text, or undefined when it does not exist. */
-export function readIfExists(path: string): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    readFileCallback(path, 'utf8', (err, text) => {
-      if (err === null) resolve(text);
-      else if (isNotFound(err)) resolve(undefined);
-      else reject(err);
-    });
-  });
+/** Bytes asked by a read's first call: a record fits, so a read is open, one read, close. */
+const FIRST_READ = 16 * 1024;
+
+/**
+ * The file's text, or undefined when it does not exist. fs.readFile stats the file first to
+ * size its buffer: one thread-pool round trip more per record. Here a read that fills less than
+ * it asked for is the end of the file (records are replaced by rename, never grown in place).
+ */
+export async function readIfExists(path: string): Promise<string | undefined> {
+  let fd: number;
+  try {
+    fd = await openFd(path, 'r');
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+  try {
+    const chunks: Buffer[] = [];
+    for (let size = FIRST_READ; ; size *= 2) {
+      const buffer = Buffer.allocUnsafe(size);
+      const read = await readFd(fd, buffer);
+      chunks.push(buffer.subarray(0, read));
+      if (read < size) break;
+    }
+    return chunks.length === 1
+      ? chunks[0]!.toString('utf8')
+      : Buffer.concat(chunks).toString('utf8');
+  } finally {
+    await closeFd(fd);
+  }
 }
 
 export function readdirIfExists(path: string): Promise<string[]> {
@@ -163,6 +184,15 @@ export async function stageAtomic(
 function openFd(path: string, flags: string, mode?: number): Promise<number> {
   return new Promise((resolve, reject) => {
     openCallback(path, flags, mode, (err, fd) => (err === null ? resolve(fd) : reject(err)));
+  });
+}
+
+/** Reads into all of `buffer` from the file's current position; the bytes read. */
+function readFd(fd: number, buffer: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    readCallback(fd, buffer, 0, buffer.length, null, (err, read) =>
+      err === null ? resolve(read) : reject(err),
+    );
   });
 }
 
