@@ -1,10 +1,11 @@
 // CPU profile of the service during pooled claims: where a claim's time goes in the process.
 // Starts the built service with the inspector on a loopback port, seeds a pool through the state
-// store (as bench/claims.bench.ts does), profiles only the sequential REST claims (through the
-// DevTools protocol: start-up is not in the profile), and prints the self time by package (or
-// source file of the service) and the heaviest functions.
-// Run: npm run profile [-- <claims, default 500>]. The .cpuprofile file is written to the
-// current directory's .local/ for Chrome DevTools or speedscope.
+// store (as bench/claims.bench.ts does), profiles only the REST claims (through the DevTools
+// protocol: start-up is not in the profile), made by one client after the other or by several at
+// once, and prints the self time by package (or source file of the service) and the heaviest
+// functions. Run: npm run profile [-- <claims, default 500> [<clients, default 1>]]. The
+// .cpuprofile file is written to the current directory's .local/ for Chrome DevTools or
+// speedscope.
 import { Logger } from '@nestjs/common';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -115,6 +116,8 @@ async function inspect(port: number): Promise<{
 
 async function main(): Promise<void> {
   const claims = Number(process.argv[2] ?? 500);
+  // Clients claiming at once: 1 shows a claim's own path, more shows where a rush spends its CPU.
+  const clients = Math.max(1, Number(process.argv[3] ?? 1));
   useToolchainPath();
   Logger.overrideLogger(['error']);
   const registry = await startRegistry();
@@ -149,21 +152,26 @@ async function main(): Promise<void> {
       await session.send('Profiler.setSamplingInterval', { interval: 100 });
       await session.send('Profiler.start');
       const samples: number[] = [];
-      for (let i = 0; i < claims; i++) {
-        const [ms, status] = await timed(async () => {
-          const res = await fetch(`${service.base}/api/v1/instance`, {
-            method: 'POST',
-            headers: json,
-            body: JSON.stringify({ challengeId: CHALLENGE, sourceId: `p${i}` }),
+      let next = 0;
+      const client = async (): Promise<void> => {
+        while (next < claims) {
+          const i = next++;
+          const [ms, status] = await timed(async () => {
+            const res = await fetch(`${service.base}/api/v1/instance`, {
+              method: 'POST',
+              headers: json,
+              body: JSON.stringify({ challengeId: CHALLENGE, sourceId: `p${i}` }),
+            });
+            await res.text();
+            return res.status;
           });
-          await res.text();
-          return res.status;
-        });
-        if (status !== 200) throw new Error(`CreateInstance answered ${status}`);
-        samples.push(ms);
-      }
+          if (status !== 200) throw new Error(`CreateInstance answered ${status}`);
+          samples.push(ms);
+        }
+      };
+      await Promise.all(Array.from({ length: clients }, client));
       const { profile } = (await session.send('Profiler.stop')) as { profile: CpuProfile };
-      row('pooled claim, REST, 1 client (profiled)', summary(samples));
+      row(`pooled claim, REST, ${clients} client(s) (profiled)`, summary(samples));
       mkdirSync('.local', { recursive: true });
       writeFileSync(join('.local', 'claims.cpuprofile'), JSON.stringify(profile));
       console.log('profile written to .local/claims.cpuprofile');
